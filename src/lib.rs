@@ -1,0 +1,30 @@
+//! # uvio: libuv's event loop for Rust
+//!
+//! uvio brings libuv — the portable event loop under Node.js — to Rust with sound, safe types. libuv is
+//! compiled from the source bundled in `libuv-sys2`; no system libuv is used.
+//!
+//! - [`uv`]: safe libuv with libuv's semantics (loops, handles, requests, callbacks).
+//! - [`Error`]: libuv's error codes, convertible into [`std::io::Error`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use uvio::uv::{Loop, RunMode, Timer};
+//!
+//! let lp = Loop::new()?;
+//! let timer = Timer::new(&lp)?;
+//! timer.start(Duration::from_millis(5), None, |_| println!("hello from libuv"))?;
+//! lp.run(RunMode::Default)?;
+//! # Ok::<(), uvio::Error>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+#![deny(unsafe_code)]
+
+mod error;
+pub mod uv;
+
+pub use error::{Error, Result};
+
+/// The version of the compiled libuv, such as `"1.53.0"` (`uv_version_string`).
+pub fn libuv_version() -> &'static str {
+    uv::version_string()
+}

@@ -1,0 +1,299 @@
+//! The handle machinery every `uv` handle type is built on.
+//!
+//! A handle lives in one heap block, [`HandleBox`]: the libuv struct first (so a `*mut uv_timer_t` handed to a
+//! callback *is* a pointer to the box), then a strong reference to the loop, then the Rust state (callbacks,
+//! buffers). The user's value ([`Owned`]) is one pointer to that box.
+//!
+//! The close protocol, the heart of soundness:
+//! - Dropping an [`Owned`] calls `uv_close`; the box is freed in the close callback, never before, because
+//!   libuv still touches the handle until then.
+//! - Callbacks run through [`Owned::invoke`]: the closure is *taken out* of its slot while it runs, so the
+//!   callback may restart its handle with a new closure, stop it, or drop it; the running closure stays alive
+//!   until it returns and is then put back (or dropped, if the handle closed or got a new callback meanwhile).
+//! - A callback receives a *view* of its handle (`ManuallyDrop`, never dropped), borrowed for the call only.
+//!   Views may see a closing handle (the owner was dropped in this very callback); every operation that libuv
+//!   forbids on a closing handle checks for that and returns `EINVAL`.
+//! - Panics are caught at the C boundary ([`guard`]), stop the loop, and resume from `Loop::run`.
+
+use std::cell::Cell;
+use std::ffi::c_int;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+use std::rc::Rc;
+
+use libuv_sys2 as sys;
+
+use super::loop_::{Loop, LoopInner};
+use crate::error::{Error, Result};
+
+/// A libuv handle struct (`uv_timer_t`, `uv_tcp_t`, …): C layout beginning with `uv_handle_t`'s fields.
+///
+/// # Safety
+/// Implementors must be libuv handle structs, so that a pointer to one is a valid `*mut uv_handle_t`.
+pub(crate) unsafe trait RawHandle {}
+
+macro_rules! raw_handles {
+    ($($t:ty),*) => { $(
+        // SAFETY: every libuv handle type starts with UV_HANDLE_FIELDS (uv.h), so it may be used as a handle.
+        unsafe impl RawHandle for $t {}
+    )* };
+}
+raw_handles!(
+    sys::uv_timer_t,
+    sys::uv_idle_t,
+    sys::uv_prepare_t,
+    sys::uv_check_t,
+    sys::uv_async_t,
+    sys::uv_signal_t,
+    sys::uv_poll_t,
+    sys::uv_tcp_t,
+    sys::uv_udp_t,
+    sys::uv_pipe_t,
+    sys::uv_tty_t,
+    sys::uv_process_t,
+    sys::uv_fs_event_t,
+    sys::uv_fs_poll_t,
+    sys::uv_stream_t
+);
+
+/// The heap block behind a handle. `raw` must stay the first field (see the module docs).
+#[repr(C)]
+pub(crate) struct HandleBox<R, S> {
+    raw: R,
+    loop_: Rc<LoopInner>,
+    state: S,
+}
+
+/// The owning pointer to a [`HandleBox`]: dropping it closes the handle. `!Send` and `!Sync` (raw pointer).
+pub(crate) struct Owned<R: RawHandle, S> {
+    ptr: NonNull<HandleBox<R, S>>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<R: RawHandle, S> Owned<R, S> {
+    /// Allocates the box and runs libuv's `init` on it; on failure the box is freed (libuv did not register it).
+    pub(crate) fn new(lp: &Loop, state: S, init: impl FnOnce(*mut sys::uv_loop_t, *mut R) -> c_int) -> Result<Self> {
+        let inner = lp.inner();
+        let boxed = Box::new(HandleBox {
+            // SAFETY: libuv handle structs are plain C data for which all-zero is a valid (uninitialised) value;
+            // `init` below initialises it.
+            raw: unsafe { std::mem::zeroed::<R>() },
+            loop_: inner.clone(),
+            state,
+        });
+        let ptr = Box::into_raw(boxed);
+        // SAFETY: `ptr` is a live, exclusively owned box; `raw` is its first field.
+        let ret = init(inner.raw(), unsafe { &raw mut (*ptr).raw });
+        if ret < 0 {
+            // SAFETY: init failed, so libuv holds no reference to the handle: the box is ours to free.
+            drop(unsafe { Box::from_raw(ptr) });
+            return Err(Error::from_code(ret));
+        }
+        // SAFETY: Box::into_raw never returns null.
+        Ok(Owned { ptr: unsafe { NonNull::new_unchecked(ptr) }, _not_send: PhantomData })
+    }
+
+    /// A non-owning view of the handle behind `raw`, for callbacks. Never dropped (`ManuallyDrop`).
+    ///
+    /// # Safety
+    /// `raw` must point into a live `HandleBox<R, S>` created by [`Owned::new`] (libuv passes back the pointer
+    /// we registered, and the box lives until the close callback), and the view must not outlive the callback.
+    pub(crate) unsafe fn view<T>(raw: *mut R, wrap: impl FnOnce(Self) -> T) -> ManuallyDrop<T> {
+        ManuallyDrop::new(wrap(Owned {
+            // SAFETY: non-null by the caller's contract; `raw` is the first field of the repr(C) box.
+            ptr: unsafe { NonNull::new_unchecked(raw.cast()) },
+            _not_send: PhantomData,
+        }))
+    }
+
+    /// The libuv struct, for FFI calls.
+    pub(crate) fn raw(&self) -> *mut R {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// The same pointer as `uv_handle_t`.
+    pub(crate) fn handle(&self) -> *mut sys::uv_handle_t {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// The same pointer as `uv_stream_t` (meaningful for Tcp, Pipe and Tty only).
+    pub(crate) fn stream(&self) -> *mut sys::uv_stream_t {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// The Rust state stored beside the handle.
+    pub(crate) fn state(&self) -> &S {
+        // SAFETY: the box is alive while an owner or a view exists (see `view`); only shared references are
+        // ever made to `state`, which uses Cell/RefCell for mutation.
+        unsafe { &(*self.ptr.as_ptr()).state }
+    }
+
+    /// The loop this handle belongs to.
+    pub(crate) fn loop_inner(&self) -> &Rc<LoopInner> {
+        // SAFETY: as in `state`.
+        unsafe { &(*self.ptr.as_ptr()).loop_ }
+    }
+
+    /// Whether `uv_close` was called on the handle (only a view can observe this).
+    pub(crate) fn is_closing(&self) -> bool {
+        // SAFETY: the handle is initialised and its box alive.
+        unsafe { sys::uv_is_closing(self.handle()) != 0 }
+    }
+
+    /// `EINVAL` when the handle is closing: libuv forbids most operations on closing handles.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.is_closing() {
+            Err(Error::EINVAL)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs the closure stored in `slot` (chosen from the state), catching panics. See the module docs.
+    pub(crate) fn invoke<F: ?Sized>(&self, slot: impl FnOnce(&S) -> &Callback<F>, call: impl FnOnce(&mut F)) {
+        let slot = slot(self.state());
+        let Some(mut f) = slot.take() else { return };
+        guard(self.loop_inner(), || call(&mut f));
+        if !self.is_closing() {
+            slot.restore(f);
+        } else {
+            // The handle was closed by its own callback: drop the closure now, under the panic guard.
+            guard(self.loop_inner(), move || drop(f));
+        }
+    }
+}
+
+impl<R: RawHandle, S> Drop for Owned<R, S> {
+    fn drop(&mut self) {
+        if self.is_closing() {
+            return; // closed by a consuming method (close_reset); the close callback frees the box
+        }
+        let lp = self.loop_inner().clone();
+        // SAFETY: the handle is initialised and not closing; `close_box` frees exactly this box type.
+        unsafe { sys::uv_close(self.handle(), Some(close_box::<R, S>)) };
+        // With no Loop left to run it, nobody would ever deliver the close callback: do it here. `lp` keeps the
+        // loop itself alive across that run.
+        lp.finish_close_if_orphaned();
+    }
+}
+
+/// The close callback: frees the box. Runs inside `uv_run`, whose caller holds the loop alive.
+unsafe extern "C" fn close_box<R: RawHandle, S>(handle: *mut sys::uv_handle_t) {
+    // SAFETY: libuv passes back the handle we closed; it was allocated by `Owned::new` as this box type and
+    // libuv no longer references it after the close callback.
+    let boxed = unsafe { Box::from_raw(handle.cast::<HandleBox<R, S>>()) };
+    let lp = boxed.loop_.clone();
+    guard(&lp, move || drop(boxed));
+}
+
+/// A callback slot: the closure is taken out while it runs (see [`Owned::invoke`]).
+pub(crate) struct Callback<F: ?Sized>(Cell<Option<Box<F>>>);
+
+impl<F: ?Sized> Default for Callback<F> {
+    fn default() -> Self {
+        Callback(Cell::new(None))
+    }
+}
+
+impl<F: ?Sized> Callback<F> {
+    /// Installs a closure, dropping the previous one (never the running one: it is out of the slot).
+    pub(crate) fn set(&self, f: Box<F>) {
+        drop(self.0.replace(Some(f)));
+    }
+
+    /// Removes the closure (for `stop`): it is dropped here, outside any callback of its own.
+    pub(crate) fn clear(&self) {
+        drop(self.0.take());
+    }
+
+    pub(crate) fn take(&self) -> Option<Box<F>> {
+        self.0.take()
+    }
+
+    /// Puts the running closure back unless the callback installed a new one meanwhile.
+    fn restore(&self, f: Box<F>) {
+        let current = self.0.take();
+        match current {
+            None => self.0.set(Some(f)),
+            Some(newer) => {
+                self.0.set(Some(newer));
+                drop(f);
+            }
+        }
+    }
+
+    /// Whether a closure is installed.
+    pub(crate) fn is_set(&self) -> bool {
+        let f = self.0.take();
+        let set = f.is_some();
+        self.0.set(f);
+        set
+    }
+}
+
+/// Runs `f`, catching a panic: the first one is kept for `Loop::run` to resume, and the loop is stopped.
+pub(crate) fn guard(lp: &LoopInner, f: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        lp.store_panic(payload);
+    }
+}
+
+/// What every handle can do (`uv_handle_t` functions). Implemented by all the handle types.
+pub trait Handle: sealed::AsHandle {
+    /// Whether the handle is active: what that means depends on the type (a started timer, a reading stream…).
+    fn is_active(&self) -> bool {
+        // SAFETY: the handle is initialised; its box lives as long as `self`.
+        unsafe { sys::uv_is_active(self.as_uv_handle()) != 0 }
+    }
+
+    /// Whether the handle is closing (seen only from inside a callback of a handle dropped by that callback).
+    fn is_closing(&self) -> bool {
+        // SAFETY: as in `is_active`.
+        unsafe { sys::uv_is_closing(self.as_uv_handle()) != 0 }
+    }
+
+    /// Lets this handle keep the loop alive again (the default). `uv_ref`.
+    fn ref_(&self) {
+        // SAFETY: as in `is_active`; uv_ref is idempotent.
+        unsafe { sys::uv_ref(self.as_uv_handle()) }
+    }
+
+    /// Stops this handle from keeping the loop alive: `run` may return while it is still active. `uv_unref`.
+    fn unref(&self) {
+        // SAFETY: as in `ref_`.
+        unsafe { sys::uv_unref(self.as_uv_handle()) }
+    }
+
+    /// Whether the handle is referenced. `uv_has_ref`.
+    fn has_ref(&self) -> bool {
+        // SAFETY: as in `is_active`.
+        unsafe { sys::uv_has_ref(self.as_uv_handle()) != 0 }
+    }
+}
+
+pub(crate) mod sealed {
+    /// Gives the generic code the raw handle pointer; not implementable outside the crate.
+    pub trait AsHandle {
+        /// The `uv_handle_t` pointer (valid while `self` lives).
+        fn as_uv_handle(&self) -> *mut libuv_sys2::uv_handle_t;
+    }
+}
+
+/// Implements [`Handle`] for a wrapper struct whose field `h` is an [`Owned`].
+macro_rules! impl_handle {
+    ($($t:ty),*) => { $(
+        impl $crate::uv::handle::sealed::AsHandle for $t {
+            fn as_uv_handle(&self) -> *mut libuv_sys2::uv_handle_t {
+                self.h.handle()
+            }
+        }
+        impl $crate::uv::handle::Handle for $t {}
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t)).field("ptr", &self.h.handle()).finish()
+            }
+        }
+    )* };
+}
+pub(crate) use impl_handle;

@@ -1,0 +1,353 @@
+//! [`Loop`]: one libuv event loop (`uv_loop_t`).
+//!
+//! Ownership: `Loop` is a cheap, clonable reference (`Rc`) to the loop; handles keep a reference of their own,
+//! so the `uv_loop_t` is freed only after the last handle's close callback. When the last `Loop` clone is
+//! dropped, the loop runs once more without blocking, to deliver pending close callbacks, and is then closed
+//! (`uv_loop_close`) as soon as no handle is left. Handles still alive after that finish their own close when
+//! dropped.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::time::Duration;
+
+use libuv_sys2 as sys;
+
+use crate::error::{Error, Result};
+
+/// How [`Loop::run`] runs the loop (`uv_run_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Runs until no active and referenced handle or request is left, or [`Loop::stop`] is called.
+    Default,
+    /// Polls for I/O once, blocking if there is nothing pending, and runs the due callbacks.
+    Once,
+    /// Polls for I/O once without blocking.
+    NoWait,
+}
+
+/// Loop-wide counters (`uv_metrics_t` and `uv_metrics_idle_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Metrics {
+    /// Iterations of the loop so far.
+    pub loop_count: u64,
+    /// Events processed by the event provider.
+    pub events: u64,
+    /// Events that were waiting when the provider was called.
+    pub events_waiting: u64,
+    /// Time spent blocked in the kernel's event provider; zero unless [`Loop::enable_idle_time_metrics`] ran.
+    pub idle_time: Duration,
+}
+
+/// A libuv event loop. `!Send`: a loop and its handles belong to one thread.
+///
+/// ```
+/// use std::time::Duration;
+/// use uvio::uv::{Loop, RunMode, Timer};
+///
+/// let lp = Loop::new()?;
+/// let timer = Timer::new(&lp)?;
+/// timer.start(Duration::from_millis(1), None, |t| println!("fired, active: {}", uvio::uv::Handle::is_active(t)))?;
+/// lp.run(RunMode::Default)?;
+/// drop(timer);
+/// lp.close().map_err(|e| e.error())?;
+/// # Ok::<(), uvio::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Loop {
+    owner: Rc<LoopOwner>,
+}
+
+/// The last `Loop` clone's drop closes the loop.
+struct LoopOwner {
+    inner: Rc<LoopInner>,
+}
+
+/// What handles share with the loop: the `uv_loop_t` and the panic slot.
+pub(crate) struct LoopInner {
+    raw: NonNull<sys::uv_loop_t>,
+    running: Cell<bool>,
+    owner_alive: Cell<bool>,
+    closed: Cell<bool>,
+    panic: Cell<Option<Box<dyn Any + Send>>>,
+}
+
+impl Loop {
+    /// Creates and initialises a new loop (`uv_loop_init`).
+    pub fn new() -> Result<Loop> {
+        // SAFETY: uv_loop_t is plain C data; zeroed memory is a valid input for uv_loop_init.
+        let raw = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<sys::uv_loop_t>() }));
+        // SAFETY: `raw` is a fresh, exclusively owned allocation.
+        let ret = unsafe { sys::uv_loop_init(raw) };
+        if ret < 0 {
+            // SAFETY: init failed, libuv keeps no reference to the memory.
+            drop(unsafe { Box::from_raw(raw) });
+            return Err(Error::from_code(ret));
+        }
+        let inner = Rc::new(LoopInner {
+            // SAFETY: Box::into_raw is never null.
+            raw: unsafe { NonNull::new_unchecked(raw) },
+            running: Cell::new(false),
+            owner_alive: Cell::new(true),
+            closed: Cell::new(false),
+            panic: Cell::new(None),
+        });
+        Ok(Loop { owner: Rc::new(LoopOwner { inner }) })
+    }
+
+    pub(crate) fn inner(&self) -> &Rc<LoopInner> {
+        &self.owner.inner
+    }
+
+    /// The raw `uv_loop_t`, for interoperating with C code that takes a loop. uvio keeps ownership.
+    pub fn as_raw(&self) -> *mut sys::uv_loop_t {
+        self.inner().raw()
+    }
+
+    /// Runs the loop (`uv_run`). Returns whether active handles or requests remain (`true`: run again later).
+    ///
+    /// A panic inside a callback stops the loop and is resumed here, on the caller's thread. Calling `run`
+    /// from inside a callback of the same loop is refused with `EBUSY` (libuv is not reentrant).
+    pub fn run(&self, mode: RunMode) -> Result<bool> {
+        let inner = self.inner();
+        if inner.running.replace(true) {
+            return Err(Error::EBUSY);
+        }
+        let mode = match mode {
+            RunMode::Default => sys::uv_run_mode_UV_RUN_DEFAULT,
+            RunMode::Once => sys::uv_run_mode_UV_RUN_ONCE,
+            RunMode::NoWait => sys::uv_run_mode_UV_RUN_NOWAIT,
+        };
+        // SAFETY: the loop is initialised and not running (checked above); `self` keeps it alive throughout.
+        let alive = unsafe { sys::uv_run(inner.raw(), mode) };
+        inner.running.set(false);
+        if let Some(payload) = inner.panic.take() {
+            std::panic::resume_unwind(payload);
+        }
+        Ok(alive != 0)
+    }
+
+    /// Asks a running loop to return as soon as possible (`uv_stop`), after the current iteration.
+    pub fn stop(&self) {
+        // SAFETY: the loop is initialised; uv_stop only sets a flag.
+        unsafe { sys::uv_stop(self.as_raw()) }
+    }
+
+    /// Whether the loop has active and referenced handles or requests (`uv_loop_alive`).
+    pub fn alive(&self) -> bool {
+        // SAFETY: the loop is initialised.
+        unsafe { sys::uv_loop_alive(self.as_raw()) != 0 }
+    }
+
+    /// The loop's cached "now" in milliseconds, updated at the start of each iteration (`uv_now`).
+    pub fn now(&self) -> u64 {
+        // SAFETY: the loop is initialised.
+        unsafe { sys::uv_now(self.as_raw()) }
+    }
+
+    /// Refreshes the cached "now" (`uv_update_time`).
+    pub fn update_time(&self) {
+        // SAFETY: the loop is initialised.
+        unsafe { sys::uv_update_time(self.as_raw()) }
+    }
+
+    /// The file descriptor of the loop's kernel event provider (epoll/kqueue), to embed the loop in another
+    /// one; `None` on Windows (`uv_backend_fd`).
+    pub fn backend_fd(&self) -> Option<i32> {
+        // SAFETY: the loop is initialised.
+        let fd = unsafe { sys::uv_backend_fd(self.as_raw()) };
+        (fd >= 0).then_some(fd)
+    }
+
+    /// How long the next poll would block: `None` means indefinitely (`uv_backend_timeout`).
+    pub fn backend_timeout(&self) -> Option<Duration> {
+        // SAFETY: the loop is initialised.
+        let ms = unsafe { sys::uv_backend_timeout(self.as_raw()) };
+        (ms >= 0).then(|| Duration::from_millis(ms as u64))
+    }
+
+    /// Loop counters (`uv_metrics_info`, `uv_metrics_idle_time`).
+    pub fn metrics(&self) -> Metrics {
+        // SAFETY: uv_metrics_t is plain C data, zero is valid; the loop is initialised.
+        let mut m: sys::uv_metrics_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `m` is a valid out-pointer; uv_metrics_info cannot fail for a valid loop.
+        unsafe { sys::uv_metrics_info(self.as_raw(), &mut m) };
+        // SAFETY: the loop is initialised.
+        let idle = unsafe { sys::uv_metrics_idle_time(self.as_raw()) };
+        Metrics {
+            loop_count: m.loop_count,
+            events: m.events,
+            events_waiting: m.events_waiting,
+            idle_time: Duration::from_nanos(idle),
+        }
+    }
+
+    /// Starts accounting the time spent idle in the event provider (`UV_METRICS_IDLE_TIME`); see
+    /// [`Metrics::idle_time`]. Call before the first `run`.
+    pub fn enable_idle_time_metrics(&self) -> Result<()> {
+        // SAFETY: the loop is initialised; this option takes no extra argument.
+        let ret = unsafe { sys::uv_loop_configure(self.as_raw(), sys::uv_loop_option_UV_METRICS_IDLE_TIME) };
+        Error::check(ret).map(drop)
+    }
+
+    /// Blocks `SIGPROF` while polling, so profilers do not wake the loop (`UV_LOOP_BLOCK_SIGNAL`). Returns
+    /// `ENOSYS` on Windows.
+    pub fn block_sigprof(&self) -> Result<()> {
+        #[cfg(unix)]
+        {
+            // SAFETY: the loop is initialised; the option takes one int, the signal number.
+            let ret = unsafe {
+                sys::uv_loop_configure(self.as_raw(), sys::uv_loop_option_UV_LOOP_BLOCK_SIGNAL, sys::SIGPROF as c_int)
+            };
+            Error::check(ret).map(drop)
+        }
+        #[cfg(not(unix))]
+        Err(Error::ENOSYS)
+    }
+
+    /// The number of open handles on the loop, closing ones excluded (counted with `uv_walk`). uvio's own
+    /// internal handles are not counted: libuv's are not walked.
+    pub fn handle_count(&self) -> usize {
+        unsafe extern "C" fn count(handle: *mut sys::uv_handle_t, arg: *mut c_void) {
+            // SAFETY: uv_walk passes live handles and our `arg`, a `*mut usize` on the caller's stack.
+            unsafe {
+                if sys::uv_is_closing(handle) == 0 {
+                    *arg.cast::<usize>() += 1;
+                }
+            }
+        }
+        let mut n = 0usize;
+        // SAFETY: the loop is initialised; `count` only reads the handle and writes `n`, alive for the call.
+        unsafe { sys::uv_walk(self.as_raw(), Some(count), (&raw mut n).cast()) };
+        n
+    }
+
+    /// Closes the loop (`uv_loop_close`) after delivering pending close callbacks. If handles or requests are
+    /// still open, nothing is closed and the error gives the loop back with their count (libuv itself would
+    /// return `EBUSY`; debug builds of libuv do not assert here either).
+    pub fn close(self) -> std::result::Result<(), LoopCloseError> {
+        let inner = self.inner().clone();
+        if inner.running.get() {
+            return Err(LoopCloseError { lp: self, live_handles: 0, error: Error::EBUSY });
+        }
+        inner.flush_closes();
+        let live = self.handle_count();
+        // Other clones of this Loop still own it; any handle also holds a reference.
+        if Rc::strong_count(&self.owner) > 1 || live > 0 {
+            return Err(LoopCloseError { lp: self, live_handles: live, error: Error::EBUSY });
+        }
+        // SAFETY: the loop is initialised, not running, and has no user handles left.
+        let ret = unsafe { sys::uv_loop_close(inner.raw()) };
+        if ret < 0 {
+            return Err(LoopCloseError { lp: self, live_handles: live, error: Error::from_code(ret) });
+        }
+        inner.closed.set(true);
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Loop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loop").field("raw", &self.as_raw()).finish()
+    }
+}
+
+/// [`Loop::close`] failed: handles or requests are still open. The loop is given back.
+pub struct LoopCloseError {
+    lp: Loop,
+    live_handles: usize,
+    error: Error,
+}
+
+impl LoopCloseError {
+    /// How many handles were still open (closing ones excluded).
+    pub fn live_handles(&self) -> usize {
+        self.live_handles
+    }
+    /// The libuv error (`EBUSY`).
+    pub fn error(&self) -> Error {
+        self.error
+    }
+    /// Takes the loop back, to close the remaining handles and try again.
+    pub fn into_loop(self) -> Loop {
+        self.lp
+    }
+}
+
+impl std::fmt::Debug for LoopCloseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoopCloseError({}, {} live handle(s))", self.error.name(), self.live_handles)
+    }
+}
+
+impl std::fmt::Display for LoopCloseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot close the loop: {} handle(s) still open ({})", self.live_handles, self.error)
+    }
+}
+
+impl std::error::Error for LoopCloseError {}
+
+impl Drop for LoopOwner {
+    fn drop(&mut self) {
+        self.inner.owner_alive.set(false);
+        self.inner.flush_closes();
+    }
+}
+
+impl LoopInner {
+    pub(crate) fn raw(&self) -> *mut sys::uv_loop_t {
+        self.raw.as_ptr()
+    }
+
+    /// Keeps the first panic caught in a callback and stops the loop so that `run` can resume it.
+    pub(crate) fn store_panic(&self, payload: Box<dyn Any + Send>) {
+        let previous = self.panic.take();
+        self.panic.set(Some(previous.unwrap_or(payload)));
+        // SAFETY: the loop is initialised; uv_stop only sets a flag.
+        unsafe { sys::uv_stop(self.raw()) }
+    }
+
+    /// One non-blocking iteration to deliver pending close callbacks, unless the loop is already running.
+    fn flush_closes(&self) {
+        if self.running.get() || self.closed.get() {
+            return;
+        }
+        self.running.set(true);
+        // SAFETY: the loop is initialised and not running; the caller holds a reference keeping it alive.
+        unsafe { sys::uv_run(self.raw(), sys::uv_run_mode_UV_RUN_NOWAIT) };
+        self.running.set(false);
+        // Nobody is left to resume a panic raised while dropping closures here: discard it.
+        drop(self.panic.take());
+    }
+
+    /// Called after `uv_close` when the handle's owner dropped it: with no `Loop` left, deliver the close now.
+    pub(crate) fn finish_close_if_orphaned(&self) {
+        if !self.owner_alive.get() {
+            self.flush_closes();
+        }
+    }
+}
+
+impl Drop for LoopInner {
+    fn drop(&mut self) {
+        if !self.closed.get() {
+            // SAFETY: no handle references the loop any more (each held an Rc); it is not running.
+            let ret = unsafe { sys::uv_loop_close(self.raw()) };
+            if ret < 0 {
+                // Requests still in flight reference the loop: leaking it is the only sound choice.
+                return;
+            }
+        }
+        // SAFETY: allocated by Box in Loop::new; closed, so libuv no longer references it.
+        drop(unsafe { Box::from_raw(self.raw.as_ptr()) });
+    }
+}
+
+/// A monotonic clock in nanoseconds from an arbitrary point (`uv_hrtime`).
+pub fn hrtime() -> u64 {
+    // SAFETY: uv_hrtime has no preconditions.
+    unsafe { sys::uv_hrtime() }
+}

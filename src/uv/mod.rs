@@ -1,0 +1,51 @@
+//! Layer 1: safe libuv, with libuv's own semantics and names (callbacks, no async).
+//!
+//! This is the only module that calls `libuv_sys2`. One Rust type per libuv handle and request; see
+//! [`handle`](self) machinery notes in the source for the close protocol. The rules every type here keeps:
+//!
+//! - Handles are owned values, never `Copy` or `Clone`. Dropping a handle closes it (`uv_close`); its memory
+//!   is freed in the close callback, never before. A handle keeps its loop's memory alive.
+//! - A callback gets a borrowed view of its own handle and may stop, restart or drop the handle (drop it through
+//!   whatever owns it, e.g. an `Rc<RefCell<Option<Timer>>>`); the running closure lives until it returns.
+//! - Panics in callbacks are caught at the C boundary, stop the loop, and resume from [`Loop::run`].
+//! - Nothing here is `Send` except [`AsyncSender`], the thread-safe side of [`Async`].
+//! - Memory lent to libuv (write buffers, request state) lives until libuv's callback, even when the handle
+//!   that asked is dropped first. Read buffers are lent to the read callback for its duration only.
+//!
+//! # Closing streams
+//! Dropping a stream closes it at once: libuv cancels writes still queued, and their callbacks run with
+//! `ECANCELED`. To close gracefully, call `shutdown` (which waits for queued writes), and drop the handle in
+//! its callback.
+#![allow(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub(crate) mod handle;
+mod loop_;
+pub(crate) mod req;
+mod timer;
+
+pub use handle::Handle;
+pub use loop_::{hrtime, Loop, LoopCloseError, Metrics, RunMode};
+pub use timer::Timer;
+
+/// libuv's version string (`uv_version_string`); see [`crate::libuv_version`].
+pub(crate) fn version_string() -> &'static str {
+    // SAFETY: uv_version_string returns a pointer to a static NUL-terminated string.
+    let s = unsafe { std::ffi::CStr::from_ptr(libuv_sys2::uv_version_string()) };
+    s.to_str().unwrap_or("unknown")
+}
+
+/// libuv's name for an error code (`uv_err_name`).
+pub(crate) fn err_name(code: i32) -> &'static str {
+    // SAFETY: uv_err_name returns a static NUL-terminated string for every known code; for an unknown one it
+    // leaks a small formatted string, so the pointer is valid for 'static either way.
+    let s = unsafe { std::ffi::CStr::from_ptr(libuv_sys2::uv_err_name(code)) };
+    s.to_str().unwrap_or("UNKNOWN")
+}
+
+/// libuv's message for an error code (`uv_strerror`).
+pub(crate) fn strerror(code: i32) -> &'static str {
+    // SAFETY: as in `err_name`.
+    let s = unsafe { std::ffi::CStr::from_ptr(libuv_sys2::uv_strerror(code)) };
+    s.to_str().unwrap_or("unknown error")
+}
