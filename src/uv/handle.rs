@@ -74,7 +74,15 @@ pub(crate) struct Owned<R: RawHandle, S> {
 impl<R: RawHandle, S> Owned<R, S> {
     /// Allocates the box and runs libuv's `init` on it; on failure the box is freed (libuv did not register it).
     pub(crate) fn new(lp: &Loop, state: S, init: impl FnOnce(*mut sys::uv_loop_t, *mut R) -> c_int) -> Result<Self> {
-        let inner = lp.inner();
+        Self::new_in(lp.inner(), state, init)
+    }
+
+    /// [`Owned::new`] from the loop reference another handle holds (accept creates handles this way).
+    pub(crate) fn new_in(
+        inner: &Rc<LoopInner>,
+        state: S,
+        init: impl FnOnce(*mut sys::uv_loop_t, *mut R) -> c_int,
+    ) -> Result<Self> {
         let boxed = Box::new(HandleBox {
             // SAFETY: libuv handle structs are plain C data for which all-zero is a valid (uninitialised) value;
             // `init` below initialises it.
@@ -150,6 +158,13 @@ impl<R: RawHandle, S> Owned<R, S> {
         }
     }
 
+    /// Closes the handle with a libuv call that takes a close callback (`uv_tcp_close_reset`); the box is freed
+    /// in that callback and the later `Drop` does nothing. On failure the handle stays open (and `Drop` closes
+    /// it normally).
+    pub(crate) fn close_with(&self, close: impl FnOnce(*mut R, sys::uv_close_cb) -> c_int) -> Result<()> {
+        Error::check(close(self.raw(), Some(close_box::<R, S>))).map(drop)
+    }
+
     /// Runs the closure stored in `slot` (chosen from the state), catching panics. See the module docs.
     pub(crate) fn invoke<F: ?Sized>(&self, slot: impl FnOnce(&S) -> &Callback<F>, call: impl FnOnce(&mut F)) {
         let slot = slot(self.state());
@@ -166,10 +181,12 @@ impl<R: RawHandle, S> Owned<R, S> {
 
 impl<R: RawHandle, S> Drop for Owned<R, S> {
     fn drop(&mut self) {
-        if self.is_closing() {
-            return; // closed by a consuming method (close_reset); the close callback frees the box
-        }
         let lp = self.loop_inner().clone();
+        if self.is_closing() {
+            // Closed by a consuming method (close_reset); the close callback frees the box.
+            lp.finish_close_if_orphaned();
+            return;
+        }
         // SAFETY: the handle is initialised and not closing; `close_box` frees exactly this box type.
         unsafe { sys::uv_close(self.handle(), Some(close_box::<R, S>)) };
         // With no Loop left to run it, nobody would ever deliver the close callback: do it here. `lp` keeps the

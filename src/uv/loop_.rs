@@ -72,6 +72,8 @@ pub(crate) struct LoopInner {
     owner_alive: Cell<bool>,
     closed: Cell<bool>,
     panic: Cell<Option<Box<dyn Any + Send>>>,
+    /// The loop's one read buffer, lent to each stream read in turn (see `stream.rs`).
+    pub(crate) read_buf: super::stream::SharedReadBuf,
 }
 
 impl Loop {
@@ -93,6 +95,7 @@ impl Loop {
             owner_alive: Cell::new(true),
             closed: Cell::new(false),
             panic: Cell::new(None),
+            read_buf: Default::default(),
         });
         Ok(Loop { owner: Rc::new(LoopOwner { inner }) })
     }

@@ -19,14 +19,45 @@
 #![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub(crate) mod addr;
 pub(crate) mod handle;
 mod loop_;
 pub(crate) mod req;
-mod timer;
 
+mod async_;
+mod dns;
+pub mod fs;
+mod fs_event;
+mod fs_poll;
+mod pipe;
+mod poll;
+mod process;
+mod signal;
+mod stream;
+mod tcp;
+mod timer;
+mod tty;
+mod udp;
+mod watch;
+mod work;
+
+pub use async_::*;
+pub use dns::*;
+pub use fs_event::*;
+pub use fs_poll::*;
 pub use handle::Handle;
 pub use loop_::{hrtime, Loop, LoopCloseError, Metrics, RunMode};
+pub use pipe::*;
+pub use poll::*;
+pub use process::*;
+pub use signal::*;
+pub use stream::*;
+pub use tcp::*;
 pub use timer::Timer;
+pub use tty::*;
+pub use udp::*;
+pub use watch::*;
+pub use work::*;
 
 /// libuv's version string (`uv_version_string`); see [`crate::libuv_version`].
 pub(crate) fn version_string() -> &'static str {
