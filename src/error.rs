@@ -59,6 +59,7 @@ codes! {
 
 impl Error {
     /// Wraps a negative libuv code. Non-negative values are not errors: they become [`Error::UNKNOWN`].
+    #[inline]
     pub fn from_code(code: i32) -> Error {
         if code < 0 {
             Error(code)
@@ -83,6 +84,7 @@ impl Error {
     }
 
     /// Turns a libuv return value into a `Result`: negative is an error, anything else is the value.
+    #[inline]
     pub(crate) fn check(ret: i32) -> Result<i32> {
         if ret < 0 {
             Err(Error(ret))

@@ -12,7 +12,6 @@
 //!
 //! Moving a [`Timer`](super::Timer) to another thread:
 //! ```compile_fail
-//! use std::time::Duration;
 //! use uvio::uv::{Loop, Timer};
 //!
 //! let lp = Loop::new().unwrap();
@@ -166,7 +165,7 @@ impl Drop for Async {
     /// Invalidates every sender *before* the `Owned` field closes the handle (fields drop after this body), so
     /// no `uv_async_send` can run on a closing or freed handle.
     fn drop(&mut self) {
-        drop(self.h.state().shared.lock().take());
+        *self.h.state().shared.lock() = None;
     }
 }
 

@@ -62,6 +62,8 @@ raw_handles!(
 pub(crate) struct HandleBox<R, S> {
     raw: R,
     loop_: Rc<LoopInner>,
+    /// Set when uvio calls `uv_close`: the same answer as `uv_is_closing` without a call into C on hot paths.
+    closing: Cell<bool>,
     state: S,
 }
 
@@ -88,6 +90,7 @@ impl<R: RawHandle, S> Owned<R, S> {
             // `init` below initialises it.
             raw: unsafe { std::mem::zeroed::<R>() },
             loop_: inner.clone(),
+            closing: Cell::new(false),
             state,
         });
         let ptr = Box::into_raw(boxed);
@@ -107,6 +110,7 @@ impl<R: RawHandle, S> Owned<R, S> {
     /// # Safety
     /// `raw` must point into a live `HandleBox<R, S>` created by [`Owned::new`] (libuv passes back the pointer
     /// we registered, and the box lives until the close callback), and the view must not outlive the callback.
+    #[inline]
     pub(crate) unsafe fn view<T>(raw: *mut R, wrap: impl FnOnce(Self) -> T) -> ManuallyDrop<T> {
         ManuallyDrop::new(wrap(Owned {
             // SAFETY: non-null by the caller's contract; `raw` is the first field of the repr(C) box.
@@ -116,21 +120,25 @@ impl<R: RawHandle, S> Owned<R, S> {
     }
 
     /// The libuv struct, for FFI calls.
+    #[inline]
     pub(crate) fn raw(&self) -> *mut R {
         self.ptr.as_ptr().cast()
     }
 
     /// The same pointer as `uv_handle_t`.
+    #[inline]
     pub(crate) fn handle(&self) -> *mut sys::uv_handle_t {
         self.ptr.as_ptr().cast()
     }
 
     /// The same pointer as `uv_stream_t` (meaningful for Tcp, Pipe and Tty only).
+    #[inline]
     pub(crate) fn stream(&self) -> *mut sys::uv_stream_t {
         self.ptr.as_ptr().cast()
     }
 
     /// The Rust state stored beside the handle.
+    #[inline]
     pub(crate) fn state(&self) -> &S {
         // SAFETY: the box is alive while an owner or a view exists (see `view`); only shared references are
         // ever made to `state`, which uses Cell/RefCell for mutation.
@@ -138,18 +146,27 @@ impl<R: RawHandle, S> Owned<R, S> {
     }
 
     /// The loop this handle belongs to.
+    #[inline]
     pub(crate) fn loop_inner(&self) -> &Rc<LoopInner> {
         // SAFETY: as in `state`.
         unsafe { &(*self.ptr.as_ptr()).loop_ }
     }
 
     /// Whether `uv_close` was called on the handle (only a view can observe this).
+    #[inline]
     pub(crate) fn is_closing(&self) -> bool {
-        // SAFETY: the handle is initialised and its box alive.
-        unsafe { sys::uv_is_closing(self.handle()) != 0 }
+        // SAFETY: the box is alive while an owner or a view exists.
+        unsafe { (*self.ptr.as_ptr()).closing.get() }
+    }
+
+    /// Marks the handle as closing; called right before every `uv_close`-like call uvio makes.
+    fn mark_closing(&self) {
+        // SAFETY: as in `is_closing`.
+        unsafe { (*self.ptr.as_ptr()).closing.set(true) }
     }
 
     /// `EINVAL` when the handle is closing: libuv forbids most operations on closing handles.
+    #[inline]
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.is_closing() {
             Err(Error::EINVAL)
@@ -162,10 +179,13 @@ impl<R: RawHandle, S> Owned<R, S> {
     /// in that callback and the later `Drop` does nothing. On failure the handle stays open (and `Drop` closes
     /// it normally).
     pub(crate) fn close_with(&self, close: impl FnOnce(*mut R, sys::uv_close_cb) -> c_int) -> Result<()> {
-        Error::check(close(self.raw(), Some(close_box::<R, S>))).map(drop)
+        Error::check(close(self.raw(), Some(close_box::<R, S>)))?;
+        self.mark_closing();
+        Ok(())
     }
 
     /// Runs the closure stored in `slot` (chosen from the state), catching panics. See the module docs.
+    #[inline]
     pub(crate) fn invoke<F: ?Sized>(&self, slot: impl FnOnce(&S) -> &Callback<F>, call: impl FnOnce(&mut F)) {
         let slot = slot(self.state());
         let Some(mut f) = slot.take() else { return };
@@ -187,6 +207,7 @@ impl<R: RawHandle, S> Drop for Owned<R, S> {
             lp.finish_close_if_orphaned();
             return;
         }
+        self.mark_closing();
         // SAFETY: the handle is initialised and not closing; `close_box` frees exactly this box type.
         unsafe { sys::uv_close(self.handle(), Some(close_box::<R, S>)) };
         // With no Loop left to run it, nobody would ever deliver the close callback: do it here. `lp` keeps the
@@ -219,16 +240,44 @@ impl<F: ?Sized> Callback<F> {
         drop(self.0.replace(Some(f)));
     }
 
+    /// Installs the closure `c`, reusing the previous closure's allocation when its size and alignment match
+    /// (the common case: the same closure type started again), so restarting a handle allocates nothing.
+    /// `coerce` turns `Box<C>` into `Box<F>` (write it as `|b| b`; the unsizing happens at the call site).
+    #[inline]
+    pub(crate) fn set_reusing<C>(&self, c: C, coerce: impl FnOnce(Box<C>) -> Box<F>) {
+        let new = std::alloc::Layout::new::<C>();
+        let old = match self.0.take() {
+            Some(old) if std::alloc::Layout::for_value(&*old) == new => old,
+            other => {
+                drop(other);
+                return self.0.set(Some(coerce(Box::new(c))));
+            }
+        };
+        let raw = Box::into_raw(old);
+        // SAFETY: `raw` came from a Box whose allocation has exactly C's layout. We drop the old value in place
+        // (if that panics the allocation leaks, nothing is dropped twice), then write `c` into the same memory
+        // and rebuild a Box<C>: deallocating it later with C's layout matches how it was allocated.
+        let reused = unsafe {
+            std::ptr::drop_in_place(raw);
+            let p = raw.cast::<C>();
+            p.write(c);
+            Box::from_raw(p)
+        };
+        self.0.set(Some(coerce(reused)));
+    }
+
     /// Removes the closure (for `stop`): it is dropped here, outside any callback of its own.
     pub(crate) fn clear(&self) {
         drop(self.0.take());
     }
 
+    #[inline]
     pub(crate) fn take(&self) -> Option<Box<F>> {
         self.0.take()
     }
 
     /// Puts the running closure back unless the callback installed a new one meanwhile.
+    #[inline]
     fn restore(&self, f: Box<F>) {
         let current = self.0.take();
         match current {
@@ -250,6 +299,7 @@ impl<F: ?Sized> Callback<F> {
 }
 
 /// Runs `f`, catching a panic: the first one is kept for `Loop::run` to resume, and the loop is stopped.
+#[inline]
 pub(crate) fn guard(lp: &LoopInner, f: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         lp.store_panic(payload);

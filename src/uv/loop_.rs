@@ -72,6 +72,8 @@ pub(crate) struct LoopInner {
     owner_alive: Cell<bool>,
     closed: Cell<bool>,
     panic: Cell<Option<Box<dyn Any + Send>>>,
+    /// Whether `panic` holds a payload (a plain flag keeps `run`'s fast path to one load).
+    panicked: Cell<bool>,
     /// The loop's one read buffer, lent to each stream read in turn (see `stream.rs`).
     pub(crate) read_buf: super::stream::SharedReadBuf,
 }
@@ -95,11 +97,13 @@ impl Loop {
             owner_alive: Cell::new(true),
             closed: Cell::new(false),
             panic: Cell::new(None),
+            panicked: Cell::new(false),
             read_buf: Default::default(),
         });
         Ok(Loop { owner: Rc::new(LoopOwner { inner }) })
     }
 
+    #[inline]
     pub(crate) fn inner(&self) -> &Rc<LoopInner> {
         &self.owner.inner
     }
@@ -113,6 +117,7 @@ impl Loop {
     ///
     /// A panic inside a callback stops the loop and is resumed here, on the caller's thread. Calling `run`
     /// from inside a callback of the same loop is refused with `EBUSY` (libuv is not reentrant).
+    #[inline]
     pub fn run(&self, mode: RunMode) -> Result<bool> {
         let inner = self.inner();
         if inner.running.replace(true) {
@@ -126,8 +131,11 @@ impl Loop {
         // SAFETY: the loop is initialised and not running (checked above); `self` keeps it alive throughout.
         let alive = unsafe { sys::uv_run(inner.raw(), mode) };
         inner.running.set(false);
-        if let Some(payload) = inner.panic.take() {
-            std::panic::resume_unwind(payload);
+        if inner.panicked.get() {
+            inner.panicked.set(false);
+            if let Some(payload) = inner.panic.take() {
+                std::panic::resume_unwind(payload);
+            }
         }
         Ok(alive != 0)
     }
@@ -301,6 +309,7 @@ impl Drop for LoopOwner {
 }
 
 impl LoopInner {
+    #[inline]
     pub(crate) fn raw(&self) -> *mut sys::uv_loop_t {
         self.raw.as_ptr()
     }
@@ -309,6 +318,7 @@ impl LoopInner {
     pub(crate) fn store_panic(&self, payload: Box<dyn Any + Send>) {
         let previous = self.panic.take();
         self.panic.set(Some(previous.unwrap_or(payload)));
+        self.panicked.set(true);
         // SAFETY: the loop is initialised; uv_stop only sets a flag.
         unsafe { sys::uv_stop(self.raw()) }
     }
@@ -324,6 +334,7 @@ impl LoopInner {
         self.running.set(false);
         // Nobody is left to resume a panic raised while dropping closures here: discard it.
         drop(self.panic.take());
+        self.panicked.set(false);
     }
 
     /// Called after `uv_close` when the handle's owner dropped it: with no `Loop` left, deliver the close now.

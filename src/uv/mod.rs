@@ -51,7 +51,6 @@ pub use pipe::*;
 pub use poll::*;
 pub use process::*;
 pub use signal::*;
-pub use stream::*;
 pub use tcp::*;
 pub use timer::Timer;
 pub use tty::*;

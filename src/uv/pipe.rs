@@ -22,23 +22,46 @@ use crate::error::{Error, Result};
 ///
 /// ```
 /// # #[cfg(unix)] {
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
 /// use uvio::uv::{Loop, Pipe, RunMode};
-/// let dir = std::env::temp_dir().join(format!("uvio-doc-pipe-{}", std::process::id()));
-/// let _ = std::fs::remove_file(&dir);
-/// let lp = Loop::new().unwrap();
-/// let server = Pipe::new(&lp, false).unwrap();
-/// server.bind(&dir).unwrap();
-/// server.listen(16, |srv, _| {
+///
+/// let path = std::env::temp_dir().join(format!("uvio-doc-pipe-{}.sock", std::process::id()));
+/// let lp = Loop::new()?;
+/// let server = Pipe::new(&lp, false)?;
+/// server.bind(&path)?;
+/// let conns = Rc::new(RefCell::new(Vec::new()));
+/// let conns2 = conns.clone();
+/// server.listen(16, move |srv, res| {
+///     res.unwrap();
 ///     let conn = srv.accept().unwrap();
-///     conn.write(b"hi".to_vec(), |_, _| {}).unwrap(); // conn is dropped here: the write is cancelled
-/// }).unwrap();
-/// let client = Pipe::new(&lp, false).unwrap();
-/// client.connect(&dir, |_, res| assert!(res.is_ok())).unwrap();
-/// lp.run(uvio::uv::RunMode::Once).unwrap();
-/// drop((server, client));
-/// lp.run(RunMode::Default).unwrap();
-/// std::fs::remove_file(&dir).unwrap();
+///     // Write, then shut down once the write is done: the peer reads "hi", then EOF.
+///     conn.write(&b"hi"[..], |conn, res| {
+///         res.unwrap();
+///         conn.shutdown(|_, _| {}).unwrap();
+///     }).unwrap();
+///     conns2.borrow_mut().push(conn); // keep the connection open
+/// })?;
+/// let got = Rc::new(RefCell::new(Vec::new()));
+/// let (got2, eof) = (got.clone(), Rc::new(std::cell::Cell::new(false)));
+/// let eof2 = eof.clone();
+/// let client = Pipe::new(&lp, false)?;
+/// client.connect(&path, move |c, res| {
+///     res.unwrap();
+///     c.read_start(move |_, data| match data {
+///         Ok(bytes) => got2.borrow_mut().extend_from_slice(bytes),
+///         Err(e) => eof2.set(e == uvio::Error::EOF),
+///     }).unwrap();
+/// })?;
+/// while !eof.get() {
+///     lp.run(RunMode::Once)?;
+/// }
+/// assert_eq!(&got.borrow()[..], b"hi");
+/// drop((server, client, conns));
+/// lp.run(RunMode::Default)?; // delivers the close callbacks; libuv removes the socket file
+/// assert!(!path.exists());
 /// # }
+/// # Ok::<(), uvio::Error>(())
 /// ```
 pub struct Pipe {
     h: Owned<sys::uv_pipe_t, StreamState<Pipe>>,
@@ -56,6 +79,11 @@ impl StreamKind for Pipe {
         Pipe { h }
     }
     fn new_peer(server: &Pipe) -> Result<Pipe> {
+        // A socket received over IPC is taken with `accept_pending`, as its own type: libuv's `uv_accept`
+        // would open a TCP socket as a pipe handle without complaint.
+        if matches!(server.pending_type(), PendingType::Tcp | PendingType::Udp) {
+            return Err(Error::EINVAL);
+        }
         Pipe::new_in(server.h.loop_inner(), server.is_ipc())
     }
 }
@@ -124,10 +152,15 @@ impl Pipe {
         unsafe { (*self.h.raw()).ipc != 0 }
     }
 
-    /// Takes over an open descriptor — a pipe end, a Unix socket, a file (`uv_pipe_open`).
+    /// Takes over an open descriptor — a pipe end or a Unix socket (`uv_pipe_open`); it is switched to
+    /// non-blocking mode and closed with the handle. `EINVAL` for regular files, character devices and other
+    /// descriptors the OS cannot poll (libuv would abort on them; read files with `uv::fs`).
     #[cfg(unix)]
     pub fn open(lp: &Loop, fd: std::os::fd::OwnedFd, ipc: bool) -> Result<Pipe> {
-        use std::os::fd::{FromRawFd, IntoRawFd};
+        use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+        if matches!(super::guess_handle(fd.as_raw_fd()), super::GuessedHandle::File | super::GuessedHandle::Unknown) {
+            return Err(Error::EINVAL); // `fd` is dropped (closed) here, like on every other error
+        }
         let pipe = Pipe::new(lp, ipc)?;
         let raw = fd.into_raw_fd();
         // SAFETY: an open handle; libuv takes ownership of `raw` on success and closes it with the handle.
@@ -141,40 +174,43 @@ impl Pipe {
     }
 
     /// Binds to a filesystem path (Unix) or pipe name like `\\.\pipe\name` (Windows) (`uv_pipe_bind2`). A NUL
-    /// byte in the name is `EINVAL`; a name too long for `sockaddr_un` is `ENAMETOOLONG` (no truncation).
+    /// byte in the name is `EINVAL`, and so is a name longer than `sockaddr_un` holds (108 bytes on Linux, 104 on
+    /// macOS): it is never truncated. libuv removes the socket file when the handle closes.
     pub fn bind(&self, name: &Path) -> Result<()> {
+        self.bind_bytes(cpath(name)?.as_bytes())
+    }
+
+    /// Binds to a name in Linux's abstract socket namespace (`uv_pipe_bind2` with a leading NUL): no file is
+    /// created, and the name disappears with the socket. `name` excludes the leading NUL and may contain NULs;
+    /// at most 107 bytes (`EINVAL` beyond).
+    #[cfg(target_os = "linux")]
+    pub fn bind_abstract(&self, name: &[u8]) -> Result<()> {
+        self.bind_bytes(&abstract_name(name))
+    }
+
+    fn bind_bytes(&self, name: &[u8]) -> Result<()> {
         self.h.check_open()?;
-        let c = cpath(name)?;
-        let len = c.as_bytes().len();
-        // SAFETY: an open handle; `c` outlives the call (libuv copies the name).
-        Error::check(unsafe { sys::uv_pipe_bind2(self.h.raw(), c.as_ptr(), len, sys::UV_PIPE_NO_TRUNCATE) }).map(drop)
+        // SAFETY: an open handle; `name` outlives the call (libuv copies it) and `len` is its length.
+        let ret = unsafe { sys::uv_pipe_bind2(self.h.raw(), name.as_ptr().cast(), name.len(), sys::UV_PIPE_NO_TRUNCATE) };
+        Error::check(ret).map(drop)
     }
 
     /// Connects to a path or pipe name (`uv_pipe_connect2`); `cb` gets the outcome (`ENOENT`,
-    /// `ECONNREFUSED`, `ECANCELED` if the handle was dropped first).
+    /// `ECONNREFUSED`, `ECANCELED` if the handle was dropped first). Name errors are synchronous: `EINVAL` for a
+    /// NUL byte or a name that is too long (see [`bind`](Pipe::bind)); `EALREADY` while a connect is pending.
     pub fn connect(&self, name: &Path, cb: impl FnOnce(&Pipe, Result<()>) + 'static) -> Result<()> {
-        fn go<F: FnOnce(&Pipe, Result<()>) + 'static>(pipe: &Pipe, name: &Path, cb: F) -> Result<()> {
-            let c = cpath(name)?;
-            stream::connect(pipe, c, cb, |req, c| {
-                let len = c.as_bytes().len();
-                // SAFETY: a fresh request, an open handle, the name kept in the request box; the callback
-                // matches the box type made by stream::connect.
-                unsafe {
-                    sys::uv_pipe_connect2(
-                        req,
-                        pipe.h.raw(),
-                        c.as_ptr(),
-                        len,
-                        sys::UV_PIPE_NO_TRUNCATE,
-                        Some(stream::on_connect::<Pipe, F, std::ffi::CString>),
-                    )
-                }
-            })
-        }
-        go(self, name, cb)
+        connect_impl(self, cpath(name)?.into_bytes_with_nul(), cb)
     }
 
-    /// The name this pipe is bound to (`uv_pipe_getsockname`).
+    /// Connects to a name in Linux's abstract socket namespace (see [`bind_abstract`](Pipe::bind_abstract)).
+    #[cfg(target_os = "linux")]
+    pub fn connect_abstract(&self, name: &[u8], cb: impl FnOnce(&Pipe, Result<()>) + 'static) -> Result<()> {
+        let mut name = abstract_name(name);
+        name.push(0);
+        connect_impl(self, name, cb)
+    }
+
+    /// The name this pipe is bound to (`uv_pipe_getsockname`); an abstract name starts with a NUL byte.
     pub fn local_name(&self) -> Result<PathBuf> {
         // SAFETY: the getter writes at most `size` bytes into the buffer it is given.
         read_name(|buf, size| unsafe { sys::uv_pipe_getsockname(self.h.raw(), buf, size) })
@@ -256,8 +292,42 @@ impl Pipe {
         if !self.is_ipc() {
             return Err(Error::EINVAL);
         }
-        stream::write2(self, data, send, SendHandle::stream_ptr, cb)
+        stream::write2(self, stream::One(data), send, SendHandle::stream_ptr, cb)
     }
+}
+
+/// `name` with the leading NUL that marks Linux's abstract namespace.
+#[cfg(target_os = "linux")]
+fn abstract_name(name: &[u8]) -> Vec<u8> {
+    let mut full = Vec::with_capacity(name.len() + 2);
+    full.push(0);
+    full.extend_from_slice(name);
+    full
+}
+
+/// Starts a connect to `name` (NUL-terminated; the terminator is not part of the name). The name is kept in
+/// the request until the callback.
+fn connect_impl<F: FnOnce(&Pipe, Result<()>) + 'static>(pipe: &Pipe, name: Vec<u8>, cb: F) -> Result<()> {
+    // libuv on Unix keeps one connect request per handle and would overwrite (and so lose) a pending one.
+    #[cfg(unix)]
+    // SAFETY: the handle is initialised; this reads a field libuv maintains.
+    if !unsafe { (*pipe.h.raw()).connect_req }.is_null() {
+        return Err(Error::EALREADY);
+    }
+    stream::connect(pipe, name, cb, |req, name| {
+        // SAFETY: a fresh request, an initialised handle (stream::connect checked it is open), the name kept in
+        // the request box; the callback matches the box type made by stream::connect.
+        unsafe {
+            sys::uv_pipe_connect2(
+                req,
+                pipe.h.raw(),
+                name.as_ptr().cast(),
+                name.len() - 1,
+                sys::UV_PIPE_NO_TRUNCATE,
+                Some(stream::on_connect::<Pipe, F, Vec<u8>>),
+            )
+        }
+    })
 }
 
 fn read_name(get: impl Fn(*mut c_char, *mut usize) -> c_int) -> Result<PathBuf> {

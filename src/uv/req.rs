@@ -25,18 +25,23 @@ pub(crate) struct ReqBox<R, S> {
 /// Allocates a request box and starts the request with `start`, which gets the loop and the request pointer
 /// (and may borrow the state in the box, which stays put). If `start` fails, libuv will not call back: the box
 /// is freed here and the error returned.
+#[inline]
 pub(crate) fn submit<R, S>(
     lp: &Rc<LoopInner>,
     state: S,
     start: impl FnOnce(*mut sys::uv_loop_t, *mut ReqBox<R, S>) -> c_int,
 ) -> Result<()> {
-    let boxed = Box::new(ReqBox {
-        // SAFETY: libuv request structs are plain C data; all-zero is a valid value before the start call.
-        raw: unsafe { std::mem::zeroed::<R>() },
-        loop_: lp.clone(),
-        state,
-    });
-    let ptr = Box::into_raw(boxed);
+    // Built in place: the libuv request is zeroed where it lies instead of being copied in from the stack.
+    let mut boxed = Box::<ReqBox<R, S>>::new_uninit();
+    let ptr = boxed.as_mut_ptr();
+    // SAFETY: `ptr` points to the uninitialised box; every field is written exactly once before use. All-zero
+    // is a valid value for libuv request structs (plain C data), and the start call initialises the request.
+    let ptr = unsafe {
+        std::ptr::write_bytes(&raw mut (*ptr).raw, 0, 1);
+        (&raw mut (*ptr).loop_).write(lp.clone());
+        (&raw mut (*ptr).state).write(state);
+        Box::into_raw(boxed.assume_init())
+    };
     let ret = start(lp.raw(), ptr);
     if ret < 0 {
         // SAFETY: the start call failed, so libuv keeps no reference to the request: the box is ours again.
@@ -51,6 +56,7 @@ pub(crate) fn submit<R, S>(
 /// # Safety
 /// `raw` must be the request pointer of a box made by [`submit`] with the same `R` and `S`, passed by libuv
 /// to its completion callback (which runs exactly once).
+#[inline]
 pub(crate) unsafe fn complete<R, S>(raw: *mut R, f: impl FnOnce(&mut ReqBox<R, S>)) {
     // SAFETY: by the contract above, the box is ours again and libuv is done with it (except uv_fs_t's own
     // allocations, which `f` releases with uv_fs_req_cleanup where needed).

@@ -119,7 +119,15 @@ pub(crate) fn read_start<T: StreamKind>(s: &T, cb: impl FnMut(&T, Result<&[u8]>)
     h.state().read_cb.set(Box::new(cb));
     // SAFETY: the handle is an initialised, open stream; the trampolines match its box type.
     let ret = unsafe { sys::uv_read_start(h.stream(), Some(on_alloc::<T>), Some(on_read::<T>)) };
-    Error::check(ret).map(drop)
+    match Error::check(ret) {
+        // Already reading: libuv keeps calling our trampolines, which now run the new closure.
+        Ok(_) | Err(Error::EALREADY) => Ok(()),
+        Err(e) => {
+            // Not reading (e.g. ENOTCONN): do not keep a closure that can never run.
+            h.state().read_cb.clear();
+            Err(e)
+        }
+    }
 }
 
 pub(crate) fn read_stop<T: StreamKind>(s: &T) -> Result<()> {
@@ -162,80 +170,124 @@ unsafe extern "C" fn on_read<T: StreamKind>(stream: *mut sys::uv_stream_t, nread
 
 // ----- writing -----
 
-struct WriteState<B, F, K> {
-    data: B,
+/// A libuv buffer descriptor for `bytes`; `EINVAL` if the length does not fit (`ULONG` on Windows).
+fn uv_buf(bytes: &[u8]) -> Result<sys::uv_buf_t> {
+    let len = bytes.len().try_into().map_err(|_| Error::EINVAL)?;
+    Ok(sys::uv_buf_t { base: bytes.as_ptr() as *mut c_char, len })
+}
+
+/// What a write request owns until libuv's callback: one buffer or several.
+pub(crate) trait WriteBufs: 'static {
+    /// Calls `f` with buffer descriptors pointing into `self`, which the caller keeps in place and unchanged
+    /// until the write completes (libuv copies the descriptors, not the bytes).
+    fn with_bufs(&self, f: impl FnOnce(&[sys::uv_buf_t]) -> c_int) -> Result<c_int>;
+}
+
+/// One buffer ([`write`]).
+pub(crate) struct One<B>(pub(crate) B);
+
+impl<B: AsRef<[u8]> + 'static> WriteBufs for One<B> {
+    fn with_bufs(&self, f: impl FnOnce(&[sys::uv_buf_t]) -> c_int) -> Result<c_int> {
+        Ok(f(&[uv_buf(self.0.as_ref())?]))
+    }
+}
+
+/// Several buffers written in order, as one request ([`write_vectored`]).
+pub(crate) struct Many<B>(pub(crate) Vec<B>);
+
+impl<B: AsRef<[u8]> + 'static> WriteBufs for Many<B> {
+    fn with_bufs(&self, f: impl FnOnce(&[sys::uv_buf_t]) -> c_int) -> Result<c_int> {
+        // Descriptors for up to 16 buffers live on the stack; more take one temporary Vec.
+        const STACK: usize = 16;
+        let empty = sys::uv_buf_t { base: std::ptr::null_mut(), len: 0 };
+        if self.0.len() <= STACK {
+            let mut bufs = [empty; STACK];
+            for (slot, b) in bufs.iter_mut().zip(&self.0) {
+                *slot = uv_buf(b.as_ref())?;
+            }
+            Ok(f(&bufs[..self.0.len()]))
+        } else {
+            let bufs = self.0.iter().map(|b| uv_buf(b.as_ref())).collect::<Result<Vec<_>>>()?;
+            Ok(f(&bufs))
+        }
+    }
+}
+
+struct WriteState<D, F, K> {
+    data: D,
     cb: Option<F>,
     /// Whatever else libuv reads until the write completes (the handle `write2` sends).
     _keep: K,
 }
 
-pub(crate) fn write<T, B, F>(s: &T, data: B, cb: F) -> Result<()>
+pub(crate) fn write<T, D, F>(s: &T, data: D, cb: F) -> Result<()>
 where
     T: StreamKind,
-    B: AsRef<[u8]> + 'static,
+    D: WriteBufs,
     F: FnOnce(&T, Result<()>) + 'static,
 {
-    write_with(s, data, (), cb, |req, stream, buf, ()| {
-        // SAFETY: `req` is a fresh request in its box, `stream` an open stream, `buf` points into the box.
-        unsafe { sys::uv_write(req, stream, buf, 1, Some(on_write::<T, B, F, ()>)) }
+    write_with(s, data, (), cb, |req, stream, bufs, ()| {
+        // SAFETY: `req` is a fresh request in its box, `stream` an open stream, `bufs` point into the box.
+        unsafe { sys::uv_write(req, stream, bufs.as_ptr(), bufs.len() as _, Some(on_write::<T, D, F, ()>)) }
     })
 }
 
 /// Sends `data` and a handle over an IPC pipe (`uv_write2`). `send` is kept in the request until the write
 /// completes: libuv reads its descriptor only when the write is actually performed.
-pub(crate) fn write2<T, B, F, K>(
+pub(crate) fn write2<T, D, F, K>(
     s: &T,
-    data: B,
+    data: D,
     send: K,
     send_ptr: fn(&K) -> *mut sys::uv_stream_t,
     cb: F,
 ) -> Result<()>
 where
     T: StreamKind,
-    B: AsRef<[u8]> + 'static,
+    D: WriteBufs,
     F: FnOnce(&T, Result<()>) + 'static,
     K: 'static,
 {
-    write_with(s, data, send, cb, |req, stream, buf, send| {
+    write_with(s, data, send, cb, |req, stream, bufs, send| {
         // SAFETY: as in `write`; the sent handle lives in the request box until the write callback.
-        unsafe { sys::uv_write2(req, stream, buf, 1, send_ptr(send), Some(on_write::<T, B, F, K>)) }
+        unsafe {
+            sys::uv_write2(req, stream, bufs.as_ptr(), bufs.len() as _, send_ptr(send), Some(on_write::<T, D, F, K>))
+        }
     })
 }
 
-fn write_with<T, B, F, K>(
+fn write_with<T, D, F, K>(
     s: &T,
-    data: B,
+    data: D,
     keep: K,
     cb: F,
-    start: impl FnOnce(*mut sys::uv_write_t, *mut sys::uv_stream_t, *const sys::uv_buf_t, &K) -> c_int,
+    start: impl FnOnce(*mut sys::uv_write_t, *mut sys::uv_stream_t, &[sys::uv_buf_t], &K) -> c_int,
 ) -> Result<()>
 where
     T: StreamKind,
-    B: AsRef<[u8]> + 'static,
+    D: WriteBufs,
     F: FnOnce(&T, Result<()>) + 'static,
     K: 'static,
 {
     let h = s.owned();
     h.check_open()?;
     let state = WriteState { data, cb: Some(cb), _keep: keep };
-    req::submit(h.loop_inner(), state, |_, ptr: *mut ReqBox<sys::uv_write_t, WriteState<B, F, K>>| {
-        // SAFETY: `ptr` is the live box; the data inside stays put (the box never moves) until on_write.
-        let (bytes, keep) = unsafe { ((*ptr).state.data.as_ref(), &(*ptr).state._keep) };
-        let buf = sys::uv_buf_t { base: bytes.as_ptr() as *mut c_char, len: bytes.len() as _ };
-        // SAFETY: the request is the first field of the box; libuv copies the uv_buf_t array itself.
-        start(unsafe { &raw mut (*ptr).raw }, h.stream(), &buf, keep)
+    req::submit(h.loop_inner(), state, |_, ptr: *mut ReqBox<sys::uv_write_t, WriteState<D, F, K>>| {
+        // SAFETY: `ptr` is the live box; the data inside stays put (the box never moves) and is not touched
+        // until on_write.
+        let (data, keep) = unsafe { (&(*ptr).state.data, &(*ptr).state._keep) };
+        // SAFETY: the request is the first field of the box.
+        let req = unsafe { &raw mut (*ptr).raw };
+        // A buffer too large to describe fails like the start call would, so `submit` frees the box.
+        data.with_bufs(|bufs| start(req, h.stream(), bufs, keep)).unwrap_or_else(|e| e.code())
     })
 }
 
-unsafe extern "C" fn on_write<T: StreamKind, B, F: FnOnce(&T, Result<()>), K>(
-    req: *mut sys::uv_write_t,
-    status: c_int,
-) {
+unsafe extern "C" fn on_write<T: StreamKind, D, F: FnOnce(&T, Result<()>), K>(req: *mut sys::uv_write_t, status: c_int) {
     // SAFETY: `req` is the request of a box made by write_with with these types; its handle is the stream it
     // was written on, alive until its close callback, which comes after all write callbacks.
     unsafe {
         let handle = (*req).handle;
-        req::complete(req, |b: &mut ReqBox<sys::uv_write_t, WriteState<B, F, K>>| {
+        req::complete(req, |b: &mut ReqBox<sys::uv_write_t, WriteState<D, F, K>>| {
             let s = Owned::<T::Raw, StreamState<T>>::view(handle.cast(), T::wrap);
             if let Some(cb) = b.state.cb.take() {
                 cb(&s, Error::check(status).map(drop));
@@ -247,7 +299,7 @@ unsafe extern "C" fn on_write<T: StreamKind, B, F: FnOnce(&T, Result<()>), K>(
 pub(crate) fn try_write<T: StreamKind>(s: &T, data: &[u8]) -> Result<usize> {
     let h = s.owned();
     h.check_open()?;
-    let buf = sys::uv_buf_t { base: data.as_ptr() as *mut c_char, len: data.len() as _ };
+    let buf = uv_buf(data)?;
     // SAFETY: the stream is open; libuv writes synchronously from `data`, which outlives the call.
     let n = unsafe { sys::uv_try_write(h.stream(), &buf, 1) };
     Error::check(n).map(|n| n as usize)
@@ -329,23 +381,40 @@ macro_rules! impl_stream {
         impl $t {
             /// Starts reading (`uv_read_start`): `cb` gets each chunk as it arrives, lent for the call only; at
             /// the end of the stream it gets `Err(Error::EOF)`, and on failure the error (reading stops then).
+            /// On a stream that is already reading, this replaces the callback. `ENOTCONN` if the stream is not
+            /// readable (e.g. a listener), `EINVAL` if it is closing.
             pub fn read_start(&self, cb: impl FnMut(&$t, $crate::Result<&[u8]>) + 'static) -> $crate::Result<()> {
                 $crate::uv::stream::read_start(self, cb)
             }
 
-            /// Stops reading (`uv_read_stop`); the callback is kept until the next `read_start` replaces it.
+            /// Stops reading (`uv_read_stop`); [`read_start`](Self::read_start) resumes with a new callback.
             pub fn read_stop(&self) -> $crate::Result<()> {
                 $crate::uv::stream::read_stop(self)
             }
 
             /// Queues `data` for writing (`uv_write`). The data is owned by the request until `cb` runs with the
             /// outcome; writes complete in order. If the stream is dropped first, queued writes complete with
-            /// `ECANCELED` — call [`shutdown`](Self::shutdown) first for a graceful close.
+            /// `ECANCELED` — call [`shutdown`](Self::shutdown) first for a graceful close. Synchronous errors:
+            /// `EPIPE` after shutdown or when not writable, `EBADF` when not connected, `EINVAL` when closing
+            /// or when `data` is larger than libuv accepts in one write (2 GiB).
             pub fn write<B>(&self, data: B, cb: impl FnOnce(&$t, $crate::Result<()>) + 'static) -> $crate::Result<()>
             where
                 B: AsRef<[u8]> + 'static,
             {
-                $crate::uv::stream::write(self, data, cb)
+                $crate::uv::stream::write(self, $crate::uv::stream::One(data), cb)
+            }
+
+            /// Queues several buffers as one write, sent in order (`uv_write` with `nbufs > 1`); same rules as
+            /// [`write`](Self::write). `EINVAL` for an empty `Vec`.
+            pub fn write_vectored<B>(
+                &self,
+                bufs: Vec<B>,
+                cb: impl FnOnce(&$t, $crate::Result<()>) + 'static,
+            ) -> $crate::Result<()>
+            where
+                B: AsRef<[u8]> + 'static,
+            {
+                $crate::uv::stream::write(self, $crate::uv::stream::Many(bufs), cb)
             }
 
             /// Writes what the kernel takes right now without queuing (`uv_try_write`): the byte count, or
@@ -360,7 +429,11 @@ macro_rules! impl_stream {
             }
 
             /// Listens for connections (`uv_listen`); `cb` runs for each one (then call
-            /// [`accept`](Self::accept)) or with the error, e.g. `EMFILE` when out of descriptors.
+            /// [`accept`](Self::accept), or the connection stays pending and no other is reported) or with
+            /// an error. Listening again replaces the callback.
+            ///
+            /// Out of descriptors (`EMFILE`), libuv on Unix sheds load: it accepts and closes the pending
+            /// connections with a reserved descriptor and does not call `cb`.
             pub fn listen(
                 &self,
                 backlog: i32,
@@ -369,7 +442,8 @@ macro_rules! impl_stream {
                 $crate::uv::stream::listen(self, backlog, cb)
             }
 
-            /// Accepts a pending connection as a new handle on the same loop (`uv_accept`).
+            /// Accepts a pending connection as a new handle on the same loop (`uv_accept`); call it from the
+            /// [`listen`](Self::listen) callback. `EAGAIN` when no connection is pending.
             pub fn accept(&self) -> $crate::Result<$t> {
                 $crate::uv::stream::accept(self)
             }

@@ -38,12 +38,12 @@ use crate::error::{Error, Result};
 ///         if let Ok(bytes) = data { got.borrow_mut().extend_from_slice(bytes) }
 ///     }).unwrap();
 ///     *accepted.borrow_mut() = Some(conn); // keep it open
-///     srv.read_stop().ok();
 /// })?;
 /// let client = Tcp::new(&lp)?;
 /// client.connect(addr, |c, res| {
 ///     res.unwrap();
-///     c.write(b"hello".to_vec(), |c, _| { c.shutdown(|_, _| {}).unwrap(); }).unwrap();
+///     // Graceful end: shut down once the write is done.
+///     c.write(b"hello".to_vec(), |c, _| c.shutdown(|_, _| {}).unwrap()).unwrap();
 /// })?;
 /// while got.borrow().len() < 5 {
 ///     lp.run(RunMode::Once)?;

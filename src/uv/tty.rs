@@ -58,14 +58,25 @@ impl Tty {
     }
 
     /// Takes over a terminal descriptor you own, such as a pty (`uv_tty_init`); it is closed with the handle.
+    /// `EINVAL` for a regular file or a character device other than a terminal.
     #[cfg(unix)]
     pub fn from_fd(lp: &Loop, fd: std::os::fd::OwnedFd) -> Result<Tty> {
         use std::os::fd::{FromRawFd, IntoRawFd};
         let raw = fd.into_raw_fd();
-        Tty::init(lp, raw).inspect_err(|_| {
+        let tty = Tty::init(lp, raw).inspect_err(|_| {
             // SAFETY: uv_tty_init failed, so libuv did not take `raw`: it is still ours alone.
             drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) });
-        })
+        })?;
+        // For a terminal slave, libuv opens the terminal again by path, dup2's the new descriptor over `raw` and
+        // keeps the new one: `raw` is then a duplicate that libuv never closes, so it is ours to close.
+        let mut used: sys::uv_os_fd_t = -1;
+        // SAFETY: an open handle and a valid out-pointer.
+        let ret = unsafe { sys::uv_fileno(tty.h.handle(), &mut used) };
+        if ret == 0 && used != raw {
+            // SAFETY: libuv reads and writes through `used`, not `raw`; nothing else refers to `raw`.
+            drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) });
+        }
+        Ok(tty)
     }
 
     fn init(lp: &Loop, fd: i32) -> Result<Tty> {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what a fresh Debian machine lacks, then runs the format
+# check, clippy, the whole test suite (doctests included), the examples' smoke runs and valgrind.
+#
+#   ci/test.sh              everything
+#   UVIO_SKIP_VALGRIND=1    skips the valgrind step (quick local runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- prerequisites -------------------------------------------------------------------------------------------
+need_apt=()
+# bindgen (through libuv-sys2) loads libclang at build time.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+    need_apt+=(libclang-dev)
+fi
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    step "installing ${need_apt[*]}"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+
+export CARGO_TERM_COLOR=never
+export RUST_BACKTRACE=1
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test (unit, integration and doc tests)"
+cargo test --all-targets
+cargo test --doc
+
+step "examples: smoke runs"
+ci/smoke.sh
+
+if [ "${UVIO_SKIP_VALGRIND:-0}" != 1 ]; then
+    step "valgrind memcheck"
+    ci/valgrind.sh
+fi
+
+step "all green"
