@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use common::close_clean;
 use uvio::uv::{
-    getaddrinfo, getaddrinfo_sync, getnameinfo, getnameinfo_sync, AddrInfo, AddrInfoFlags, AddrInfoHints, IpFamily,
-    Loop, NameInfoFlags, Protocol, RunMode, SockType,
+    getaddrinfo, getaddrinfo_sync, getnameinfo, getnameinfo_sync, AddrInfo, AddrInfoHints, IpFamily, Loop,
+    NameInfoFlags, Protocol, RunMode, SockType,
 };
 use uvio::Error;
 
@@ -28,7 +28,7 @@ fn resolve(node: Option<&str>, service: Option<&str>, hints: AddrInfoHints) -> u
 }
 
 fn numeric() -> AddrInfoHints {
-    AddrInfoHints { flags: AddrInfoFlags::NUMERICHOST | AddrInfoFlags::NUMERICSERV, ..Default::default() }
+    AddrInfoHints { numeric_host: true, numeric_serv: true, ..Default::default() }
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn socktype_hint_filters_results() {
 #[test]
 fn name_with_numerichost_fails_locally() {
     // AI_NUMERICHOST makes the lookup fail without asking any resolver (RFC 6761's .invalid for good measure).
-    let hints = AddrInfoHints { flags: AddrInfoFlags::NUMERICHOST, ..Default::default() };
+    let hints = AddrInfoHints { numeric_host: true, ..Default::default() };
     assert_eq!(resolve(Some("nonexistent.invalid"), None, hints).unwrap_err(), Error::EAI_NONAME);
     assert_eq!(getaddrinfo_sync(Some("nonexistent.invalid"), None, hints).unwrap_err(), Error::EAI_NONAME);
 }
@@ -91,7 +91,7 @@ fn bad_input_is_einval_before_anything_starts() {
     let cb = |_: uvio::Result<Vec<AddrInfo>>| panic!("must not be called");
     let h = AddrInfoHints::default();
     assert_eq!(getaddrinfo(&lp, Some("local\0host"), None, h, cb).unwrap_err(), Error::EINVAL);
-    assert_eq!(getaddrinfo(&lp, Some("localhost"), Some("8\00"), h, cb).unwrap_err(), Error::EINVAL);
+    assert_eq!(getaddrinfo(&lp, Some("localhost"), Some("80\0"), h, cb).unwrap_err(), Error::EINVAL);
     assert_eq!(getaddrinfo(&lp, None, None, h, cb).unwrap_err(), Error::EINVAL);
     assert_eq!(getaddrinfo_sync(Some("a\0b"), None, h).unwrap_err(), Error::EINVAL);
     assert_eq!(getaddrinfo_sync(None, None, h).unwrap_err(), Error::EINVAL);
@@ -101,11 +101,7 @@ fn bad_input_is_einval_before_anything_starts() {
 
 #[test]
 fn service_alone_with_passive_gives_the_wildcard() {
-    let hints = AddrInfoHints {
-        family: Some(IpFamily::V4),
-        flags: AddrInfoFlags::PASSIVE | AddrInfoFlags::NUMERICSERV,
-        ..Default::default()
-    };
+    let hints = AddrInfoHints { family: Some(IpFamily::V4), passive: true, numeric_serv: true, ..Default::default() };
     let addrs = getaddrinfo_sync(None, Some("8080"), hints).unwrap();
     assert!(!addrs.is_empty());
     assert!(addrs.iter().all(|a| a.addr == "0.0.0.0:8080".parse().unwrap()), "{addrs:?}");
@@ -118,10 +114,13 @@ fn getnameinfo_numeric_and_by_name() {
     let numeric: Slot<(String, String)> = Rc::new(RefCell::new(None));
     let named: Slot<(String, String)> = Rc::new(RefCell::new(None));
     let (n2, m2) = (numeric.clone(), named.clone());
-    let flags = NameInfoFlags::NUMERICHOST | NameInfoFlags::NUMERICSERV;
+    let flags = NameInfoFlags { numeric_host: true, numeric_serv: true, ..Default::default() };
     getnameinfo(&lp, addr, flags, move |res| *n2.borrow_mut() = Some(res)).unwrap();
     // Host by name (from /etc/hosts), service numeric: no resolver involved.
-    getnameinfo(&lp, addr, NameInfoFlags::NUMERICSERV, move |res| *m2.borrow_mut() = Some(res)).unwrap();
+    getnameinfo(&lp, addr, NameInfoFlags { numeric_serv: true, ..Default::default() }, move |res| {
+        *m2.borrow_mut() = Some(res)
+    })
+    .unwrap();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(numeric.borrow_mut().take().unwrap().unwrap(), ("127.0.0.1".to_string(), "80".to_string()));
     let (host, service) = named.borrow_mut().take().unwrap().unwrap();
@@ -160,4 +159,3 @@ fn panic_in_callback_resumes_from_run() {
     assert_eq!(err.downcast_ref::<&str>(), Some(&"boom in dns"));
     close_clean(lp);
 }
-

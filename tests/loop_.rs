@@ -183,7 +183,8 @@ fn metrics_count_iterations_and_idle_time() {
     let start = lp.metrics();
     assert_eq!(start.idle_time, Duration::ZERO);
     let t = Timer::new(&lp).unwrap();
-    t.start(Duration::from_millis(20), None, |_| {}).unwrap();
+    lp.update_time(); // count the timeout from now, not from the loop's creation
+    t.start(Duration::from_millis(30), None, |_| {}).unwrap();
     lp.run(RunMode::Default).unwrap();
     let end = lp.metrics();
     assert!(end.loop_count > start.loop_count, "{start:?} -> {end:?}");

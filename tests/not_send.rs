@@ -18,6 +18,12 @@ assert_not_impl_any!(Tcp: Send, Sync);
 assert_not_impl_any!(Pipe: Send, Sync);
 assert_not_impl_any!(Tty: Send, Sync);
 assert_not_impl_any!(FsEvent: Send, Sync);
+assert_not_impl_any!(FsPoll: Send, Sync);
+assert_not_impl_any!(Udp: Send, Sync);
+assert_not_impl_any!(Process: Send, Sync);
+assert_not_impl_any!(WorkHandle: Send, Sync);
+assert_not_impl_any!(fs::File: Send, Sync);
+assert_not_impl_any!(fs::Dir: Send, Sync);
 
 // Handles can never be duplicated either.
 assert_not_impl_any!(Timer: Clone, Copy);

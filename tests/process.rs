@@ -246,6 +246,15 @@ fn unusable_pipes_are_einval() {
     opts.stdio(1, Stdio::Pipe { pipe: &twice, readable: false, writable: true });
     opts.stdio(2, Stdio::Pipe { pipe: &twice, readable: false, writable: true });
     assert_eq!(spawn(&opts), Error::EINVAL);
+    // A bound pipe.
+    let dir = TempDir::new("process-bound-pipe");
+    let bound = Pipe::new(&lp, false).unwrap();
+    bound.bind(&dir.path().join("sock")).unwrap();
+    assert_eq!(
+        spawn(ProcessOptions::new("true").stdio(1, Stdio::Pipe { pipe: &bound, readable: false, writable: true })),
+        Error::EINVAL
+    );
+    drop(bound);
     // A pipe already opened by an earlier spawn.
     let mut opts = ProcessOptions::new("true");
     opts.stdio(1, Stdio::Pipe { pipe: &used, readable: false, writable: true });
@@ -287,9 +296,11 @@ fn inherited_fds_reach_the_child() {
     assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "on-stdout\n");
     assert_eq!(std::fs::read_to_string(&extra_path).unwrap(), "on-fd3\n");
     drop(child);
-    // A descriptor that is not open: the child cannot start.
+    // No descriptor, or one that is not open: the child cannot start.
     let res = Process::spawn(&lp, ProcessOptions::new("true").stdio(1, Stdio::InheritFd(-1)), |_, _, _| {});
     assert_eq!(res.unwrap_err(), Error::EINVAL);
+    let res = Process::spawn(&lp, ProcessOptions::new("true").stdio(1, Stdio::InheritFd(9999)), |_, _, _| {});
+    assert_eq!(res.unwrap_err(), Error::EBADF);
     close_clean(lp);
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::close_clean;
 use static_assertions::assert_not_impl_any;
-use uvio::uv::{Handle, IpFamily, Loop, Membership, RunMode, Timer, Udp, UdpBindFlags, UdpInitFlags};
+use uvio::uv::{Handle, IpFamily, Loop, Membership, RunMode, Timer, Udp, UdpBindFlags, UdpInitOptions};
 use uvio::Error;
 
 assert_not_impl_any!(Udp: Send, Sync, Clone);
@@ -22,7 +22,7 @@ fn v4() -> SocketAddr {
 
 fn bound(lp: &Loop, addr: SocketAddr) -> Udp {
     let u = Udp::new(lp).unwrap();
-    u.bind(addr, UdpBindFlags::empty()).unwrap();
+    u.bind(addr, UdpBindFlags::default()).unwrap();
     u
 }
 
@@ -32,7 +32,7 @@ fn collect(u: &Udp, want: usize) -> Log {
     let l2 = log.clone();
     u.recv_start(move |u, res| {
         if let Some((data, from, flags)) = res.unwrap() {
-            assert!(!flags.contains(uvio::uv::RecvFlags::PARTIAL));
+            assert!(!flags.partial);
             l2.borrow_mut().push((data.to_vec(), from));
             if l2.borrow().len() == want {
                 u.recv_stop().unwrap();
@@ -51,17 +51,19 @@ fn round_trip(lp: Loop, addr: SocketAddr) {
     let sent = Rc::new(Cell::new(0));
     let (s1, s2) = (sent.clone(), sent.clone());
     let to = server.local_addr().unwrap();
-    client.send(payload.clone(), Some(to), move |res, buf| {
-        res.unwrap();
-        assert_eq!(buf.len(), 1500, "the buffer comes back to the callback");
-        s1.set(s1.get() + 1);
-    })
-    .unwrap();
-    client.send(b"second", Some(to), move |res, _| {
-        res.unwrap();
-        s2.set(s2.get() + 1);
-    })
-    .unwrap();
+    client
+        .send(payload.clone(), Some(to), move |res, buf| {
+            res.unwrap();
+            assert_eq!(buf.len(), 1500, "the buffer comes back to the callback");
+            s1.set(s1.get() + 1);
+        })
+        .unwrap();
+    client
+        .send(b"second", Some(to), move |res, _| {
+            res.unwrap();
+            s2.set(s2.get() + 1);
+        })
+        .unwrap();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(sent.get(), 2);
     let log = log.borrow();
@@ -84,7 +86,7 @@ fn round_trip_ipv4() {
 fn round_trip_ipv6() {
     let lp = Loop::new().unwrap();
     let probe = Udp::new(&lp).unwrap();
-    if probe.bind("[::1]:0".parse().unwrap(), UdpBindFlags::IPV6ONLY).is_err() {
+    if probe.bind("[::1]:0".parse().unwrap(), UdpBindFlags { ipv6_only: true, ..Default::default() }).is_err() {
         eprintln!("no IPv6 loopback here: skipped");
         drop(probe);
         close_clean(lp);
@@ -263,7 +265,7 @@ fn socket_options_need_a_socket() {
     assert!(unbound.set_ttl(5).is_err());
     assert!(unbound.local_addr().is_err(), "an unbound handle has no local address");
     // With a family, the socket exists from the start.
-    let v4only = Udp::new_ex(&lp, Some(IpFamily::V4), UdpInitFlags::empty()).unwrap();
+    let v4only = Udp::new_ex(&lp, UdpInitOptions { family: Some(IpFamily::V4), ..Default::default() }).unwrap();
     v4only.set_broadcast(true).unwrap();
     v4only.set_ttl(5).unwrap();
     drop((unbound, v4only));
@@ -273,11 +275,11 @@ fn socket_options_need_a_socket() {
 #[test]
 fn recvmmsg_handle_receives_every_datagram() {
     let lp = Loop::new().unwrap();
-    let server = Udp::new_ex(&lp, Some(IpFamily::V4), UdpInitFlags::RECVMMSG).unwrap();
+    let server = Udp::new_ex(&lp, UdpInitOptions { family: Some(IpFamily::V4), recvmmsg: true }).unwrap();
     if cfg!(target_os = "linux") {
         assert!(server.using_recvmmsg());
     }
-    server.bind(v4(), UdpBindFlags::empty()).unwrap();
+    server.bind(v4(), UdpBindFlags::default()).unwrap();
     let plain = Udp::new(&lp).unwrap();
     assert!(!plain.using_recvmmsg());
     let client = bound(&lp, v4());
@@ -341,7 +343,7 @@ fn drop_in_own_recv_callback() {
             assert_eq!(u.recv_start(|_, _| {}).unwrap_err(), Error::EINVAL);
             assert_eq!(u.send(b"y", Some(to), |_, _| {}).unwrap_err(), Error::EINVAL);
             assert_eq!(u.try_send(b"y", Some(to)).unwrap_err(), Error::EINVAL);
-            assert_eq!(u.bind(to, UdpBindFlags::empty()).unwrap_err(), Error::EINVAL);
+            assert_eq!(u.bind(to, UdpBindFlags::default()).unwrap_err(), Error::EINVAL);
             assert_eq!(u.set_ttl(3).unwrap_err(), Error::EINVAL);
         })
         .unwrap();
@@ -357,9 +359,9 @@ fn bind_twice_fails() {
     let a = bound(&lp, v4());
     let taken = a.local_addr().unwrap();
     let b = Udp::new(&lp).unwrap();
-    assert_eq!(b.bind(taken, UdpBindFlags::empty()).unwrap_err(), Error::EADDRINUSE);
+    assert_eq!(b.bind(taken, UdpBindFlags::default()).unwrap_err(), Error::EADDRINUSE);
     #[cfg(unix)]
-    assert_eq!(a.bind(v4(), UdpBindFlags::empty()).unwrap_err(), Error::EINVAL);
+    assert_eq!(a.bind(v4(), UdpBindFlags::default()).unwrap_err(), Error::EINVAL);
     drop((a, b));
     close_clean(lp);
 }
@@ -455,8 +457,8 @@ fn panic_in_recv_callback_resumes_from_run() {
 #[test]
 fn recvmmsg_drop_mid_batch() {
     let lp = Loop::new().unwrap();
-    let server = Udp::new_ex(&lp, Some(IpFamily::V4), UdpInitFlags::RECVMMSG).unwrap();
-    server.bind(v4(), UdpBindFlags::empty()).unwrap();
+    let server = Udp::new_ex(&lp, UdpInitOptions { family: Some(IpFamily::V4), recvmmsg: true }).unwrap();
+    server.bind(v4(), UdpBindFlags::default()).unwrap();
     let to = Some(server.local_addr().unwrap());
     let client = bound(&lp, v4());
     for i in 0..10u8 {
@@ -465,14 +467,17 @@ fn recvmmsg_drop_mid_batch() {
     let slot = Rc::new(RefCell::new(Some(server)));
     let (seen, sl2) = (Rc::new(Cell::new(0)), slot.clone());
     let s3 = seen.clone();
-    slot.borrow().as_ref().unwrap().recv_start(move |_, res| {
-        if let Ok(Some((data, _, _))) = res {
-            assert_eq!(data, [0u8]);
-            s3.set(s3.get() + 1);
-            drop(sl2.borrow_mut().take()); // the rest of the batch must not reach a dropped callback
-        }
-    })
-    .unwrap();
+    slot.borrow()
+        .as_ref()
+        .unwrap()
+        .recv_start(move |_, res| {
+            if let Ok(Some((data, _, _))) = res {
+                assert_eq!(data, [0u8]);
+                s3.set(s3.get() + 1);
+                drop(sl2.borrow_mut().take()); // the rest of the batch must not reach a dropped callback
+            }
+        })
+        .unwrap();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(seen.get(), 1);
     drop(client);
@@ -509,5 +514,19 @@ fn restart_receive_with_new_callback_from_callback() {
     lp.run(RunMode::Default).unwrap();
     assert_eq!(*log.borrow(), vec![("first", 0), ("second", 1), ("second", 2)]);
     drop((server, client));
+    close_clean(lp);
+}
+
+#[test]
+fn reuse_addr_lets_two_sockets_share_a_port() {
+    let lp = Loop::new().unwrap();
+    let reuse = UdpBindFlags { reuse_addr: true, ..Default::default() };
+    let a = Udp::new(&lp).unwrap();
+    a.bind(v4(), reuse).unwrap();
+    let shared = a.local_addr().unwrap();
+    let b = Udp::new(&lp).unwrap();
+    b.bind(shared, reuse).unwrap();
+    assert_eq!(b.local_addr().unwrap(), shared);
+    drop((a, b));
     close_clean(lp);
 }

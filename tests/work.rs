@@ -61,12 +61,16 @@ fn result_is_delivered_on_the_loop_thread() {
     let got = Rc::new(Cell::new(None));
     let g2 = got.clone();
     let loop_thread = std::thread::current().id();
-    let h = queue_work(&lp, move || (std::thread::current().id(), 6 * 7), move |res| {
-        assert_eq!(std::thread::current().id(), loop_thread, "after runs on the loop thread");
-        let (pool_thread, value) = res.unwrap();
-        assert_ne!(pool_thread, loop_thread, "work runs on a pool thread");
-        g2.set(Some(value));
-    })
+    let h = queue_work(
+        &lp,
+        move || (std::thread::current().id(), 6 * 7),
+        move |res| {
+            assert_eq!(std::thread::current().id(), loop_thread, "after runs on the loop thread");
+            let (pool_thread, value) = res.unwrap();
+            assert_ne!(pool_thread, loop_thread, "work runs on a pool thread");
+            g2.set(Some(value));
+        },
+    )
     .unwrap();
     assert!(h.is_pending());
     assert!(lp.alive(), "pending work keeps the loop alive");
@@ -102,10 +106,9 @@ fn cancel_before_run_gives_ecanceled() {
     let ran2 = ran.clone();
     let outcome = Rc::new(Cell::new(None));
     let o2 = outcome.clone();
-    let queued = queue_work(&lp, move || ran2.store(true, std::sync::atomic::Ordering::SeqCst), move |res| {
-        o2.set(Some(res))
-    })
-    .unwrap();
+    let queued =
+        queue_work(&lp, move || ran2.store(true, std::sync::atomic::Ordering::SeqCst), move |res| o2.set(Some(res)))
+            .unwrap();
     queued.cancel().unwrap();
     queued.cancel().unwrap(); // again: still cancelled, still fine
     assert!(queued.is_pending(), "the after-callback has not run yet");
@@ -187,12 +190,16 @@ fn panic_in_after_resumes_from_run() {
 fn after_callback_queues_more_work() {
     fn step(lp: &Loop, n: u32, log: Rc<RefCell<Vec<u32>>>) {
         let lp2 = lp.clone();
-        queue_work(lp, move || n * 10, move |res| {
-            log.borrow_mut().push(res.unwrap());
-            if n < 5 {
-                step(&lp2, n + 1, log);
-            }
-        })
+        queue_work(
+            lp,
+            move || n * 10,
+            move |res| {
+                log.borrow_mut().push(res.unwrap());
+                if n < 5 {
+                    step(&lp2, n + 1, log);
+                }
+            },
+        )
         .unwrap();
     }
     let lp = Loop::new().unwrap();

@@ -15,7 +15,6 @@ use libuv_sys2 as sys;
 use super::addr::{from_sockaddr, sockaddr_ptr, to_sockaddr};
 use super::loop_::Loop;
 use super::req::{complete, submit, ReqBox};
-use super::udp::flag_set;
 use crate::error::{Error, Result};
 
 /// An IP address family (`AF_INET` or `AF_INET6`).
@@ -110,45 +109,9 @@ impl Protocol {
     }
 }
 
-flag_set! {
-    /// `getaddrinfo(3)` flags (`AI_*`, [`AddrInfoHints::flags`]).
-    AddrInfoFlags {
-        /// Addresses for binding: with no node, the wildcard address (`AI_PASSIVE`).
-        PASSIVE = sys::AI_PASSIVE;
-        /// Report the canonical name in the first result's [`AddrInfo::canonname`] (`AI_CANONNAME`).
-        CANONNAME = sys::AI_CANONNAME;
-        /// The node must be a numeric address; a name fails locally with `EAI_NONAME`, without any query
-        /// (`AI_NUMERICHOST`).
-        NUMERICHOST = sys::AI_NUMERICHOST;
-        /// The service must be a port number (`AI_NUMERICSERV`).
-        NUMERICSERV = sys::AI_NUMERICSERV;
-        /// Return IPv4 or IPv6 addresses only if the system has such an address configured (`AI_ADDRCONFIG`).
-        ADDRCONFIG = sys::AI_ADDRCONFIG;
-        /// With family IPv6: return IPv4-mapped IPv6 addresses when there are no IPv6 ones (`AI_V4MAPPED`).
-        V4MAPPED = sys::AI_V4MAPPED;
-        /// With `V4MAPPED`: return both IPv6 and IPv4-mapped addresses (`AI_ALL`).
-        ALL = sys::AI_ALL;
-    }
-}
-
-flag_set! {
-    /// `getnameinfo(3)` flags (`NI_*`).
-    NameInfoFlags {
-        /// The numeric host address instead of its name (`NI_NUMERICHOST`).
-        NUMERICHOST = sys::NI_NUMERICHOST;
-        /// The numeric port instead of the service name (`NI_NUMERICSERV`).
-        NUMERICSERV = sys::NI_NUMERICSERV;
-        /// Only the host part of local names (`NI_NOFQDN`).
-        NOFQDN = sys::NI_NOFQDN;
-        /// Fail (`EAI_NONAME`) rather than return a numeric host when the name is unknown (`NI_NAMEREQD`).
-        NAMEREQD = sys::NI_NAMEREQD;
-        /// The service is a datagram (UDP) one, for the few ports where that differs (`NI_DGRAM`).
-        DGRAM = sys::NI_DGRAM;
-    }
-}
-
-/// Constraints for [`getaddrinfo`] (the `hints` argument). `Default` constrains nothing and sets no flag; note
-/// that C's `getaddrinfo` with *no* hints implies `V4MAPPED | ADDRCONFIG` on some systems, uvio never does.
+/// Constraints and flags for [`getaddrinfo`] (the `hints` argument). `Default` constrains nothing and sets no
+/// flag; note that C's `getaddrinfo` with *no* hints implies `AI_V4MAPPED | AI_ADDRCONFIG` on some systems,
+/// uvio never does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AddrInfoHints {
     /// Only this family (`ai_family`); `None` is `AF_UNSPEC`, both.
@@ -157,19 +120,72 @@ pub struct AddrInfoHints {
     pub socktype: Option<SockType>,
     /// Only this protocol (`ai_protocol`); `None` is any.
     pub protocol: Option<Protocol>,
-    /// `AI_*` flags (`ai_flags`).
-    pub flags: AddrInfoFlags,
+    /// Addresses for binding: with no node, the wildcard address (`AI_PASSIVE`).
+    pub passive: bool,
+    /// Report the canonical name in the first result's [`AddrInfo::canonname`] (`AI_CANONNAME`).
+    pub canonname: bool,
+    /// The node must be a numeric address; a name fails locally with `EAI_NONAME`, without any query
+    /// (`AI_NUMERICHOST`).
+    pub numeric_host: bool,
+    /// The service must be a port number (`AI_NUMERICSERV`).
+    pub numeric_serv: bool,
+    /// Return IPv4 or IPv6 addresses only if the system has such an address configured (`AI_ADDRCONFIG`).
+    pub addrconfig: bool,
+    /// With family IPv6: return IPv4-mapped IPv6 addresses when there are no IPv6 ones (`AI_V4MAPPED`).
+    pub v4mapped: bool,
+    /// With `v4mapped`: return both IPv6 and IPv4-mapped addresses (`AI_ALL`).
+    pub all: bool,
+}
+
+/// A flag's bit when `on`. (Generic because the constants' integer types differ per OS.)
+fn bit<T: TryInto<c_int>>(on: bool, value: T) -> c_int {
+    if on {
+        value.try_into().unwrap_or(0)
+    } else {
+        0
+    }
 }
 
 impl AddrInfoHints {
     fn to_raw(self) -> sys::addrinfo {
         // SAFETY: addrinfo is plain C data (integers and pointers); all-zero is valid and means "no constraint".
         let mut raw: sys::addrinfo = unsafe { std::mem::zeroed() };
-        raw.ai_flags = self.flags.bits() as c_int;
+        raw.ai_flags = bit(self.passive, sys::AI_PASSIVE)
+            | bit(self.canonname, sys::AI_CANONNAME)
+            | bit(self.numeric_host, sys::AI_NUMERICHOST)
+            | bit(self.numeric_serv, sys::AI_NUMERICSERV)
+            | bit(self.addrconfig, sys::AI_ADDRCONFIG)
+            | bit(self.v4mapped, sys::AI_V4MAPPED)
+            | bit(self.all, sys::AI_ALL);
         raw.ai_family = self.family.map_or(sys::AF_UNSPEC as c_int, IpFamily::raw);
         raw.ai_socktype = self.socktype.map_or(0, SockType::raw);
         raw.ai_protocol = self.protocol.map_or(0, Protocol::raw);
         raw
+    }
+}
+
+/// `getnameinfo(3)` flags for [`getnameinfo`]. `Default` sets none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NameInfoFlags {
+    /// The numeric host address instead of its name (`NI_NUMERICHOST`).
+    pub numeric_host: bool,
+    /// The numeric port instead of the service name (`NI_NUMERICSERV`).
+    pub numeric_serv: bool,
+    /// Only the host part of local names (`NI_NOFQDN`).
+    pub no_fqdn: bool,
+    /// Fail (`EAI_NONAME`) rather than return a numeric host when the name is unknown (`NI_NAMEREQD`).
+    pub name_required: bool,
+    /// The service is a datagram (UDP) one, for the few ports where that differs (`NI_DGRAM`).
+    pub dgram: bool,
+}
+
+impl NameInfoFlags {
+    fn bits(self) -> c_int {
+        bit(self.numeric_host, sys::NI_NUMERICHOST)
+            | bit(self.numeric_serv, sys::NI_NUMERICSERV)
+            | bit(self.no_fqdn, sys::NI_NOFQDN)
+            | bit(self.name_required, sys::NI_NAMEREQD)
+            | bit(self.dgram, sys::NI_DGRAM)
     }
 }
 
@@ -184,7 +200,7 @@ pub struct AddrInfo {
     pub protocol: Protocol,
     /// The address, with the service's port (0 without a service).
     pub addr: SocketAddr,
-    /// The canonical host name: only on the first result, and only with [`AddrInfoFlags::CANONNAME`].
+    /// The canonical host name: only on the first result, and only with [`AddrInfoHints::canonname`].
     pub canonname: Option<String>,
 }
 
@@ -247,10 +263,10 @@ fn opt_ptr(s: &Option<CString>) -> *const c_char {
 /// neither given.
 ///
 /// ```
-/// use uvio::uv::{getaddrinfo, AddrInfoFlags, AddrInfoHints, Loop, RunMode};
+/// use uvio::uv::{getaddrinfo, AddrInfoHints, Loop, RunMode};
 ///
 /// let lp = Loop::new()?;
-/// let hints = AddrInfoHints { flags: AddrInfoFlags::NUMERICHOST, ..Default::default() };
+/// let hints = AddrInfoHints { numeric_host: true, ..Default::default() };
 /// getaddrinfo(&lp, Some("127.0.0.1"), Some("80"), hints, |res| {
 ///     let addrs = res.unwrap();
 ///     assert!(addrs.iter().all(|a| a.addr == "127.0.0.1:80".parse().unwrap()));
@@ -259,13 +275,7 @@ fn opt_ptr(s: &Option<CString>) -> *const c_char {
 /// lp.close().map_err(|e| e.error())?;
 /// # Ok::<(), uvio::Error>(())
 /// ```
-pub fn getaddrinfo<F>(
-    lp: &Loop,
-    node: Option<&str>,
-    service: Option<&str>,
-    hints: AddrInfoHints,
-    cb: F,
-) -> Result<()>
+pub fn getaddrinfo<F>(lp: &Loop, node: Option<&str>, service: Option<&str>, hints: AddrInfoHints, cb: F) -> Result<()>
 where
     F: FnOnce(Result<Vec<AddrInfo>>) + 'static,
 {
@@ -275,7 +285,14 @@ where
         // SAFETY: `req` is the live box submit made; libuv copies node, service and hints before returning, and
         // calls `on_addrinfo` (matching this box type) once.
         unsafe {
-            sys::uv_getaddrinfo(l, &raw mut (*req).raw, Some(on_addrinfo::<F>), opt_ptr(&node), opt_ptr(&service), &hints)
+            sys::uv_getaddrinfo(
+                l,
+                &raw mut (*req).raw,
+                Some(on_addrinfo::<F>),
+                opt_ptr(&node),
+                opt_ptr(&service),
+                &hints,
+            )
         }
     })
 }
@@ -307,9 +324,8 @@ pub fn getaddrinfo_sync(node: Option<&str>, service: Option<&str>, hints: AddrIn
     let mut req: sys::uv_getaddrinfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: with no callback libuv runs the lookup synchronously and is done with `req` on return; a NULL loop
     // is allowed in that mode (nothing is registered). The inputs outlive the call.
-    let ret = unsafe {
-        sys::uv_getaddrinfo(ptr::null_mut(), &mut req, None, opt_ptr(&node), opt_ptr(&service), &hints)
-    };
+    let ret =
+        unsafe { sys::uv_getaddrinfo(ptr::null_mut(), &mut req, None, opt_ptr(&node), opt_ptr(&service), &hints) };
     // Whatever the outcome, libuv may have left a list for us to free.
     let list = AddrInfoList(std::mem::replace(&mut req.addrinfo, ptr::null_mut()));
     Error::check(ret)?;
@@ -317,7 +333,7 @@ pub fn getaddrinfo_sync(node: Option<&str>, service: Option<&str>, hints: AddrIn
 }
 
 /// Finds the host and service names of `addr`, on the thread pool (`uv_getnameinfo`). `cb` runs on the loop
-/// thread with `(host, service)` or a libuv `EAI_*` error. [`NameInfoFlags::NUMERICHOST`] and `NUMERICSERV`
+/// thread with `(host, service)` or a libuv `EAI_*` error. [`NameInfoFlags::numeric_host`] and `numeric_serv`
 /// give numeric strings without any lookup.
 pub fn getnameinfo<F>(lp: &Loop, addr: SocketAddr, flags: NameInfoFlags, cb: F) -> Result<()>
 where
@@ -327,9 +343,7 @@ where
     submit(lp.inner(), Some(cb), |l, req: *mut ReqBox<sys::uv_getnameinfo_t, Option<F>>| {
         // SAFETY: `req` is the live box submit made; libuv copies the address into the request before
         // returning, and calls `on_nameinfo` (matching this box type) once.
-        unsafe {
-            sys::uv_getnameinfo(l, &raw mut (*req).raw, Some(on_nameinfo::<F>), sockaddr_ptr(&sa), flags.bits() as c_int)
-        }
+        unsafe { sys::uv_getnameinfo(l, &raw mut (*req).raw, Some(on_nameinfo::<F>), sockaddr_ptr(&sa), flags.bits()) }
     })
 }
 
@@ -373,6 +387,6 @@ pub fn getnameinfo_sync(lp: &Loop, addr: SocketAddr, flags: NameInfoFlags) -> Re
     let mut req: sys::uv_getnameinfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: with no callback libuv runs synchronously and is done with `req` on return; the loop is
     // initialised and only has its request count touched (incremented and decremented within the call).
-    let ret = unsafe { sys::uv_getnameinfo(lp.as_raw(), &mut req, None, sockaddr_ptr(&sa), flags.bits() as c_int) };
+    let ret = unsafe { sys::uv_getnameinfo(lp.as_raw(), &mut req, None, sockaddr_ptr(&sa), flags.bits()) };
     name_result(ret, &req)
 }

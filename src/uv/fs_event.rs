@@ -104,7 +104,7 @@ impl FsEvent {
     }
 }
 
-/// Calls a libuv getter of the `(buffer, *size)` shape (`uv_fs_event_getpath`, `uv_cwd`, …): tries a stack-sized
+/// Calls a libuv getter of the `(buffer, *size)` shape (`uv_fs_event_getpath`, `uv_cwd`, …): tries a 256-byte
 /// buffer, and on `ENOBUFS` retries with the size libuv asked for. `get` must write at most `*size` bytes,
 /// NUL-terminated, and set `*size` to the length without the NUL (or, on `ENOBUFS`, to the size needed).
 pub(super) fn read_c_path(mut get: impl FnMut(*mut c_char, *mut usize) -> c_int) -> Result<PathBuf> {

@@ -190,10 +190,10 @@ impl<R: RawHandle, S> Owned<R, S> {
         let slot = slot(self.state());
         let Some(mut f) = slot.take() else { return };
         guard(self.loop_inner(), || call(&mut f));
-        if !self.is_closing() {
-            slot.restore(f);
-        } else {
-            // The handle was closed by its own callback: drop the closure now, under the panic guard.
+        // A closure no longer wanted (the handle closed, or the callback installed another) is dropped now,
+        // under the panic guard: its destructor may panic, and we are inside a C callback.
+        let stale = if self.is_closing() { Some(f) } else { slot.restore(f) };
+        if let Some(f) = stale {
             guard(self.loop_inner(), move || drop(f));
         }
     }
@@ -276,25 +276,20 @@ impl<F: ?Sized> Callback<F> {
         self.0.take()
     }
 
-    /// Puts the running closure back unless the callback installed a new one meanwhile.
+    /// Puts the running closure back unless the callback installed a new one meanwhile; returns the closure
+    /// that is no longer wanted, for the caller to drop under the panic guard.
     #[inline]
-    fn restore(&self, f: Box<F>) {
-        let current = self.0.take();
-        match current {
-            None => self.0.set(Some(f)),
+    fn restore(&self, f: Box<F>) -> Option<Box<F>> {
+        match self.0.take() {
+            None => {
+                self.0.set(Some(f));
+                None
+            }
             Some(newer) => {
                 self.0.set(Some(newer));
-                drop(f);
+                Some(f)
             }
         }
-    }
-
-    /// Whether a closure is installed.
-    pub(crate) fn is_set(&self) -> bool {
-        let f = self.0.take();
-        let set = f.is_some();
-        self.0.set(f);
-        set
     }
 }
 

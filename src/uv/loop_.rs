@@ -172,7 +172,8 @@ impl Loop {
         (fd >= 0).then_some(fd)
     }
 
-    /// How long the next poll would block: `None` means indefinitely (`uv_backend_timeout`).
+    /// How long the next poll would block: `None` means indefinitely (`uv_backend_timeout`). `Some(0)` also
+    /// when nothing is active (`run` would return at once), and on a fresh loop until its first run.
     pub fn backend_timeout(&self) -> Option<Duration> {
         // SAFETY: the loop is initialised.
         let ms = unsafe { sys::uv_backend_timeout(self.as_raw()) };

@@ -67,15 +67,32 @@ pub(crate) fn version_string() -> &'static str {
 
 /// libuv's name for an error code (`uv_err_name`).
 pub(crate) fn err_name(code: i32) -> &'static str {
-    // SAFETY: uv_err_name returns a static NUL-terminated string for every known code; for an unknown one it
-    // leaks a small formatted string, so the pointer is valid for 'static either way.
+    if !is_known_code(code) {
+        return "UNKNOWN";
+    }
+    // SAFETY: uv_err_name returns a static NUL-terminated string for every known code (checked above; for an
+    // unknown one it would allocate a string per call, which we never ask for).
     let s = unsafe { std::ffi::CStr::from_ptr(libuv_sys2::uv_err_name(code)) };
     s.to_str().unwrap_or("UNKNOWN")
 }
 
 /// libuv's message for an error code (`uv_strerror`).
 pub(crate) fn strerror(code: i32) -> &'static str {
+    if !is_known_code(code) {
+        return "unknown error";
+    }
     // SAFETY: as in `err_name`.
     let s = unsafe { std::ffi::CStr::from_ptr(libuv_sys2::uv_strerror(code)) };
     s.to_str().unwrap_or("unknown error")
+}
+
+/// Whether libuv knows `code`: for unknown codes `uv_err_name`/`uv_strerror` allocate (and leak) a new string
+/// per call, while their `_r` variants write "Unknown system error N" into our buffer.
+fn is_known_code(code: i32) -> bool {
+    let mut buf = [0 as std::ffi::c_char; 64];
+    // SAFETY: `buf` is valid for `buf.len()` bytes; uv_err_name_r always NUL-terminates within that length.
+    unsafe { libuv_sys2::uv_err_name_r(code, buf.as_mut_ptr(), buf.len()) };
+    // SAFETY: NUL-terminated by uv_err_name_r, and `buf` outlives the borrow.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    !name.to_bytes().starts_with(b"Unknown system error")
 }

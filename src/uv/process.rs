@@ -238,21 +238,31 @@ impl Stdio<'_> {
     }
 }
 
-/// libuv opens the child's pipe into the handle without checking it: a pipe that is closing, already open or on
-/// another loop would make the spawn fail after the child started (leaving libuv's handle lists inconsistent)
-/// or attach the stream to the wrong loop. Refuse those up front.
+/// libuv opens the child's pipe into the handle without checking it: a pipe that is closing, already open,
+/// bound, active or on another loop would make the spawn fail after the child started (leaving libuv's handle
+/// lists inconsistent) or attach the stream to the wrong loop. Refuse those up front.
 fn check_fresh_pipe(pipe: &Pipe, lp: &Loop) -> Result<()> {
-    if pipe.is_closing() {
+    if pipe.is_closing() || pipe.is_active() {
         return Err(Error::EINVAL);
     }
-    let handle = pipe.as_stream_ptr().cast::<sys::uv_handle_t>();
-    // SAFETY: `pipe` is a live, initialised handle; these calls only read its fields.
-    let (same_loop, fileno) = unsafe {
+    let stream = pipe.as_stream_ptr();
+    let handle = stream.cast::<sys::uv_handle_t>();
+    // SAFETY: `pipe` is a live, initialised pipe handle; these calls only read its fields and write the local
+    // out-parameters, which are large enough for what they are told.
+    let (same_loop, fileno, sockname) = unsafe {
         let mut fd: sys::uv_os_fd_t = std::mem::zeroed();
-        (sys::uv_handle_get_loop(handle) == lp.as_raw(), sys::uv_fileno(handle, &mut fd))
+        let mut name = [0 as c_char; 256];
+        let mut size = name.len();
+        (
+            sys::uv_handle_get_loop(handle) == lp.as_raw(),
+            sys::uv_fileno(handle, &mut fd),
+            sys::uv_pipe_getsockname(stream.cast(), name.as_mut_ptr(), &mut size),
+        )
     };
-    // uv_fileno fails with EBADF exactly when the pipe has no descriptor yet.
-    if !same_loop || fileno != Error::EBADF.code() {
+    // Both getters fail with EBADF exactly when the pipe has no descriptor and no name yet (a Windows pipe that
+    // is bound has a name but no handle).
+    let fresh = fileno == Error::EBADF.code() && sockname == Error::EBADF.code();
+    if !same_loop || !fresh {
         return Err(Error::EINVAL);
     }
     Ok(())

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 /// The values are the OS's own. On Windows libuv emulates a few signals (see [`Signal`]'s portability notes);
 /// the Unix-only ones are not defined there.
 pub mod signum {
+    #[cfg(unix)]
     use libuv_sys2 as sys;
 
     /// Defines a signal constant from libuv's bindings on Unix, and from libuv's `uv/win.h` / the CRT on
@@ -136,7 +137,7 @@ impl Signal {
         let start = if oneshot { sys::uv_signal_start_oneshot } else { sys::uv_signal_start };
         // SAFETY: the handle is initialised and open; `on_signal` matches this box type. libuv validates signum.
         Error::check(unsafe { start(self.h.raw(), Some(on_signal), signum) })?;
-        // Installed only once libuv accepted the signal, so a refused start keeps the previous callback.
+        // Installed only once libuv accepted the signal.
         self.h.state().set_reusing(cb, |b| b);
         Ok(())
     }

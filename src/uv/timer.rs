@@ -12,8 +12,9 @@ type TimerCb = dyn FnMut(&Timer);
 
 /// A timer (`uv_timer_t`). Dropping it stops and closes it; a callback may restart, stop or drop its own timer.
 ///
-/// Timers fire in order of due time (ties in start order) at the start of a loop iteration; "now" is the loop's
-/// cached time ([`Loop::now`]), so a timer started from a callback counts from that iteration's start.
+/// Timers fire in order of due time (ties in start order) at the end of a loop iteration (and once before the
+/// first one in `RunMode::Default`); "now" is the loop's cached time ([`Loop::now`]), so a timer started from a
+/// callback counts from that iteration's start.
 ///
 /// ```
 /// use std::time::Duration;

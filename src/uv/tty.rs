@@ -39,9 +39,10 @@ impl StreamKind for Tty {
 pub enum TtyMode {
     /// Line-buffered, echoing: the initial mode.
     Normal,
-    /// Raw input: no line buffering, no echo, no signal keys.
+    /// Raw input: no line buffering, no echo, no signal keys. Output is still processed (`\n` is sent as
+    /// `\r\n`), so text prints as usual.
     Raw,
-    /// Binary-safe I/O for IPC (Unix only).
+    /// Binary-safe in both directions (`cfmakeraw`): no input or output processing at all (Unix only).
     Io,
     /// Raw with virtual-terminal sequences passed through (Windows; same as `Raw` elsewhere).
     RawVt,

@@ -22,92 +22,52 @@ use super::loop_::Loop;
 use super::req::{complete, submit, ReqBox};
 use crate::error::{Error, Result};
 
-/// Defines a copyable set of libuv/OS flag bits with named constants, `|`, `contains` and a readable `Debug`.
-macro_rules! flag_set {
-    ($(#[$meta:meta])* $name:ident { $($(#[$cmeta:meta])* $flag:ident = $value:expr;)* }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-        pub struct $name(u32);
-
-        impl $name {
-            $($(#[$cmeta])* pub const $flag: $name = $name($value as u32);)*
-
-            /// No flag set.
-            pub const fn empty() -> Self {
-                $name(0)
-            }
-
-            /// Whether every flag of `other` is set in `self`.
-            pub const fn contains(self, other: Self) -> bool {
-                self.0 & other.0 == other.0
-            }
-
-            /// The raw bits, as libuv (or the OS) defines them on this platform.
-            pub const fn bits(self) -> u32 {
-                self.0
-            }
-        }
-
-        impl std::ops::BitOr for $name {
-            type Output = Self;
-            fn bitor(self, other: Self) -> Self {
-                $name(self.0 | other.0)
-            }
-        }
-
-        impl std::ops::BitOrAssign for $name {
-            fn bitor_assign(&mut self, other: Self) {
-                self.0 |= other.0;
-            }
-        }
-
-        impl std::fmt::Debug for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                let mut set = f.debug_set();
-                $(if Self::$flag.0 != 0 && self.contains(Self::$flag) {
-                    set.entry(&format_args!(stringify!($flag)));
-                })*
-                set.finish()
-            }
-        }
-    };
+/// How [`Udp::bind`] binds (`uv_udp_flags`). `Default` sets none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpBindFlags {
+    /// Disables dual-stack mode: an IPv6 socket then accepts IPv6 traffic only (`UV_UDP_IPV6ONLY`).
+    pub ipv6_only: bool,
+    /// Sets `SO_REUSEADDR` (`SO_REUSEPORT` on the BSDs and macOS): several sockets may bind the same address, and
+    /// the last one to bind receives the traffic (`UV_UDP_REUSEADDR`).
+    pub reuse_addr: bool,
+    /// Sets load-balancing `SO_REUSEPORT`: datagrams are spread over the sockets bound to the address. Linux 3.9+,
+    /// FreeBSD 12+, DragonFlyBSD and a few others; `ENOTSUP` elsewhere, including macOS and Windows
+    /// (`UV_UDP_REUSEPORT`).
+    pub reuse_port: bool,
+    /// Sets `IP_RECVERR`/`IPV6_RECVERR` on Linux, so ICMP errors reach the receive callback; a no-op elsewhere
+    /// (`UV_UDP_LINUX_RECVERR`).
+    pub linux_recverr: bool,
 }
-pub(crate) use flag_set;
 
-flag_set! {
-    /// How [`Udp::bind`] binds (`uv_udp_flags`).
-    UdpBindFlags {
-        /// Disables dual-stack mode: an IPv6 socket then accepts IPv6 traffic only (`UV_UDP_IPV6ONLY`).
-        IPV6ONLY = sys::uv_udp_flags_UV_UDP_IPV6ONLY;
-        /// Sets `SO_REUSEADDR` (`SO_REUSEPORT` on the BSDs and macOS): several sockets may bind the same address,
-        /// and the last one to bind receives the traffic (`UV_UDP_REUSEADDR`).
-        REUSEADDR = sys::uv_udp_flags_UV_UDP_REUSEADDR;
-        /// Sets load-balancing `SO_REUSEPORT`: datagrams are spread over the sockets bound to the address. Linux
-        /// 3.9+, FreeBSD 12+, DragonFlyBSD and a few others; `ENOTSUP` elsewhere, including macOS and Windows
-        /// (`UV_UDP_REUSEPORT`).
-        REUSEPORT = sys::uv_udp_flags_UV_UDP_REUSEPORT;
-        /// Sets `IP_RECVERR`/`IPV6_RECVERR` on Linux, so ICMP errors are reported to the receive callback; a
-        /// no-op elsewhere (`UV_UDP_LINUX_RECVERR`).
-        LINUX_RECVERR = sys::uv_udp_flags_UV_UDP_LINUX_RECVERR;
+impl UdpBindFlags {
+    fn bits(self) -> c_uint {
+        let flag = |on: bool, bit| if on { bit as c_uint } else { 0 };
+        flag(self.ipv6_only, sys::uv_udp_flags_UV_UDP_IPV6ONLY)
+            | flag(self.reuse_addr, sys::uv_udp_flags_UV_UDP_REUSEADDR)
+            | flag(self.reuse_port, sys::uv_udp_flags_UV_UDP_REUSEPORT)
+            | flag(self.linux_recverr, sys::uv_udp_flags_UV_UDP_LINUX_RECVERR)
     }
 }
 
-flag_set! {
-    /// Options for [`Udp::new_ex`] (`uv_udp_init_ex` flags).
-    UdpInitFlags {
-        /// Receives with `recvmmsg(2)` where the platform has it (Linux, FreeBSD, macOS), several datagrams per
-        /// system call; see [`Udp::using_recvmmsg`] (`UV_UDP_RECVMMSG`).
-        RECVMMSG = sys::uv_udp_flags_UV_UDP_RECVMMSG;
-    }
+/// Options for [`Udp::new_ex`] (`uv_udp_init_ex`). `Default` is what [`Udp::new`] does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpInitOptions {
+    /// Create the socket now, for this family, so socket options can be set before binding (the domain
+    /// argument; `None`: created lazily, `AF_UNSPEC`).
+    pub family: Option<IpFamily>,
+    /// Receive with `recvmmsg(2)` where the platform has it (Linux, FreeBSD, macOS), several datagrams per system
+    /// call; see [`Udp::using_recvmmsg`]. The handle's receive buffer then holds a batch of 16 datagrams of up
+    /// to 64 KiB: 1 MiB instead of 64 KiB (`UV_UDP_RECVMMSG`).
+    pub recvmmsg: bool,
 }
 
-flag_set! {
-    /// What libuv says about a received datagram (`uv_udp_flags` in `uv_udp_recv_cb`).
-    RecvFlags {
-        /// The datagram was larger than the receive buffer (64 KiB) and was truncated; the OS discarded the
-        /// rest (`UV_UDP_PARTIAL`).
-        PARTIAL = sys::uv_udp_flags_UV_UDP_PARTIAL;
-    }
+/// What libuv says about a received datagram (the flags of `uv_udp_recv_cb`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecvFlags {
+    /// The datagram was larger than the receive buffer (64 KiB) and was truncated; the OS discarded the rest
+    /// (`UV_UDP_PARTIAL`).
+    pub partial: bool,
 }
 
 /// Join or leave a multicast group ([`Udp::set_membership`], `uv_membership`).
@@ -130,7 +90,7 @@ impl Membership {
 
 /// The largest UDP datagram, and the size of one receive slot: libuv's `UV__UDP_DGRAM_MAXSIZE`.
 const DGRAM_MAX: usize = 64 * 1024;
-/// Receive slots per `recvmmsg` call when [`UdpInitFlags::RECVMMSG`] is in use (libuv takes up to 20).
+/// Receive slots per `recvmmsg` call when [`UdpInitOptions::recvmmsg`] is in use (libuv takes up to 20).
 const MMSG_SLOTS: usize = 16;
 
 type RecvCb = dyn FnMut(&Udp, Result<Option<(&[u8], SocketAddr, RecvFlags)>>);
@@ -195,7 +155,7 @@ impl Drop for RecvBuffer {
 ///
 /// let lp = Loop::new()?;
 /// let server = Udp::new(&lp)?;
-/// server.bind("127.0.0.1:0".parse().unwrap(), UdpBindFlags::empty())?;
+/// server.bind("127.0.0.1:0".parse().unwrap(), UdpBindFlags::default())?;
 /// let server_addr = server.local_addr()?;
 /// server.recv_start(|udp, res| {
 ///     if let Ok(Some((data, from, _flags))) = res {
@@ -243,11 +203,12 @@ impl Udp {
         Ok(Udp { h })
     }
 
-    /// Creates a UDP handle with options (`uv_udp_init_ex`). With a `family`, the socket is created now, so
-    /// socket options can be set before binding; [`UdpInitFlags::RECVMMSG`] asks for batched receives.
-    pub fn new_ex(lp: &Loop, family: Option<IpFamily>, flags: UdpInitFlags) -> Result<Udp> {
-        let domain = family.map_or(sys::AF_UNSPEC as c_uint, |f| f.raw() as c_uint);
-        let flags = domain | flags.bits();
+    /// Creates a UDP handle with options (`uv_udp_init_ex`): a socket created now for a family, and/or batched
+    /// receives; see [`UdpInitOptions`].
+    pub fn new_ex(lp: &Loop, options: UdpInitOptions) -> Result<Udp> {
+        let domain = options.family.map_or(sys::AF_UNSPEC as c_uint, |f| f.raw() as c_uint);
+        let mmsg = if options.recvmmsg { sys::uv_udp_flags_UV_UDP_RECVMMSG as c_uint } else { 0 };
+        let flags = domain | mmsg;
         // SAFETY: as in `new`; on failure uv_udp_init_ex has not registered the handle.
         let h = Owned::new(lp, UdpState::default(), |l, raw| unsafe { sys::uv_udp_init_ex(l, raw, flags) })?;
         Ok(Udp { h })
@@ -411,7 +372,7 @@ impl Udp {
         Ok(())
     }
 
-    /// Whether receives use `recvmmsg(2)`: created with [`UdpInitFlags::RECVMMSG`] on a platform that has it
+    /// Whether receives use `recvmmsg(2)`: created with [`UdpInitOptions::recvmmsg`] on a platform that has it
     /// (`uv_udp_using_recvmmsg`).
     pub fn using_recvmmsg(&self) -> bool {
         // SAFETY: the handle is initialised; this reads flags.
@@ -426,7 +387,8 @@ impl Udp {
         let group = cstring(&multicast.to_string())?;
         let iface = interface.map(cstring).transpose()?;
         // SAFETY: the handle is open; the strings are NUL-terminated and outlive the call.
-        let ret = unsafe { sys::uv_udp_set_membership(self.h.raw(), group.as_ptr(), opt_ptr(&iface), membership.raw()) };
+        let ret =
+            unsafe { sys::uv_udp_set_membership(self.h.raw(), group.as_ptr(), opt_ptr(&iface), membership.raw()) };
         Error::check(ret).map(drop)
     }
 
@@ -574,7 +536,9 @@ unsafe extern "C" fn on_recv(
     addr: *const sys::sockaddr,
     flags: c_uint,
 ) {
-    if flags & sys::uv_udp_flags_UV_UDP_MMSG_FREE != 0 {
+    // (The cast: C enums are `int` with MSVC, `unsigned int` elsewhere.)
+    let mmsg_free = sys::uv_udp_flags_UV_UDP_MMSG_FREE as c_uint;
+    if flags & mmsg_free != 0 {
         return; // the end of a recvmmsg batch: libuv hands the buffer back, and it stays ours
     }
     // SAFETY: libuv passes the reading handle, alive until its close callback; the view lives for this call.
@@ -597,7 +561,8 @@ unsafe extern "C" fn on_recv(
         let Some(from) = from else {
             return; // not an IP sender: impossible on the IP sockets this type creates or opens
         };
-        Ok(Some((data, from, RecvFlags(flags & RecvFlags::PARTIAL.0))))
+        let partial = flags & (sys::uv_udp_flags_UV_UDP_PARTIAL as c_uint) != 0;
+        Ok(Some((data, from, RecvFlags { partial })))
     };
     udp.h.invoke(|s| &s.on_recv, |cb| cb(&udp, result));
     // `recv_stop` from inside the callback could not drop the running closure, which `invoke` has put back:

@@ -124,9 +124,8 @@ where
     submit(lp.inner(), state, |l, req: *mut ReqBox<sys::uv_work_t, WorkReq<W, T, A>>| {
         // SAFETY: `req` is the live box submit made. From here the pool thread uses only `state.job` (through a
         // raw pointer) and libuv calls `on_after`, matching this box type, exactly once.
-        let ret = unsafe {
-            sys::uv_queue_work(l, &raw mut (*req).raw, Some(on_work::<W, T, A>), Some(on_after::<W, T, A>))
-        };
+        let ret =
+            unsafe { sys::uv_queue_work(l, &raw mut (*req).raw, Some(on_work::<W, T, A>), Some(on_after::<W, T, A>)) };
         if ret == 0 {
             stage.set(Stage::Pending(req.cast::<sys::uv_work_t>()));
         }
@@ -145,7 +144,7 @@ where
     // SAFETY: the box is alive until `on_after`, which libuv runs only after this function returned (the
     // handoff goes through libuv's mutex, which orders our writes before the loop thread's reads). No other
     // thread touches `job` meanwhile: the loop thread only reads the request header, in `uv_cancel`.
-    let job = unsafe { &mut *(&raw mut (*boxed).state.job) };
+    let job = unsafe { &mut (*boxed).state.job };
     if let Job::Queued(work) = std::mem::replace(job, Job::Taken) {
         *job = Job::Done(catch_unwind(AssertUnwindSafe(work)));
     }

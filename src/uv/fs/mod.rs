@@ -66,14 +66,14 @@ pub fn open(
     mode: u32,
     cb: impl FnOnce(Result<File>) + 'static,
 ) -> Result<()> {
-    op::open(path.as_ref(), flags, mode)?.submit(lp, |res, _| cb(res))
+    op::open(path.as_ref(), flags, mode)?.submit_result(lp, cb)
 }
 
 /// Closes a file without blocking (`uv_fs_close`). `EBUSY` at once if other requests on the file are still in
 /// flight; the `File` is then dropped, so it closes (synchronously) when the last of them completes.
 pub fn close(lp: &Loop, file: File, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
     // uv_fs_close has no failing argument check: once released, the descriptor is always closed by libuv.
-    op::close(file.take_for_close()?).submit(lp, |res, _| cb(res))
+    op::close(file.take_for_close()?).submit_result(lp, cb)
 }
 
 /// Reads into the spare capacity of `buf` at `offset` (`None`: the current position, which advances)
@@ -85,7 +85,10 @@ pub fn read(
     offset: Option<u64>,
     cb: impl FnOnce(Result<usize>, Vec<u8>) + 'static,
 ) -> Result<()> {
-    op::read(file, buf, offset)?.submit(lp, |res, (_, buf, _)| cb(res, buf))
+    op::read(file, buf, offset)?.submit(lp, |res, (file, buf, _)| {
+        drop(file); // first, so that `cb` may close the file
+        cb(res, buf)
+    })
 }
 
 /// Reads into the spare capacity of several buffers in order, like `preadv` (`uv_fs_read`). `cb` gets the total
@@ -97,7 +100,10 @@ pub fn read_vectored(
     offset: Option<u64>,
     cb: impl FnOnce(Result<usize>, Vec<Vec<u8>>) + 'static,
 ) -> Result<()> {
-    op::read(file, bufs, offset)?.submit(lp, |res, (_, bufs, _)| cb(res, bufs))
+    op::read(file, bufs, offset)?.submit(lp, |res, (file, bufs, _)| {
+        drop(file); // first, so that `cb` may close the file
+        cb(res, bufs)
+    })
 }
 
 /// Writes `buf` at `offset` (`None`: the current position, which advances) (`uv_fs_write`). `cb` gets the byte
@@ -109,7 +115,10 @@ pub fn write(
     offset: Option<u64>,
     cb: impl FnOnce(Result<usize>, Vec<u8>) + 'static,
 ) -> Result<()> {
-    op::write(file, buf, offset)?.submit(lp, |res, (_, buf, _)| cb(res, buf))
+    op::write(file, buf, offset)?.submit(lp, |res, (file, buf, _)| {
+        drop(file); // first, so that `cb` may close the file
+        cb(res, buf)
+    })
 }
 
 /// Writes several buffers in order, like `pwritev` (`uv_fs_write`). `cb` gets the total byte count and the
@@ -121,22 +130,25 @@ pub fn write_vectored(
     offset: Option<u64>,
     cb: impl FnOnce(Result<usize>, Vec<Vec<u8>>) + 'static,
 ) -> Result<()> {
-    op::write(file, bufs, offset)?.submit(lp, |res, (_, bufs, _)| cb(res, bufs))
+    op::write(file, bufs, offset)?.submit(lp, |res, (file, bufs, _)| {
+        drop(file); // first, so that `cb` may close the file
+        cb(res, bufs)
+    })
 }
 
 /// Deletes a file (`uv_fs_unlink`).
 pub fn unlink(lp: &Loop, path: impl AsRef<Path>, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
-    op::unlink(path.as_ref())?.submit(lp, |res, _| cb(res))
+    op::unlink(path.as_ref())?.submit_result(lp, cb)
 }
 
 /// Creates a directory with permission bits `mode` (ignored on Windows) (`uv_fs_mkdir`).
 pub fn mkdir(lp: &Loop, path: impl AsRef<Path>, mode: u32, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
-    op::mkdir(path.as_ref(), mode)?.submit(lp, |res, _| cb(res))
+    op::mkdir(path.as_ref(), mode)?.submit_result(lp, cb)
 }
 
 /// Creates a uniquely named directory from a template ending in `XXXXXX` (`uv_fs_mkdtemp`); `cb` gets its path.
 pub fn mkdtemp(lp: &Loop, template: impl AsRef<Path>, cb: impl FnOnce(Result<PathBuf>) + 'static) -> Result<()> {
-    op::mkdtemp(template.as_ref())?.submit(lp, |res, _| cb(res))
+    op::mkdtemp(template.as_ref())?.submit_result(lp, cb)
 }
 
 /// Creates and opens a uniquely named file from a template ending in `XXXXXX` (`uv_fs_mkstemp`); `cb` gets the
@@ -146,61 +158,56 @@ pub fn mkstemp(
     template: impl AsRef<Path>,
     cb: impl FnOnce(Result<(File, PathBuf)>) + 'static,
 ) -> Result<()> {
-    op::mkstemp(template.as_ref())?.submit(lp, |res, _| cb(res))
+    op::mkstemp(template.as_ref())?.submit_result(lp, cb)
 }
 
 /// Removes an empty directory (`uv_fs_rmdir`); `ENOTEMPTY` if it has entries.
 pub fn rmdir(lp: &Loop, path: impl AsRef<Path>, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
-    op::rmdir(path.as_ref())?.submit(lp, |res, _| cb(res))
+    op::rmdir(path.as_ref())?.submit_result(lp, cb)
 }
 
 /// Lists a directory in one request (`uv_fs_scandir`), without `.` and `..`. For huge directories, prefer
 /// [`opendir`] and [`readdir`] batches.
 pub fn scandir(lp: &Loop, path: impl AsRef<Path>, cb: impl FnOnce(Result<Vec<Dirent>>) + 'static) -> Result<()> {
-    op::scandir(path.as_ref())?.submit(lp, |res, _| cb(res))
+    op::scandir(path.as_ref())?.submit_result(lp, cb)
 }
 
 /// Opens a directory stream for [`readdir`] (`uv_fs_opendir`).
 pub fn opendir(lp: &Loop, path: impl AsRef<Path>, cb: impl FnOnce(Result<Dir>) + 'static) -> Result<()> {
-    op::opendir(path.as_ref())?.submit(lp, |res, _| cb(res))
+    op::opendir(path.as_ref())?.submit_result(lp, cb)
 }
 
 /// Reads the next batch of at most `max_entries` entries (`uv_fs_readdir`), without `.` and `..`; an empty batch
 /// means the end. `EINVAL` for `max_entries == 0`, `EBUSY` while another `readdir` on `dir` is in flight.
-pub fn readdir(
-    lp: &Loop,
-    dir: &Dir,
-    max_entries: usize,
-    cb: impl FnOnce(Result<Vec<Dirent>>) + 'static,
-) -> Result<()> {
-    op::readdir(dir, max_entries)?.submit(lp, |res, _| cb(res))
+pub fn readdir(lp: &Loop, dir: &Dir, max_entries: usize, cb: impl FnOnce(Result<Vec<Dirent>>) + 'static) -> Result<()> {
+    op::readdir(dir, max_entries)?.submit_result(lp, cb)
 }
 
 /// Closes a directory stream without blocking (`uv_fs_closedir`). `EBUSY` at once while a `readdir` is in
 /// flight; the `Dir` is then dropped, so it closes (synchronously) when that read completes.
 pub fn closedir(lp: &Loop, dir: Dir, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
     // uv_fs_closedir only rejects a null stream, which a `Dir` never holds.
-    op::closedir(dir.take_for_close()?).submit(lp, |res, _| cb(res))
+    op::closedir(dir.take_for_close()?).submit_result(lp, cb)
 }
 
 /// Gets a file's metadata, following symbolic links (`uv_fs_stat`).
 pub fn stat(lp: &Loop, path: impl AsRef<Path>, cb: impl FnOnce(Result<Stat>) + 'static) -> Result<()> {
-    op::stat(path.as_ref())?.submit(lp, |res, _| cb(res))
+    op::stat(path.as_ref())?.submit_result(lp, cb)
 }
 
 /// Gets an open file's metadata (`uv_fs_fstat`).
 pub fn fstat(lp: &Loop, file: &File, cb: impl FnOnce(Result<Stat>) + 'static) -> Result<()> {
-    op::fstat(file).submit(lp, |res, _| cb(res))
+    op::fstat(file).submit_result(lp, cb)
 }
 
 /// Gets a file's metadata; a symbolic link is described itself, not followed (`uv_fs_lstat`).
 pub fn lstat(lp: &Loop, path: impl AsRef<Path>, cb: impl FnOnce(Result<Stat>) + 'static) -> Result<()> {
-    op::lstat(path.as_ref())?.submit(lp, |res, _| cb(res))
+    op::lstat(path.as_ref())?.submit_result(lp, cb)
 }
 
 /// Gets statistics of the file system holding `path` (`uv_fs_statfs`).
 pub fn statfs(lp: &Loop, path: impl AsRef<Path>, cb: impl FnOnce(Result<StatFs>) + 'static) -> Result<()> {
-    op::statfs(path.as_ref())?.submit(lp, |res, _| cb(res))
+    op::statfs(path.as_ref())?.submit_result(lp, cb)
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists (`uv_fs_rename`).
@@ -210,22 +217,22 @@ pub fn rename(
     to: impl AsRef<Path>,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::rename(from.as_ref(), to.as_ref())?.submit(lp, |res, _| cb(res))
+    op::rename(from.as_ref(), to.as_ref())?.submit_result(lp, cb)
 }
 
 /// Flushes a file's data and metadata to the device (`uv_fs_fsync`).
 pub fn fsync(lp: &Loop, file: &File, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
-    op::fsync(file).submit(lp, |res, _| cb(res))
+    op::fsync(file).submit_result(lp, cb)
 }
 
 /// Flushes a file's data (and only the metadata needed to read it) to the device (`uv_fs_fdatasync`).
 pub fn fdatasync(lp: &Loop, file: &File, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
-    op::fdatasync(file).submit(lp, |res, _| cb(res))
+    op::fdatasync(file).submit_result(lp, cb)
 }
 
 /// Truncates or extends a file to `len` bytes (`uv_fs_ftruncate`).
 pub fn ftruncate(lp: &Loop, file: &File, len: u64, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
-    op::ftruncate(file, len)?.submit(lp, |res, _| cb(res))
+    op::ftruncate(file, len)?.submit_result(lp, cb)
 }
 
 /// Copies the file `from` to `to` (`uv_fs_copyfile`); see [`CopyFlags`]. Without [`CopyFlags::EXCL`] an existing
@@ -237,11 +244,15 @@ pub fn copyfile(
     flags: CopyFlags,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::copyfile(from.as_ref(), to.as_ref(), flags)?.submit(lp, |res, _| cb(res))
+    op::copyfile(from.as_ref(), to.as_ref(), flags)?.submit_result(lp, cb)
 }
 
-/// Copies up to `len` bytes from `input` at `offset` to `out` at its current position (`uv_fs_sendfile`);
-/// `input`'s position is not used or changed. `cb` gets the byte count, which may be short.
+/// Copies up to `len` bytes from `input` at `offset` to `out` at its current position (`uv_fs_sendfile`).
+/// `cb` gets the byte count, which may be short.
+///
+/// # Portability
+/// On Unix `input`'s own position is neither used nor moved; on Windows libuv emulates sendfile by seeking
+/// `input` to `offset` and reading, so its position moves.
 pub fn sendfile(
     lp: &Loop,
     out: &File,
@@ -250,23 +261,28 @@ pub fn sendfile(
     len: usize,
     cb: impl FnOnce(Result<usize>) + 'static,
 ) -> Result<()> {
-    op::sendfile(out, input, offset, len)?.submit(lp, |res, _| cb(res))
+    op::sendfile(out, input, offset, len)?.submit_result(lp, cb)
 }
 
 /// Checks that `path` exists and that the caller has the access in `mode` (`uv_fs_access`; Windows checks the
 /// attributes: existence and the read-only flag).
-pub fn access(lp: &Loop, path: impl AsRef<Path>, mode: AccessMode, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
-    op::access(path.as_ref(), mode)?.submit(lp, |res, _| cb(res))
+pub fn access(
+    lp: &Loop,
+    path: impl AsRef<Path>,
+    mode: AccessMode,
+    cb: impl FnOnce(Result<()>) + 'static,
+) -> Result<()> {
+    op::access(path.as_ref(), mode)?.submit_result(lp, cb)
 }
 
 /// Sets a file's permission bits (`uv_fs_chmod`; on Windows only the owner's write bit matters).
 pub fn chmod(lp: &Loop, path: impl AsRef<Path>, mode: u32, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
-    op::chmod(path.as_ref(), mode)?.submit(lp, |res, _| cb(res))
+    op::chmod(path.as_ref(), mode)?.submit_result(lp, cb)
 }
 
 /// Sets an open file's permission bits (`uv_fs_fchmod`).
 pub fn fchmod(lp: &Loop, file: &File, mode: u32, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
-    op::fchmod(file, mode).submit(lp, |res, _| cb(res))
+    op::fchmod(file, mode).submit_result(lp, cb)
 }
 
 /// Sets a file's access and modification times, following symbolic links (`uv_fs_utime`).
@@ -277,7 +293,7 @@ pub fn utime(
     mtime: FileTime,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::utime(path.as_ref(), atime, mtime)?.submit(lp, |res, _| cb(res))
+    op::utime(path.as_ref(), atime, mtime)?.submit_result(lp, cb)
 }
 
 /// Sets an open file's access and modification times (`uv_fs_futime`).
@@ -288,7 +304,7 @@ pub fn futime(
     mtime: FileTime,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::futime(file, atime, mtime).submit(lp, |res, _| cb(res))
+    op::futime(file, atime, mtime).submit_result(lp, cb)
 }
 
 /// Sets the access and modification times of a path, or of a symbolic link itself (`uv_fs_lutime`).
@@ -299,7 +315,7 @@ pub fn lutime(
     mtime: FileTime,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::lutime(path.as_ref(), atime, mtime)?.submit(lp, |res, _| cb(res))
+    op::lutime(path.as_ref(), atime, mtime)?.submit_result(lp, cb)
 }
 
 /// Creates a hard link `new` to the file `existing` (`uv_fs_link`).
@@ -309,7 +325,7 @@ pub fn link(
     new: impl AsRef<Path>,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::link(existing.as_ref(), new.as_ref())?.submit(lp, |res, _| cb(res))
+    op::link(existing.as_ref(), new.as_ref())?.submit_result(lp, cb)
 }
 
 /// Creates a symbolic link `link` pointing to `target` (`uv_fs_symlink`); `flags` matter on Windows only, where
@@ -321,17 +337,17 @@ pub fn symlink(
     flags: SymlinkFlags,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::symlink(target.as_ref(), link.as_ref(), flags)?.submit(lp, |res, _| cb(res))
+    op::symlink(target.as_ref(), link.as_ref(), flags)?.submit_result(lp, cb)
 }
 
 /// Reads the target of a symbolic link (`uv_fs_readlink`).
 pub fn readlink(lp: &Loop, path: impl AsRef<Path>, cb: impl FnOnce(Result<PathBuf>) + 'static) -> Result<()> {
-    op::readlink(path.as_ref())?.submit(lp, |res, _| cb(res))
+    op::readlink(path.as_ref())?.submit_result(lp, cb)
 }
 
 /// Resolves a path to its canonical absolute form, following every symbolic link (`uv_fs_realpath`).
 pub fn realpath(lp: &Loop, path: impl AsRef<Path>, cb: impl FnOnce(Result<PathBuf>) + 'static) -> Result<()> {
-    op::realpath(path.as_ref())?.submit(lp, |res, _| cb(res))
+    op::realpath(path.as_ref())?.submit_result(lp, cb)
 }
 
 /// Changes a file's owner and group, following symbolic links; `None` leaves an id unchanged (`uv_fs_chown`).
@@ -344,7 +360,7 @@ pub fn chown(
     gid: Option<u32>,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::chown(path.as_ref(), uid, gid, false)?.submit(lp, |res, _| cb(res))
+    op::chown(path.as_ref(), uid, gid, false)?.submit_result(lp, cb)
 }
 
 /// Changes an open file's owner and group; `None` leaves an id unchanged (`uv_fs_fchown`). Unix only.
@@ -356,7 +372,7 @@ pub fn fchown(
     gid: Option<u32>,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::fchown(file, uid, gid).submit(lp, |res, _| cb(res))
+    op::fchown(file, uid, gid).submit_result(lp, cb)
 }
 
 /// Changes the owner and group of a path, or of a symbolic link itself (`uv_fs_lchown`). Unix only.
@@ -368,5 +384,5 @@ pub fn lchown(
     gid: Option<u32>,
     cb: impl FnOnce(Result<()>) + 'static,
 ) -> Result<()> {
-    op::chown(path.as_ref(), uid, gid, true)?.submit(lp, |res, _| cb(res))
+    op::chown(path.as_ref(), uid, gid, true)?.submit_result(lp, cb)
 }

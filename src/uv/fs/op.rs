@@ -80,6 +80,20 @@ impl<K, T> Op<K, T> {
         })
     }
 
+    /// [`Op::submit`] for callbacks that only take the result. `keep` is dropped first, so the callback may close
+    /// the file or directory the request used, or start the next request on it.
+    pub(super) fn submit_result<F>(self, lp: &Loop, cb: F) -> Result<()>
+    where
+        K: 'static,
+        T: 'static,
+        F: FnOnce(T) + 'static,
+    {
+        self.submit(lp, move |res, keep| {
+            drop(keep);
+            cb(res)
+        })
+    }
+
     /// Runs the request synchronously on the calling thread; returns the result and `keep`.
     pub(super) fn run(mut self, lp: &Rc<LoopInner>) -> (T, K) {
         // SAFETY: uv_fs_t is plain C data; all-zero is a valid value before the start call.
@@ -119,19 +133,19 @@ fn result(req: &sys::uv_fs_t) -> Result<usize> {
     Error::check_size(req.result)
 }
 
-unsafe fn unit<K>(req: &mut sys::uv_fs_t, _: &mut K, _: &Rc<LoopInner>) -> Result<()> {
+fn unit<K>(req: &mut sys::uv_fs_t, _: &mut K, _: &Rc<LoopInner>) -> Result<()> {
     result(req).map(drop)
 }
 
-unsafe fn size<K>(req: &mut sys::uv_fs_t, _: &mut K, _: &Rc<LoopInner>) -> Result<usize> {
+fn size<K>(req: &mut sys::uv_fs_t, _: &mut K, _: &Rc<LoopInner>) -> Result<usize> {
     result(req)
 }
 
-unsafe fn opened<K>(req: &mut sys::uv_fs_t, _: &mut K, lp: &Rc<LoopInner>) -> Result<File> {
+fn opened<K>(req: &mut sys::uv_fs_t, _: &mut K, lp: &Rc<LoopInner>) -> Result<File> {
     result(req).map(|fd| File::new(lp, fd as sys::uv_file))
 }
 
-unsafe fn stat_buf<K>(req: &mut sys::uv_fs_t, _: &mut K, _: &Rc<LoopInner>) -> Result<Stat> {
+fn stat_buf<K>(req: &mut sys::uv_fs_t, _: &mut K, _: &Rc<LoopInner>) -> Result<Stat> {
     result(req)?;
     Ok(Stat::from_raw(&req.statbuf))
 }
@@ -347,7 +361,12 @@ fn uv_offset(offset: Option<u64>) -> Result<i64> {
 
 pub(super) type IoKeep<B> = (Rc<FileInner>, B, i64);
 
-unsafe fn start_read<B: ReadBufs>(k: &mut IoKeep<B>, l: *mut sys::uv_loop_t, r: *mut sys::uv_fs_t, cb: sys::uv_fs_cb) -> c_int {
+unsafe fn start_read<B: ReadBufs>(
+    k: &mut IoKeep<B>,
+    l: *mut sys::uv_loop_t,
+    r: *mut sys::uv_fs_t,
+    cb: sys::uv_fs_cb,
+) -> c_int {
     let regions = k.1.regions();
     let bufs = regions.as_slice();
     // SAFETY: the `Start` contract; the regions point into `k.1`, kept alive and untouched until completion, and
@@ -362,7 +381,12 @@ unsafe fn read_done<B: ReadBufs>(req: &mut sys::uv_fs_t, k: &mut IoKeep<B>, _: &
     Ok(n)
 }
 
-unsafe fn start_write<B: WriteBufs>(k: &mut IoKeep<B>, l: *mut sys::uv_loop_t, r: *mut sys::uv_fs_t, cb: sys::uv_fs_cb) -> c_int {
+unsafe fn start_write<B: WriteBufs>(
+    k: &mut IoKeep<B>,
+    l: *mut sys::uv_loop_t,
+    r: *mut sys::uv_fs_t,
+    cb: sys::uv_fs_cb,
+) -> c_int {
     let regions = k.1.regions();
     let bufs = regions.as_slice();
     // SAFETY: as in `start_read`; a write only reads the regions.
@@ -457,7 +481,11 @@ macro_rules! two_paths_op {
         }
     };
     ($name:ident, $uv:ident, $flags:ty) => {
-        pub(super) fn $name(from: &Path, to: &Path, flags: $flags) -> Result<Op<(CString, CString, c_int), Result<()>>> {
+        pub(super) fn $name(
+            from: &Path,
+            to: &Path,
+            flags: $flags,
+        ) -> Result<Op<(CString, CString, c_int), Result<()>>> {
             let start: Start<(CString, CString, c_int)> = |(p, q, flags), l, r, cb| {
                 // SAFETY: the `Start` contract (see above).
                 unsafe { sys::$uv(l, r, p.as_ptr(), q.as_ptr(), *flags, cb) }
@@ -475,7 +503,11 @@ two_paths_op!(symlink, uv_fs_symlink, SymlinkFlags);
 /// The ops taking a path and two timestamps.
 macro_rules! utime_op {
     ($name:ident, $uv:ident) => {
-        pub(super) fn $name(path: &Path, atime: FileTime, mtime: FileTime) -> Result<Op<(CString, f64, f64), Result<()>>> {
+        pub(super) fn $name(
+            path: &Path,
+            atime: FileTime,
+            mtime: FileTime,
+        ) -> Result<Op<(CString, f64, f64), Result<()>>> {
             let start: Start<(CString, f64, f64)> = |(p, atime, mtime), l, r, cb| {
                 // SAFETY: the `Start` contract (see above).
                 unsafe { sys::$uv(l, r, p.as_ptr(), *atime, *mtime, cb) }
@@ -582,7 +614,12 @@ fn ids(uid: Option<u32>, gid: Option<u32>) -> (sys::uv_uid_t, sys::uv_gid_t) {
 type ChownKeep = (CString, sys::uv_uid_t, sys::uv_gid_t);
 
 #[cfg(unix)]
-pub(super) fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>, nofollow: bool) -> Result<Op<ChownKeep, Result<()>>> {
+pub(super) fn chown(
+    path: &Path,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    nofollow: bool,
+) -> Result<Op<ChownKeep, Result<()>>> {
     let start: Start<ChownKeep> = |(p, uid, gid), l, r, cb| {
         // SAFETY: the `Start` contract (see above).
         unsafe { sys::uv_fs_chown(l, r, p.as_ptr(), *uid, *gid, cb) }
@@ -596,7 +633,11 @@ pub(super) fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>, nofollow: b
 }
 
 #[cfg(unix)]
-pub(super) fn fchown(file: &File, uid: Option<u32>, gid: Option<u32>) -> Op<(Rc<FileInner>, sys::uv_uid_t, sys::uv_gid_t), Result<()>> {
+pub(super) fn fchown(
+    file: &File,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Op<(Rc<FileInner>, sys::uv_uid_t, sys::uv_gid_t), Result<()>> {
     let start: Start<(Rc<FileInner>, sys::uv_uid_t, sys::uv_gid_t)> = |(f, uid, gid), l, r, cb| {
         // SAFETY: the `Start` contract; `keep` holds the file open until completion.
         unsafe { sys::uv_fs_fchown(l, r, f.fd, *uid, *gid, cb) }

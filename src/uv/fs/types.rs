@@ -31,6 +31,11 @@ macro_rules! flags {
                 self.0
             }
 
+            /// Both sets together: `|` usable in `const` items.
+            pub const fn union(self, other: $name) -> $name {
+                $name(self.0 | other.0)
+            }
+
             /// Whether every flag of `other` is set in `self`.
             pub const fn contains(self, other: $name) -> bool {
                 self.0 & other.0 == other.0

@@ -1,0 +1,135 @@
+//! A TCP echo server on the callback API (`uvio::uv`).
+//!
+//! ```text
+//! cargo run --release --example echo_server -- --port 9123 [--max-seconds 10]
+//! ```
+//!
+//! Every received chunk is written back as is. Read data is only lent to the read callback, so it is copied
+//! into a buffer from a small pool; the buffer goes back to the pool when its write completes (the write
+//! request owns it until then), so a busy server stops allocating. On EOF the server finishes its queued
+//! writes, shuts its side down gracefully and drops the connection; on an error it drops it at once.
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::rc::Rc;
+use std::time::Duration;
+
+use uvio::uv::{Loop, RunMode, Tcp, Timer};
+
+/// Buffers kept for reuse; beyond this, finished buffers are freed.
+const POOL_MAX: usize = 1024;
+
+type Pool = Rc<RefCell<Vec<Vec<u8>>>>;
+type Conns = Rc<RefCell<HashMap<u64, Tcp>>>;
+
+/// A write buffer that returns to the pool when the write request that owns it is done.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Pool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut pool = self.pool.borrow_mut();
+        if pool.len() < POOL_MAX {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            pool.push(buf);
+        }
+    }
+}
+
+fn copy_into_pooled(pool: &Pool, bytes: &[u8]) -> Pooled {
+    let mut buf = pool.borrow_mut().pop().unwrap_or_default();
+    buf.extend_from_slice(bytes);
+    Pooled { buf, pool: pool.clone() }
+}
+
+/// Removes a connection from the registry, which closes it (also from inside its own callbacks).
+fn forget(conns: &Conns, id: u64) {
+    let conn = conns.borrow_mut().remove(&id);
+    drop(conn);
+}
+
+fn serve(conn: &Tcp, id: u64, conns: &Conns, pool: &Pool) -> uvio::Result<()> {
+    conn.set_nodelay(true)?;
+    let (conns, pool) = (conns.clone(), pool.clone());
+    conn.read_start(move |c, data| match data {
+        Ok(bytes) => {
+            if c.write(copy_into_pooled(&pool, bytes), |_, _| {}).is_err() {
+                forget(&conns, id);
+            }
+        }
+        Err(e) if e == uvio::Error::EOF => {
+            // Graceful end: the shutdown waits for the queued echoes, then the connection is dropped.
+            let conns2 = conns.clone();
+            if c.shutdown(move |_, _| forget(&conns2, id)).is_err() {
+                forget(&conns, id);
+            }
+        }
+        Err(_) => forget(&conns, id),
+    })
+}
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    args.iter().enumerate().find_map(|(i, a)| {
+        if a == name {
+            args.get(i + 1).cloned()
+        } else {
+            a.strip_prefix(&prefix).map(str::to_owned)
+        }
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let port: u16 = arg_value(&args, "--port").map_or(Ok(9123), |p| p.parse())?;
+    let max_seconds: Option<f64> = arg_value(&args, "--max-seconds").map(|s| s.parse()).transpose()?;
+
+    let lp = Loop::new()?;
+    let server = Rc::new(RefCell::new(Some(Tcp::new(&lp)?)));
+    let conns: Conns = Rc::default();
+    let pool: Pool = Rc::default();
+    {
+        let guard = server.borrow();
+        let listener = guard.as_ref().expect("just created");
+        listener.bind(([127, 0, 0, 1], port).into())?;
+        let (conns, pool) = (conns.clone(), pool.clone());
+        let mut next_id = 0u64;
+        listener.listen(1024, move |srv, res| {
+            if res.is_err() {
+                return; // a failed accept: keep listening
+            }
+            let Ok(conn) = srv.accept() else { return };
+            next_id += 1;
+            if serve(&conn, next_id, &conns, &pool).is_ok() {
+                conns.borrow_mut().insert(next_id, conn);
+            }
+        })?;
+        println!("echo_server listening on {}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+    }
+
+    // Optional time limit: close the listener and every connection; the loop then ends by itself.
+    let deadline = Timer::new(&lp)?;
+    if let Some(secs) = max_seconds {
+        let (server, conns) = (server.clone(), conns.clone());
+        deadline.start(Duration::from_secs_f64(secs.max(0.0)), None, move |_| {
+            drop(server.borrow_mut().take());
+            let all: Vec<Tcp> = conns.borrow_mut().drain().map(|(_, c)| c).collect();
+            drop(all);
+        })?;
+    }
+    lp.run(RunMode::Default)?;
+    drop(deadline);
+    drop(server);
+    lp.close().map_err(|e| e.error())?;
+    Ok(())
+}
