@@ -191,7 +191,8 @@ impl Pipe {
     fn bind_bytes(&self, name: &[u8]) -> Result<()> {
         self.h.check_open()?;
         // SAFETY: an open handle; `name` outlives the call (libuv copies it) and `len` is its length.
-        let ret = unsafe { sys::uv_pipe_bind2(self.h.raw(), name.as_ptr().cast(), name.len(), sys::UV_PIPE_NO_TRUNCATE) };
+        let ret =
+            unsafe { sys::uv_pipe_bind2(self.h.raw(), name.as_ptr().cast(), name.len(), sys::UV_PIPE_NO_TRUNCATE) };
         Error::check(ret).map(drop)
     }
 

@@ -282,7 +282,10 @@ where
     })
 }
 
-unsafe extern "C" fn on_write<T: StreamKind, D, F: FnOnce(&T, Result<()>), K>(req: *mut sys::uv_write_t, status: c_int) {
+unsafe extern "C" fn on_write<T: StreamKind, D, F: FnOnce(&T, Result<()>), K>(
+    req: *mut sys::uv_write_t,
+    status: c_int,
+) {
     // SAFETY: `req` is the request of a box made by write_with with these types; its handle is the stream it
     // was written on, alive until its close callback, which comes after all write callbacks.
     unsafe {

@@ -13,7 +13,22 @@ use crate::error::{Error, Result};
 ///
 /// On Unix libuv reopens the terminal behind the descriptor when it can, so that switching to non-blocking
 /// mode does not affect other processes sharing it. Before exiting after [`set_mode`](Tty::set_mode), call
-/// [`reset_mode`] so the terminal is left as it was found.
+/// [`reset_mode`] so the terminal is left as it was found (closing the handle also restores its terminal).
+///
+/// ```
+/// use uvio::uv::{guess_handle, GuessedHandle, Loop, RunMode, Tty};
+///
+/// let lp = Loop::new()?;
+/// if guess_handle(1) == GuessedHandle::Tty {
+///     let out = Tty::new(&lp, 1)?;
+///     let (cols, rows) = out.winsize()?;
+///     out.write(format!("this terminal is {cols}x{rows}\n"), |_, res| res.unwrap())?;
+///     lp.run(RunMode::Default)?;
+/// } else {
+///     assert_eq!(Tty::new(&lp, 7).unwrap_err(), uvio::Error::EINVAL); // not a standard stream
+/// }
+/// # Ok::<(), uvio::Error>(())
+/// ```
 pub struct Tty {
     h: Owned<sys::uv_tty_t, StreamState<Tty>>,
 }
