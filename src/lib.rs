@@ -20,9 +20,13 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod runtime;
+pub mod task;
+pub mod time;
 pub mod uv;
 
 pub use error::{Error, Result};
+pub use runtime::{block_on, spawn, spawn_local, Builder, EnterGuard, Handle, Runtime};
 
 /// The version of the compiled libuv, such as `"1.53.0"` (`uv_version_string`).
 pub fn libuv_version() -> &'static str {

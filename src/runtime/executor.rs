@@ -1,0 +1,221 @@
+//! The executor: tasks in a slab, a ready queue, and three libuv handles that tie it to the loop.
+//!
+//! - a `Check` handle drains ready tasks right after each I/O poll, in batches of [`BATCH`] so a busy task set
+//!   never starves I/O callbacks (what is left waits for the next iteration);
+//! - an `Idle` handle is started while tasks are ready, so the loop polls without blocking;
+//! - an `Async` handle carries wakeups and spawns from other threads.
+//!
+//! Tasks are polled inside libuv callbacks, so they run the same way under `block_on` and on a loop that a
+//! host application runs itself.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+
+use slab::Slab;
+
+use super::context;
+use super::shared::{Injected, Shared};
+use super::task::{task_future, Completion, Header, JoinHandle, JoinState};
+use super::timers::Timers;
+use crate::uv::{Async, Check, Handle as _, Idle, Loop};
+
+/// How many tasks one check callback polls before letting the loop run I/O again.
+pub(crate) const BATCH: usize = 128;
+
+struct Slot {
+    /// `None` while the task is being polled.
+    fut: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    header: Arc<Header>,
+    waker: Waker,
+    done: Arc<dyn Completion>,
+}
+
+pub(crate) struct Executor {
+    pub(crate) lp: Loop,
+    pub(crate) shared: Arc<Shared>,
+    slots: RefCell<Slab<Slot>>,
+    ready: RefCell<VecDeque<Arc<Header>>>,
+    idle: Idle,
+    idle_armed: Cell<bool>,
+    check: Check,
+    pub(crate) wakeup: Async,
+    pub(crate) timers: Timers,
+    /// Set while `block_on` runs this executor (nested block_on is refused).
+    pub(crate) blocking: Cell<bool>,
+    /// Set by the main future's waker on this thread.
+    pub(crate) main_woken: Cell<bool>,
+}
+
+impl Executor {
+    pub(crate) fn new(lp: Loop) -> crate::Result<Rc<Executor>> {
+        // The async callback must exist at init, before the executor it serves: it finds it through this cell.
+        let target: Rc<RefCell<Weak<Executor>>> = Rc::default();
+        let t = target.clone();
+        let wakeup = Async::new(&lp, move |_| {
+            let ex = t.borrow().upgrade();
+            if let Some(ex) = ex {
+                ex.adopt_remote();
+            }
+        })?;
+        wakeup.unref(); // only block_on keeps the loop alive for remote wakeups
+        let shared = Arc::new(Shared::new(wakeup.sender()));
+        let ex = Rc::new(Executor {
+            idle: Idle::new(&lp)?,
+            check: Check::new(&lp)?,
+            timers: Timers::new(&lp)?,
+            lp,
+            shared,
+            slots: RefCell::new(Slab::new()),
+            ready: RefCell::new(VecDeque::new()),
+            idle_armed: Cell::new(false),
+            wakeup,
+            blocking: Cell::new(false),
+            main_woken: Cell::new(false),
+        });
+        *target.borrow_mut() = Rc::downgrade(&ex);
+        let weak = Rc::downgrade(&ex);
+        ex.check.start(move |_| {
+            if let Some(ex) = weak.upgrade() {
+                ex.drain();
+            }
+        })?;
+        ex.check.unref();
+        ex.timers.bind(Rc::downgrade(&ex));
+        context::register(&ex);
+        Ok(ex)
+    }
+
+    /// Spawns a `!Send` future on this executor.
+    pub(crate) fn spawn_local<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let header = Header::new(self.shared.clone());
+        let join = JoinState::new();
+        self.insert(Box::pin(task_future(fut, join.clone())), header.clone(), join.clone());
+        JoinHandle::new(join, header)
+    }
+
+    fn insert(&self, fut: Pin<Box<dyn Future<Output = ()>>>, header: Arc<Header>, done: Arc<dyn Completion>) {
+        let waker = Waker::from(header.clone());
+        let key = self.slots.borrow_mut().insert(Slot { fut: Some(fut), header: header.clone(), waker, done });
+        header.key.store(key, Ordering::Release);
+        header.scheduled.store(true, Ordering::Release);
+        self.push_ready(header);
+    }
+
+    /// Queues a task to be polled and makes sure the loop will not block before that.
+    pub(crate) fn push_ready(&self, header: Arc<Header>) {
+        self.ready.borrow_mut().push_back(header);
+        self.arm();
+    }
+
+    /// Keeps the loop from blocking in its next poll (an active idle handle), so ready work runs promptly.
+    pub(crate) fn arm(&self) {
+        if !self.idle_armed.replace(true) {
+            let _ = self.idle.start(|_| {});
+        }
+    }
+
+    fn disarm(&self) {
+        if self.idle_armed.replace(false) {
+            let _ = self.idle.stop();
+        }
+    }
+
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.borrow().is_empty()
+    }
+
+    /// Moves what other threads queued (wakes, spawns) onto this thread.
+    pub(crate) fn adopt_remote(&self) {
+        let (woken, injected, main) = {
+            let mut remote = self.shared.lock();
+            let main = std::mem::take(&mut remote.main_woken);
+            (std::mem::take(&mut remote.woken), std::mem::take(&mut remote.injected), main)
+        };
+        if main {
+            self.main_woken.set(true);
+        }
+        for header in woken {
+            self.push_ready(header);
+        }
+        for Injected { fut, header, done } in injected {
+            self.insert(fut, header, done);
+        }
+    }
+
+    /// Polls up to [`BATCH`] ready tasks (the check callback).
+    pub(crate) fn drain(self: &Rc<Self>) {
+        let _current = context::enter(self);
+        self.adopt_remote();
+        for _ in 0..BATCH {
+            let next = self.ready.borrow_mut().pop_front();
+            let Some(header) = next else { break };
+            self.poll_task(header);
+        }
+        if self.ready.borrow().is_empty() && !self.main_woken.get() {
+            self.disarm();
+        }
+    }
+
+    fn poll_task(&self, header: Arc<Header>) {
+        let key = header.key.load(Ordering::Acquire);
+        // Taken out of the slab while polled, so that the task may spawn (insert) or wake others freely.
+        let taken = {
+            let mut slots = self.slots.borrow_mut();
+            match slots.get_mut(key) {
+                // A stale header (a finished task whose key was reused) must not touch the new occupant.
+                Some(slot) if Arc::ptr_eq(&slot.header, &header) => slot.fut.take().map(|f| (f, slot.waker.clone())),
+                _ => None,
+            }
+        };
+        let Some((mut fut, waker)) = taken else { return };
+        header.scheduled.store(false, Ordering::Release);
+        if header.aborted.load(Ordering::Acquire) {
+            drop(fut);
+            let slot = self.slots.borrow_mut().remove(key);
+            slot.done.cancel();
+            return;
+        }
+        let done = fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
+        if done {
+            let slot = self.slots.borrow_mut().remove(key);
+            drop(fut);
+            drop(slot);
+        } else {
+            self.slots.borrow_mut()[key].fut = Some(fut);
+        }
+    }
+
+    /// Drops every task (their join handles report cancellation) and refuses new ones. Runs at runtime drop.
+    pub(crate) fn shutdown(self: &Rc<Self>) {
+        let _current = context::enter(self);
+        for Injected { fut, done, .. } in self.shared.close() {
+            drop(fut);
+            done.cancel();
+        }
+        // Dropping a task may spawn or wake others: repeat until the slab stays empty.
+        loop {
+            let slots: Vec<Slot> = self.slots.borrow_mut().drain().collect();
+            if slots.is_empty() {
+                break;
+            }
+            for slot in slots {
+                drop(slot.fut);
+                slot.done.cancel();
+            }
+        }
+        self.ready.borrow_mut().clear();
+        self.disarm();
+        self.timers.clear();
+        context::unregister(&self.shared);
+    }
+}

@@ -1,0 +1,273 @@
+//! The async runtime: futures driven by one libuv loop on one thread.
+//!
+//! One [`Runtime`] = one libuv loop; many runtimes = many threads (libuv's model). Tasks are polled inside the
+//! loop's callbacks (see `executor.rs`), so I/O callbacks and tasks interleave fairly, and the same machinery
+//! serves [`Runtime::block_on`] and loops that a host application runs itself.
+
+mod context;
+mod executor;
+mod shared;
+pub(crate) mod task;
+mod timers;
+
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+pub(crate) use context::current;
+pub(crate) use executor::Executor;
+use shared::{Injected, Shared};
+pub use task::{JoinError, JoinHandle};
+pub(crate) use timers::TimerKey;
+
+use crate::uv::{Handle as _, Loop, RunMode};
+
+/// A uvio runtime: one libuv loop and the tasks that run on it, on the thread that created it (`!Send`).
+///
+/// ```
+/// let rt = uvio::Runtime::new()?;
+/// let answer = rt.block_on(async {
+///     let task = uvio::spawn_local(async { 6 * 7 });
+///     task.await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Runtime {
+    ex: Rc<Executor>,
+}
+
+/// Configures a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    idle_time_metrics: bool,
+    block_sigprof: bool,
+}
+
+impl Builder {
+    /// A builder with the defaults.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Accounts the loop's idle time, readable from [`Runtime::loop_handle`]'s metrics.
+    pub fn idle_time_metrics(mut self, enable: bool) -> Builder {
+        self.idle_time_metrics = enable;
+        self
+    }
+
+    /// Blocks `SIGPROF` while the loop polls (Unix), so profilers do not wake it needlessly.
+    pub fn block_sigprof(mut self, enable: bool) -> Builder {
+        self.block_sigprof = enable;
+        self
+    }
+
+    /// Creates the runtime on the current thread.
+    pub fn build(self) -> std::io::Result<Runtime> {
+        let lp = Loop::new()?;
+        if self.idle_time_metrics {
+            lp.enable_idle_time_metrics()?;
+        }
+        if self.block_sigprof {
+            lp.block_sigprof()?;
+        }
+        Ok(Runtime { ex: Executor::new(lp)? })
+    }
+}
+
+impl Runtime {
+    /// A runtime with the default configuration on the current thread.
+    pub fn new() -> std::io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// Runs `fut` to completion on this thread, driving the loop and every spawned task meanwhile.
+    ///
+    /// # Panics
+    /// If called from inside a runtime's `block_on` or task on this thread (the loop is not reentrant), and
+    /// if a libuv callback panicked (the panic is resumed here).
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        assert!(!context::in_block_on(), "cannot block_on from inside a uvio runtime: use .await instead");
+        let ex = &self.ex;
+        let _current = context::enter(ex);
+        ex.blocking.set(true);
+        let _blocking = ResetOnDrop(ex.clone());
+        ex.wakeup.ref_(); // a wakeup from another thread must end a blocking poll
+        let main = Arc::new(MainWaker { shared: ex.shared.clone(), woken: AtomicBool::new(false) });
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fut);
+        ex.main_woken.set(true);
+        loop {
+            if ex.main_woken.replace(false) | main.woken.swap(false, Ordering::AcqRel) {
+                if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                    return out;
+                }
+            }
+            let busy = ex.main_woken.get() || main.woken.load(Ordering::Acquire) || ex.has_ready();
+            ex.lp.run(if busy { RunMode::NoWait } else { RunMode::Once }).expect("uvio runtime loop");
+        }
+    }
+
+    /// Spawns a `!Send` future on this runtime; it runs while the runtime is driven (`block_on`).
+    pub fn spawn_local<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.ex.spawn_local(fut)
+    }
+
+    /// A `Send + Sync` handle to spawn onto this runtime from any thread.
+    pub fn handle(&self) -> Handle {
+        Handle { shared: self.ex.shared.clone() }
+    }
+
+    /// The libuv loop under this runtime, to create `uv` handles beside the async ones.
+    pub fn loop_handle(&self) -> &Loop {
+        &self.ex.lp
+    }
+
+    /// Makes this runtime current on this thread until the guard drops, so that `spawn_local`, `time::sleep`
+    /// and the I/O types can be used outside `block_on` (e.g. on a loop a host runs).
+    pub fn enter(&self) -> EnterGuard {
+        EnterGuard { _inner: context::enter(&self.ex) }
+    }
+}
+
+/// Returned by [`Runtime::enter`].
+pub struct EnterGuard {
+    _inner: context::EnterGuard,
+}
+
+impl std::fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnterGuard")
+    }
+}
+
+struct ResetOnDrop(Rc<Executor>);
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        self.0.blocking.set(false);
+        self.0.wakeup.unref();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ex.shutdown();
+        // Let the loop deliver the close callbacks of everything the tasks owned.
+        let _ = self.ex.lp.run(RunMode::NoWait);
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+/// Wakes `block_on`'s own future.
+struct MainWaker {
+    shared: Arc<Shared>,
+    woken: AtomicBool,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        match context::local_executor(&self.shared) {
+            Some(ex) => ex.arm(),
+            None => self.shared.wake_main_remote(),
+        }
+    }
+}
+
+/// A `Send + Sync` handle to a [`Runtime`]: spawns `Send` futures onto it from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// The handle of the current runtime. Panics outside a runtime.
+    pub fn current() -> Handle {
+        Handle { shared: context::current().shared.clone() }
+    }
+
+    /// Spawns a `Send` future onto the runtime from any thread (woken through the loop's async handle). If
+    /// the runtime is gone, the task is dropped and its handle reports cancellation.
+    pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let header = task::Header::new(self.shared.clone());
+        let join = task::JoinState::new();
+        let fut = Box::pin(task::task_future(fut, join.clone()));
+        self.shared.inject(Injected { fut, header: header.clone(), done: join.clone() });
+        JoinHandle::new(join, header)
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+/// Spawns a `!Send` future on the current runtime. Panics outside a runtime.
+pub fn spawn_local<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    context::current().spawn_local(fut)
+}
+
+/// Spawns a `Send` future on the current runtime (directly, when called on the runtime's thread).
+/// Panics outside a runtime.
+pub fn spawn<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    context::current().spawn_local(fut)
+}
+
+/// Runs `fut` to completion on a new runtime on this thread: `Runtime::new()?.block_on(fut)`.
+///
+/// # Panics
+/// If the runtime cannot be created (the loop failed to initialise), or as [`Runtime::block_on`].
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    Runtime::new().expect("uvio runtime").block_on(fut)
+}
+
+/// See [`crate::task::spawn_blocking`].
+pub(crate) fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let ex = context::current();
+    let header = task::Header::new(ex.shared.clone());
+    let join = task::JoinState::new();
+    let done = join.clone();
+    let work = move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let queued = crate::uv::queue_work(&ex.lp, work, move |result| match result {
+        Ok(outcome) => done.complete(outcome),
+        Err(_) => task::Completion::cancel(&*done),
+    });
+    if queued.is_err() {
+        task::Completion::cancel(&*join);
+    }
+    JoinHandle::new(join, header)
+}

@@ -1,0 +1,86 @@
+//! The `Send + Sync` part of a runtime: its remote queue and the `uv_async_t` that wakes its loop.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::context;
+use super::task::{Completion, Header};
+use crate::uv::AsyncSender;
+
+/// A task spawned from another thread, waiting for the loop thread to adopt it.
+pub(crate) struct Injected {
+    pub(crate) fut: Pin<Box<dyn Future<Output = ()> + Send>>,
+    pub(crate) header: Arc<Header>,
+    pub(crate) done: Arc<dyn Completion + Send + Sync>,
+}
+
+#[derive(Default)]
+pub(crate) struct Remote {
+    /// Tasks woken from other threads.
+    pub(crate) woken: Vec<Arc<Header>>,
+    /// Tasks spawned from other threads.
+    pub(crate) injected: Vec<Injected>,
+    /// Whether the main future of `block_on` was woken from another thread.
+    pub(crate) main_woken: bool,
+    /// Set when the runtime shuts down: nothing is accepted any more.
+    pub(crate) closed: bool,
+}
+
+pub(crate) struct Shared {
+    remote: Mutex<Remote>,
+    sender: AsyncSender,
+}
+
+impl Shared {
+    pub(crate) fn new(sender: AsyncSender) -> Shared {
+        Shared { remote: Mutex::new(Remote::default()), sender }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Remote> {
+        self.remote.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a woken task: directly on the local ready queue when called on the runtime's own thread,
+    /// else through the remote queue and a loop wakeup.
+    pub(crate) fn schedule(self: &Arc<Self>, header: Arc<Header>) {
+        let header = match context::push_local(self, header) {
+            Ok(()) => return,
+            Err(header) => header,
+        };
+        let mut remote = self.lock();
+        if remote.closed {
+            return;
+        }
+        remote.woken.push(header);
+        drop(remote);
+        let _ = self.sender.send();
+    }
+
+    /// Hands a task spawned on another thread to the loop; if the runtime is gone, the task is cancelled.
+    pub(crate) fn inject(&self, task: Injected) {
+        let mut remote = self.lock();
+        if remote.closed {
+            drop(remote);
+            task.done.cancel();
+            return;
+        }
+        remote.injected.push(task);
+        drop(remote);
+        let _ = self.sender.send();
+    }
+
+    /// Wakes `block_on`'s main future from another thread.
+    pub(crate) fn wake_main_remote(&self) {
+        self.lock().main_woken = true;
+        let _ = self.sender.send();
+    }
+
+    /// Refuses further work and cancels what was queued (runtime shutdown).
+    pub(crate) fn close(&self) -> Vec<Injected> {
+        let mut remote = self.lock();
+        remote.closed = true;
+        remote.woken.clear();
+        std::mem::take(&mut remote.injected)
+    }
+}

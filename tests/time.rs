@@ -1,0 +1,139 @@
+//! Time tests: sleep, sleep_until, timeout firing and not firing, interval with missed-tick policies.
+use std::time::{Duration, Instant};
+
+use uvio::time::{interval, sleep, sleep_until, timeout, MissedTickBehavior};
+use uvio::{spawn_local, Runtime};
+
+#[test]
+fn sleep_waits_at_least_its_duration() {
+    let rt = Runtime::new().unwrap();
+    for ms in [0u64, 1, 5, 20] {
+        let start = Instant::now();
+        rt.block_on(sleep(Duration::from_millis(ms)));
+        assert!(start.elapsed() >= Duration::from_millis(ms), "{ms} ms slept {:?}", start.elapsed());
+    }
+}
+
+#[test]
+fn sleep_until_past_deadline_is_ready_at_once() {
+    let rt = Runtime::new().unwrap();
+    let past = Instant::now() - Duration::from_secs(1);
+    rt.block_on(sleep_until(past));
+}
+
+#[test]
+fn sleeps_end_in_deadline_order() {
+    let rt = Runtime::new().unwrap();
+    let order = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    rt.block_on(async {
+        let hs: Vec<_> = [30u64, 10, 20, 0]
+            .into_iter()
+            .map(|ms| {
+                let order = order.clone();
+                spawn_local(async move {
+                    sleep(Duration::from_millis(ms)).await;
+                    order.borrow_mut().push(ms);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+    });
+    assert_eq!(*order.borrow(), vec![0, 10, 20, 30]);
+}
+
+#[test]
+fn hundred_thousand_sleeps() {
+    let rt = Runtime::new().unwrap();
+    let n = rt.block_on(async {
+        let hs: Vec<_> = (0..100_000u64).map(|i| spawn_local(sleep(Duration::from_micros(1 + i * 10)))).collect();
+        let mut n = 0;
+        for h in hs {
+            h.await.unwrap();
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(n, 100_000);
+}
+
+#[test]
+fn dropped_sleep_never_wakes_anything() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        for _ in 0..2000 {
+            let s = sleep(Duration::from_millis(1));
+            drop(s);
+            let mut s = Box::pin(sleep(Duration::from_secs(3600)));
+            futures::poll!(s.as_mut()); // registered, then dropped
+        }
+        sleep(Duration::from_millis(5)).await;
+    });
+}
+
+#[test]
+fn timeout_fires() {
+    let rt = Runtime::new().unwrap();
+    let start = Instant::now();
+    let r = rt.block_on(timeout(Duration::from_millis(10), sleep(Duration::from_secs(3600))));
+    assert!(r.is_err());
+    assert!(start.elapsed() >= Duration::from_millis(10));
+    let io: std::io::Error = r.unwrap_err().into();
+    assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+}
+
+#[test]
+fn timeout_does_not_fire_when_the_future_wins() {
+    let rt = Runtime::new().unwrap();
+    let r = rt.block_on(timeout(Duration::from_secs(3600), async {
+        sleep(Duration::from_millis(2)).await;
+        "done"
+    }));
+    assert_eq!(r, Ok("done"));
+}
+
+#[test]
+fn interval_ticks_on_schedule() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let start = Instant::now();
+        let mut iv = interval(Duration::from_millis(5));
+        let first = iv.tick().await;
+        assert!(first <= Instant::now());
+        for k in 1..=4u32 {
+            let t = iv.tick().await;
+            assert_eq!(t, first + Duration::from_millis(5) * k);
+        }
+        assert!(start.elapsed() >= Duration::from_millis(20));
+    });
+}
+
+#[test]
+fn interval_missed_tick_policies() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        for policy in [MissedTickBehavior::Burst, MissedTickBehavior::Delay, MissedTickBehavior::Skip] {
+            let mut iv = interval(Duration::from_millis(5));
+            iv.set_missed_tick_behavior(policy);
+            let first = iv.tick().await;
+            std::thread::sleep(Duration::from_millis(18)); // miss three periods
+            let late = iv.tick().await; // the tick at first+5ms is due: fires at once
+            assert_eq!(late, first + Duration::from_millis(5));
+            let caught_up = Instant::now();
+            let next = iv.tick().await;
+            let period = Duration::from_millis(5);
+            match policy {
+                // Every missed tick is delivered, one period apart, without waiting.
+                MissedTickBehavior::Burst => assert_eq!(next, first + period * 2),
+                // The schedule restarts one period after the late tick.
+                MissedTickBehavior::Delay => assert!(next >= caught_up + period - Duration::from_millis(1)),
+                // The missed ticks are skipped: the next one is on the original grid, in the future.
+                MissedTickBehavior::Skip => {
+                    assert!(next >= caught_up - Duration::from_millis(1));
+                    assert_eq!((next - first).as_nanos() % period.as_nanos(), 0);
+                }
+            }
+        }
+    });
+}
