@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         status.expect("incoming connection");
         let conn = server.accept().expect("accept");
         conn.read_start(|conn, data| match data {
-            Ok(bytes) => conn.write(bytes.to_vec(), |_, r| r.expect("echo write")).expect("echo"),
+            Ok(bytes) => conn.write(Vec::from(bytes), |_, r| r.expect("echo write")).expect("echo"),
             Err(_) => conn.read_stop().expect("read_stop"), // EOF: the client is done
         })
         .expect("read_start");

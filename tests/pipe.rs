@@ -72,7 +72,7 @@ fn echo_server(lp: &Loop, path: &Path) -> (Pipe, Rc<RefCell<Vec<Pipe>>>) {
             res.unwrap();
             let conn = srv.accept().unwrap();
             conn.read_start(|c, data| match data {
-                Ok(b) => c.write(b.to_vec(), |_, _| {}).unwrap(),
+                Ok(b) => c.write(Vec::from(b), |_, _| {}).unwrap(),
                 Err(_) => {
                     let _ = c.shutdown(|_, _| {});
                 }
@@ -288,7 +288,7 @@ fn ipc_sends_a_listening_tcp_socket() {
             tcp.listen(16, move |srv, _| {
                 let conn = srv.accept().unwrap();
                 conn.read_start(|c, data| match data {
-                    Ok(b) => c.write(b.to_vec(), |_, _| {}).unwrap(),
+                    Ok(b) => c.write(Vec::from(b), |_, _| {}).unwrap(),
                     Err(_) => {
                         let _ = c.shutdown(|_, _| {});
                     }
@@ -345,7 +345,7 @@ fn ipc_sends_a_connected_tcp_socket() {
     near.connect(addr, move |_, res| ok2.set(res.is_ok())).unwrap();
     run_until(&lp, || ok.get() && far.borrow().is_some());
     let near_local = near.local_addr().unwrap();
-    sender.write2(b"C".to_vec(), SendHandle::Tcp(near), |_, res| res.unwrap()).unwrap();
+    sender.write2(&b"C"[..], SendHandle::Tcp(near), |_, res| res.unwrap()).unwrap();
 
     let payload = pattern(10_000, 8);
     let p2 = payload.clone();
@@ -470,7 +470,7 @@ fn drop_with_queued_writes_cancels_them() {
     lp.run(RunMode::Default).unwrap();
     let results = results.borrow();
     assert_eq!(results.len(), 8);
-    assert!(results.iter().any(|r| *r == Err(Error::ECANCELED)), "{results:?}");
+    assert!(results.contains(&Err(Error::ECANCELED)), "{results:?}");
     assert!(results.iter().all(|r| r.is_ok() || *r == Err(Error::ECANCELED)), "{results:?}");
     drop(accepted);
     close_clean(lp);
@@ -546,7 +546,7 @@ fn abstract_namespace_echo() {
         .listen(16, move |srv, _| {
             let conn = srv.accept().unwrap();
             conn.read_start(|c, data| match data {
-                Ok(b) => c.write(b.to_vec(), |_, _| {}).unwrap(),
+                Ok(b) => c.write(Vec::from(b), |_, _| {}).unwrap(),
                 Err(_) => {
                     let _ = c.shutdown(|_, _| {});
                 }

@@ -64,7 +64,7 @@ fn listener_v6(lp: &Loop) -> Option<(Tcp, SocketAddr)> {
 /// An echo server: writes every chunk back, shuts down after the peer's EOF and then drops the connection.
 /// Connections live in a registry the server owns; callbacks hold only weak references (no cycles).
 struct Echo {
-    server: Tcp,
+    _server: Tcp,
     conns: Rc<RefCell<HashMap<usize, Tcp>>>,
     accepted: Rc<Cell<usize>>,
 }
@@ -93,7 +93,7 @@ fn echo_on(server: Tcp, a: SocketAddr) -> (Echo, SocketAddr) {
             n.set(id + 1);
             let reg2 = reg.clone();
             conn.read_start(move |c, data| match data {
-                Ok(bytes) => c.write(bytes.to_vec(), |_, _| {}).unwrap(),
+                Ok(bytes) => c.write(Vec::from(bytes), |_, _| {}).unwrap(),
                 Err(_) => {
                     let reg3 = reg2.clone();
                     if c.shutdown(move |_, _| forget_conn(&reg3, id)).is_err() {
@@ -105,7 +105,7 @@ fn echo_on(server: Tcp, a: SocketAddr) -> (Echo, SocketAddr) {
             reg.upgrade().unwrap().borrow_mut().insert(id, conn);
         })
         .unwrap();
-    (Echo { server, conns, accepted }, a)
+    (Echo { _server: server, conns, accepted }, a)
 }
 
 /// A client that sends `payload`, shuts down, and collects what comes back until EOF.
@@ -657,7 +657,7 @@ fn write_accepts_static_string_box_vec_and_vectored() {
     client.write(&b"static;"[..], push("static")).unwrap();
     client.write(String::from("string;"), push("string")).unwrap();
     client.write(Box::<[u8]>::from(&b"box;"[..]), push("box")).unwrap();
-    client.write(b"vec;".to_vec(), push("vec")).unwrap();
+    client.write(Vec::from(b"vec;"), push("vec")).unwrap();
     client.write(*b"array;", push("array")).unwrap();
     client.write_vectored(vec!["a", "b", "c;"], push("vectored")).unwrap();
     // More buffers than fit in the stack array of descriptors.

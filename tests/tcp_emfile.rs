@@ -88,7 +88,7 @@ fn listener_out_of_descriptors_sheds_load_then_recovers() {
             }
             let conn = srv.accept().unwrap();
             conn.read_start(|c, data| match data {
-                Ok(bytes) => c.write(bytes.to_vec(), |_, _| {}).unwrap(),
+                Ok(bytes) => c.write(Vec::from(bytes), |_, _| {}).unwrap(),
                 Err(_) => {
                     let _ = c.shutdown(|_, _| {});
                 }

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 /// child process. With `ipc`, handles can be sent over it ([`write2`](Pipe::write2)) and received
 /// ([`accept_pending`](Pipe::accept_pending)).
 ///
+/// On an IPC pipe, take received handles with [`accept_pending`](Pipe::accept_pending): the generic
+/// [`accept`](Pipe::accept) refuses a received TCP socket with `EINVAL` (and, on Windows, refuses on any IPC pipe).
+///
 /// Close semantics are those of every stream: dropping closes at once and cancels queued writes with
 /// `ECANCELED`; [`shutdown`](Pipe::shutdown) first for a graceful end.
 ///
@@ -79,9 +82,10 @@ impl StreamKind for Pipe {
         Pipe { h }
     }
     fn new_peer(server: &Pipe) -> Result<Pipe> {
-        // A socket received over IPC is taken with `accept_pending`, as its own type: libuv's `uv_accept`
-        // would open a TCP socket as a pipe handle without complaint.
-        if matches!(server.pending_type(), PendingType::Tcp | PendingType::Udp) {
+        // A socket received over IPC is taken with `accept_pending`, as its own type. libuv's `uv_accept` would
+        // open a received TCP socket as a pipe handle on Unix, and on Windows it always imports a TCP socket
+        // into the client of an IPC pipe, writing `uv_tcp_t` fields into what is a `uv_pipe_t`.
+        if server.is_ipc() && (cfg!(windows) || matches!(server.pending_type(), PendingType::Tcp | PendingType::Udp)) {
             return Err(Error::EINVAL);
         }
         Pipe::new_in(server.h.loop_inner(), server.is_ipc())
@@ -282,8 +286,10 @@ impl Pipe {
     }
 
     /// Writes `data` together with a handle over an IPC pipe (`uv_write2`): the peer receives a duplicate of
-    /// the handle's descriptor; ours is closed after the write completes. `EINVAL` on a non-IPC pipe. Same ownership and ordering rules as
-    /// [`write`](Pipe::write).
+    /// the handle's descriptor; ours is closed after the write completes (or at once if the write cannot
+    /// start). Same ownership and ordering rules as [`write`](Pipe::write). Synchronous errors: `EINVAL` on a
+    /// non-IPC pipe, `EBADF` if the handle has no socket yet (never bound or connected), `ENOTSUP` for a pipe
+    /// on Windows (which sends TCP sockets only).
     pub fn write2<B: AsRef<[u8]> + 'static>(
         &self,
         data: B,

@@ -116,7 +116,7 @@ impl Drop for SharedReadBuf {
 pub(crate) fn read_start<T: StreamKind>(s: &T, cb: impl FnMut(&T, Result<&[u8]>) + 'static) -> Result<()> {
     let h = s.owned();
     h.check_open()?;
-    h.state().read_cb.set(Box::new(cb));
+    h.state().read_cb.set_reusing(cb, |b| b);
     // SAFETY: the handle is an initialised, open stream; the trampolines match its box type.
     let ret = unsafe { sys::uv_read_start(h.stream(), Some(on_alloc::<T>), Some(on_read::<T>)) };
     match Error::check(ret) {
@@ -171,6 +171,7 @@ unsafe extern "C" fn on_read<T: StreamKind>(stream: *mut sys::uv_stream_t, nread
 // ----- writing -----
 
 /// A libuv buffer descriptor for `bytes`; `EINVAL` if the length does not fit (`ULONG` on Windows).
+#[allow(clippy::useless_conversion)] // `len` is `usize` on Unix but `u32` on Windows
 fn uv_buf(bytes: &[u8]) -> Result<sys::uv_buf_t> {
     let len = bytes.len().try_into().map_err(|_| Error::EINVAL)?;
     Ok(sys::uv_buf_t { base: bytes.as_ptr() as *mut c_char, len })
@@ -338,7 +339,7 @@ unsafe extern "C" fn on_shutdown<T: StreamKind, F: FnOnce(&T, Result<()>)>(
 pub(crate) fn listen<T: StreamKind>(s: &T, backlog: i32, cb: impl FnMut(&T, Result<()>) + 'static) -> Result<()> {
     let h = s.owned();
     h.check_open()?;
-    h.state().connection_cb.set(Box::new(cb));
+    h.state().connection_cb.set_reusing(cb, |b| b);
     // SAFETY: an open stream; the trampoline matches its box type.
     Error::check(unsafe { sys::uv_listen(h.stream(), backlog, Some(on_connection::<T>)) }).map(drop)
 }
@@ -400,6 +401,10 @@ macro_rules! impl_stream {
             /// `ECANCELED` — call [`shutdown`](Self::shutdown) first for a graceful close. Synchronous errors:
             /// `EPIPE` after shutdown or when not writable, `EBADF` when not connected, `EINVAL` when closing
             /// or when `data` is larger than libuv accepts in one write (2 GiB).
+            ///
+            /// To send bytes you only borrow (such as the slice a read callback lends), copy them:
+            /// `Vec::from(bytes)`. (Clippy's `unnecessary_to_owned` wrongly flags `bytes.to_vec()` here, as it
+            /// misses the `'static` bound: rust-clippy#15252.)
             pub fn write<B>(&self, data: B, cb: impl FnOnce(&$t, $crate::Result<()>) + 'static) -> $crate::Result<()>
             where
                 B: AsRef<[u8]> + 'static,

@@ -104,7 +104,8 @@ impl Tcp {
     /// A new TCP handle whose socket is created now, for the address family of `ipv6` (`uv_tcp_init_ex`), so
     /// that options can be set before bind.
     pub fn new_for(lp: &Loop, ipv6: bool) -> Result<Tcp> {
-        let family = if ipv6 { sys::AF_INET6 } else { sys::AF_INET } as u32;
+        #[allow(clippy::unnecessary_cast)] // the AF_* constants' integer type differs between OS bindings
+        let family = if ipv6 { sys::AF_INET6 } else { sys::AF_INET } as std::ffi::c_uint;
         // SAFETY: as in `new`.
         let h = Owned::new(lp, StreamState::default(), |l, raw| unsafe { sys::uv_tcp_init_ex(l, raw, family) })?;
         Ok(Tcp { h })
