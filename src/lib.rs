@@ -20,6 +20,7 @@
 #![deny(unsafe_code)]
 
 mod error;
+pub mod net;
 mod runtime;
 pub mod task;
 pub mod time;

@@ -15,6 +15,7 @@ fn block_on_returns_the_output() {
     let rt = Runtime::new().unwrap();
     assert_eq!(rt.block_on(async { 1 + 2 }), 3);
     assert_eq!(rt.block_on(async { "again" }), "again");
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -36,6 +37,7 @@ fn spawn_local_runs_and_joins() {
         (v, shared.get())
     });
     assert_eq!(out, (42, 41));
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -62,6 +64,7 @@ fn many_tasks_interleave() {
     assert_eq!(log.len(), 9);
     // Round-robin: every task made its first step before any made its second.
     assert!(log[..3].iter().all(|&(_, step)| step == 0), "{log:?}");
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -76,6 +79,7 @@ fn ten_thousand_tasks() {
         sum
     });
     assert_eq!(total, (0..10_000u64).sum());
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -90,6 +94,7 @@ fn panicking_task_gives_join_error_and_runtime_survives() {
         assert_eq!(err.into_panic().downcast_ref::<&str>(), Some(&"task boom"));
         assert_eq!(spawn_local(async { 7 }).await.unwrap(), 7);
     });
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -115,6 +120,7 @@ fn abort_cancels_a_pending_task_and_drops_its_future() {
         assert!(err.is_cancelled());
     });
     assert!(dropped.get());
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -128,6 +134,7 @@ fn abort_after_completion_keeps_the_output() {
         h.abort();
         assert_eq!(h.await.unwrap(), 3);
     });
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -143,6 +150,7 @@ fn dropped_join_handle_detaches() {
         sleep(Duration::from_millis(20)).await;
     });
     assert!(ran.get());
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -177,6 +185,7 @@ fn spawn_from_eight_threads_at_once() {
     });
     assert_eq!(count.load(Ordering::SeqCst), 800);
     assert_eq!(sum, (0..8).map(|t| (0..100).map(|i| t * 1000 + i).sum::<usize>()).sum());
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -198,6 +207,7 @@ fn remote_spawn_wakes_a_blocked_loop() {
         }
     });
     assert_eq!(out, 99);
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -209,6 +219,7 @@ fn waker_from_another_thread_wakes_block_on() {
         tx.send(5).unwrap();
     });
     assert_eq!(rt.block_on(rx).unwrap(), 5);
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -249,6 +260,7 @@ fn spawn_blocking_runs_on_the_pool() {
     });
     assert_eq!(v, 42);
     assert!(other_thread);
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -256,6 +268,7 @@ fn spawn_blocking_panic_is_a_join_error() {
     let rt = Runtime::new().unwrap();
     let err = rt.block_on(async { spawn_blocking(|| panic!("pool boom")).await.unwrap_err() });
     assert!(err.is_panic());
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -277,6 +290,7 @@ fn busy_tasks_do_not_starve_timers() {
         stop.set(true);
         assert!(spinner.await.unwrap() > 0);
     });
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -295,4 +309,5 @@ fn enter_lets_spawn_local_work_outside_block_on() {
         spawn_local(async { 8 })
     };
     assert_eq!(rt.block_on(j).unwrap(), 8);
+    rt.close().expect("runtime closes cleanly");
 }

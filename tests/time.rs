@@ -12,6 +12,7 @@ fn sleep_waits_at_least_its_duration() {
         rt.block_on(sleep(Duration::from_millis(ms)));
         assert!(start.elapsed() >= Duration::from_millis(ms), "{ms} ms slept {:?}", start.elapsed());
     }
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -19,6 +20,7 @@ fn sleep_until_past_deadline_is_ready_at_once() {
     let rt = Runtime::new().unwrap();
     let past = Instant::now() - Duration::from_secs(1);
     rt.block_on(sleep_until(past));
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -41,6 +43,7 @@ fn sleeps_end_in_deadline_order() {
         }
     });
     assert_eq!(*order.borrow(), vec![0, 10, 20, 30]);
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -56,6 +59,7 @@ fn hundred_thousand_sleeps() {
         n
     });
     assert_eq!(n, 100_000);
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -70,6 +74,7 @@ fn dropped_sleep_never_wakes_anything() {
         }
         sleep(Duration::from_millis(5)).await;
     });
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -81,6 +86,7 @@ fn timeout_fires() {
     assert!(start.elapsed() >= Duration::from_millis(10));
     let io: std::io::Error = r.unwrap_err().into();
     assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -91,6 +97,7 @@ fn timeout_does_not_fire_when_the_future_wins() {
         "done"
     }));
     assert_eq!(r, Ok("done"));
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -107,6 +114,7 @@ fn interval_ticks_on_schedule() {
         }
         assert!(start.elapsed() >= Duration::from_millis(20));
     });
+    rt.close().expect("runtime closes cleanly");
 }
 
 #[test]
@@ -136,4 +144,5 @@ fn interval_missed_tick_policies() {
             }
         }
     });
+    rt.close().expect("runtime closes cleanly");
 }

@@ -50,6 +50,9 @@ pub(crate) struct Executor {
     pub(crate) blocking: Cell<bool>,
     /// Set by the main future's waker on this thread.
     pub(crate) main_woken: Cell<bool>,
+    /// Objects kept alive past their owner's drop until their I/O completes (a stream whose queued writes must
+    /// still reach the kernel); released by their own completion, or at shutdown.
+    lingering: RefCell<Slab<Rc<dyn std::any::Any>>>,
 }
 
 impl Executor {
@@ -77,6 +80,7 @@ impl Executor {
             wakeup,
             blocking: Cell::new(false),
             main_woken: Cell::new(false),
+            lingering: RefCell::new(Slab::new()),
         });
         *target.borrow_mut() = Rc::downgrade(&ex);
         let weak = Rc::downgrade(&ex);
@@ -195,6 +199,23 @@ impl Executor {
         }
     }
 
+    /// Drops the executor's own handles and gives back its loop (for `Runtime::close`).
+    pub(crate) fn into_loop(self) -> Loop {
+        let Executor { lp, .. } = self;
+        lp
+    }
+
+    /// Keeps `obj` alive until [`unlinger`](Self::unlinger) is called with the returned key, or shutdown.
+    pub(crate) fn linger(&self, obj: Rc<dyn std::any::Any>) -> usize {
+        self.lingering.borrow_mut().insert(obj)
+    }
+
+    /// Releases what [`linger`](Self::linger) kept (dropped outside the registry's borrow).
+    pub(crate) fn unlinger(&self, key: usize) {
+        let obj = self.lingering.borrow_mut().try_remove(key);
+        drop(obj);
+    }
+
     /// Drops every task (their join handles report cancellation) and refuses new ones. Runs at runtime drop.
     pub(crate) fn shutdown(self: &Rc<Self>) {
         let _current = context::enter(self);
@@ -216,6 +237,8 @@ impl Executor {
         self.ready.borrow_mut().clear();
         self.disarm();
         self.timers.clear();
+        let lingering: Vec<_> = self.lingering.borrow_mut().drain().collect();
+        drop(lingering);
         context::unregister(&self.shared);
     }
 }

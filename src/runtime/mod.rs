@@ -36,7 +36,8 @@ use crate::uv::{Handle as _, Loop, RunMode};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Runtime {
-    ex: Rc<Executor>,
+    /// `None` only after [`Runtime::close`] took it.
+    ex: Option<Rc<Executor>>,
 }
 
 /// Configures a [`Runtime`].
@@ -73,7 +74,7 @@ impl Builder {
         if self.block_sigprof {
             lp.block_sigprof()?;
         }
-        Ok(Runtime { ex: Executor::new(lp)? })
+        Ok(Runtime { ex: Some(Executor::new(lp)?) })
     }
 }
 
@@ -90,7 +91,7 @@ impl Runtime {
     /// if a libuv callback panicked (the panic is resumed here).
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         assert!(!context::in_block_on(), "cannot block_on from inside a uvio runtime: use .await instead");
-        let ex = &self.ex;
+        let ex = self.ex();
         let _current = context::enter(ex);
         ex.blocking.set(true);
         let _blocking = ResetOnDrop(ex.clone());
@@ -117,23 +118,42 @@ impl Runtime {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.ex.spawn_local(fut)
+        self.ex().spawn_local(fut)
+    }
+
+    fn ex(&self) -> &Rc<Executor> {
+        self.ex.as_ref().expect("runtime used after close")
+    }
+
+    /// Shuts the runtime down and closes its loop, reporting anything left open: every task is dropped
+    /// (cancelled), the loop runs until the close callbacks are delivered, and `uv_loop_close` must succeed.
+    /// `Err` (with the count of live handles) means something outside the runtime still holds a uvio object
+    /// tied to it — a leak to fix. Dropping a `Runtime` does the same without the report.
+    pub fn close(mut self) -> std::io::Result<()> {
+        let ex = self.ex.take().expect("runtime closed twice");
+        ex.shutdown();
+        let ex = Rc::try_unwrap(ex).map_err(|_| {
+            std::io::Error::other("runtime still referenced (a sleep or I/O object outlives it)")
+        })?;
+        let lp = ex.into_loop();
+        lp.run(RunMode::Default)?;
+        lp.close().map_err(|e| std::io::Error::other(e.to_string()))
     }
 
     /// A `Send + Sync` handle to spawn onto this runtime from any thread.
     pub fn handle(&self) -> Handle {
-        Handle { shared: self.ex.shared.clone() }
+        Handle { shared: self.ex().shared.clone() }
     }
 
     /// The libuv loop under this runtime, to create `uv` handles beside the async ones.
     pub fn loop_handle(&self) -> &Loop {
-        &self.ex.lp
+        &self.ex().lp
     }
 
     /// Makes this runtime current on this thread until the guard drops, so that `spawn_local`, `time::sleep`
     /// and the I/O types can be used outside `block_on` (e.g. on a loop a host runs).
     pub fn enter(&self) -> EnterGuard {
-        EnterGuard { _inner: context::enter(&self.ex) }
+        EnterGuard { _inner: context::enter(self.ex()) }
     }
 }
 
@@ -159,9 +179,11 @@ impl Drop for ResetOnDrop {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ex.shutdown();
-        // Let the loop deliver the close callbacks of everything the tasks owned.
-        let _ = self.ex.lp.run(RunMode::NoWait);
+        if let Some(ex) = self.ex.take() {
+            ex.shutdown();
+            // Let the loop deliver the close callbacks of everything the tasks owned.
+            let _ = ex.lp.run(RunMode::NoWait);
+        }
     }
 }
 

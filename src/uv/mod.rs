@@ -33,7 +33,7 @@ mod pipe;
 mod poll;
 mod process;
 mod signal;
-mod stream;
+pub(crate) mod stream;
 mod tcp;
 mod timer;
 mod tty;

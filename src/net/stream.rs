@@ -1,0 +1,294 @@
+//! The async side of a libuv stream (Tcp, Pipe): `AsyncRead`/`AsyncWrite` over callbacks.
+//!
+//! Reading: libuv pushes chunks to a read callback; they are appended to a per-stream buffer that
+//! `poll_read` drains. Reading pauses (`uv_read_stop`) when [`READ_HIGH`] bytes wait unread and resumes when
+//! the reader catches up, so a slow reader never makes memory grow without bound.
+//!
+//! Writing: `poll_write` first tries the kernel directly (`uv_try_write`, no copy); what it does not take is
+//! copied into a queued libuv write, up to [`WRITE_HIGH`] bytes in flight, beyond which `poll_write` waits.
+//! A write error is reported by the next `poll_write`/`poll_flush`. Bytes accepted by `poll_write` are never
+//! dropped silently: if the stream is dropped with writes still queued, it *lingers* — the handle stays open
+//! (owned by the runtime) until they reach the kernel, then closes.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use crate::error::Error;
+use crate::runtime::Executor;
+use crate::uv::stream::{self as uvs, One, StreamKind};
+
+/// Unread bytes at which reading pauses.
+pub(crate) const READ_HIGH: usize = 256 * 1024;
+/// Bytes in queued writes at which `poll_write` waits.
+pub(crate) const WRITE_HIGH: usize = 256 * 1024;
+
+#[derive(Default)]
+struct ReadState {
+    buf: Vec<u8>,
+    pos: usize,
+    reading: bool,
+    eof: bool,
+    err: Option<Error>,
+    waker: Option<Waker>,
+}
+
+#[derive(Default)]
+struct WriteState {
+    queued: usize,
+    err: Option<Error>,
+    waker: Option<Waker>,
+    shutdown: Shutdown,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    #[default]
+    None,
+    Pending,
+    Done,
+}
+
+/// A libuv stream with async read/write state. Shared (`Rc`) by the owning type and its halves.
+pub(crate) struct AsyncStream<T: StreamKind> {
+    handle: T,
+    rd: RefCell<ReadState>,
+    wr: RefCell<WriteState>,
+    ex: Weak<Executor>,
+    /// The key under which the runtime keeps this stream alive while it lingers.
+    lingering: Cell<Option<usize>>,
+    me: Weak<AsyncStream<T>>,
+}
+
+fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+fn wake(slot: &mut Option<Waker>) {
+    if let Some(w) = slot.take() {
+        w.wake();
+    }
+}
+
+impl<T: StreamKind> AsyncStream<T> {
+    pub(crate) fn new(handle: T) -> Rc<AsyncStream<T>> {
+        let ex = crate::runtime::current();
+        Rc::new_cyclic(|me| AsyncStream {
+            handle,
+            rd: RefCell::default(),
+            wr: RefCell::default(),
+            ex: Rc::downgrade(&ex),
+            lingering: Cell::new(None),
+            me: me.clone(),
+        })
+    }
+
+    pub(crate) fn handle(&self) -> &T {
+        &self.handle
+    }
+
+    fn start_reading(&self) -> Result<(), Error> {
+        let me = self.me.clone();
+        uvs::read_start(&self.handle, move |_, data| {
+            if let Some(s) = me.upgrade() {
+                s.on_read(data);
+            }
+        })?;
+        self.rd.borrow_mut().reading = true;
+        Ok(())
+    }
+
+    fn on_read(&self, data: crate::Result<&[u8]>) {
+        let mut rd = self.rd.borrow_mut();
+        match data {
+            Ok(bytes) => {
+                rd.buf.extend_from_slice(bytes);
+                if rd.buf.len() - rd.pos >= READ_HIGH {
+                    rd.reading = false;
+                    let _ = uvs::read_stop(&self.handle);
+                }
+            }
+            Err(e) => {
+                rd.reading = false;
+                if e == Error::EOF {
+                    rd.eof = true;
+                } else {
+                    rd.err = Some(e);
+                }
+            }
+        }
+        wake(&mut rd.waker);
+    }
+
+    pub(crate) fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut rd = self.rd.borrow_mut();
+        if rd.pos < rd.buf.len() {
+            let n = out.len().min(rd.buf.len() - rd.pos);
+            out[..n].copy_from_slice(&rd.buf[rd.pos..rd.pos + n]);
+            rd.pos += n;
+            if rd.pos == rd.buf.len() {
+                rd.buf.clear();
+                rd.pos = 0;
+            }
+            let resume = !rd.reading && !rd.eof && rd.err.is_none() && rd.buf.len() - rd.pos < READ_HIGH / 2;
+            drop(rd);
+            if resume {
+                // Errors resurface through the read callback or the next poll.
+                let _ = self.start_reading();
+            }
+            return Poll::Ready(Ok(n));
+        }
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if let Some(e) = rd.err {
+            return Poll::Ready(Err(e.into()));
+        }
+        if rd.eof {
+            return Poll::Ready(Ok(0));
+        }
+        set_waker(&mut rd.waker, cx);
+        let start = !rd.reading;
+        drop(rd);
+        if start {
+            if let Err(e) = self.start_reading() {
+                return Poll::Ready(Err(e.into()));
+            }
+        }
+        Poll::Pending
+    }
+
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let mut wr = self.wr.borrow_mut();
+        if let Some(e) = wr.err {
+            return Poll::Ready(Err(e.into()));
+        }
+        if wr.shutdown != Shutdown::None {
+            return Poll::Ready(Err(Error::EPIPE.into()));
+        }
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut written = 0;
+        if wr.queued == 0 {
+            match uvs::try_write(&self.handle, data) {
+                Ok(n) if n == data.len() => return Poll::Ready(Ok(n)),
+                Ok(n) => written = n,
+                Err(Error::EAGAIN) | Err(Error::ENOSYS) => {}
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        } else if wr.queued >= WRITE_HIGH {
+            set_waker(&mut wr.waker, cx);
+            return Poll::Pending;
+        }
+        let rest = &data[written..];
+        let len = rest.len();
+        let me = self.me.clone();
+        if let Err(e) = uvs::write(&self.handle, One(rest.to_vec()), move |_, res| {
+            if let Some(s) = me.upgrade() {
+                s.on_written(len, res);
+            }
+        }) {
+            return Poll::Ready(if written > 0 { Ok(written) } else { Err(e.into()) });
+        }
+        wr.queued += len;
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn on_written(&self, len: usize, res: crate::Result<()>) {
+        let mut wr = self.wr.borrow_mut();
+        wr.queued -= len;
+        if let Err(e) = res {
+            wr.err.get_or_insert(e);
+        }
+        wake(&mut wr.waker);
+        let idle = wr.queued == 0 && wr.shutdown != Shutdown::Pending;
+        drop(wr);
+        if idle {
+            self.stop_lingering();
+        }
+    }
+
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut wr = self.wr.borrow_mut();
+        if let Some(e) = wr.err {
+            return Poll::Ready(Err(e.into()));
+        }
+        if wr.queued == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        set_waker(&mut wr.waker, cx);
+        Poll::Pending
+    }
+
+    /// Flushes, then shuts the write side down (`uv_shutdown`: the peer reads end-of-stream).
+    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.poll_flush(cx)?.is_pending() {
+            return Poll::Pending;
+        }
+        let mut wr = self.wr.borrow_mut();
+        match wr.shutdown {
+            Shutdown::Done => return Poll::Ready(match wr.err { Some(e) => Err(e.into()), None => Ok(()) }),
+            Shutdown::Pending => {
+                set_waker(&mut wr.waker, cx);
+                return Poll::Pending;
+            }
+            Shutdown::None => {}
+        }
+        let me = self.me.clone();
+        let started = uvs::shutdown(&self.handle, move |_, res| {
+            if let Some(s) = me.upgrade() {
+                let mut wr = s.wr.borrow_mut();
+                wr.shutdown = Shutdown::Done;
+                if let Err(e) = res {
+                    if e != Error::ENOTCONN {
+                        wr.err.get_or_insert(e);
+                    }
+                }
+                wake(&mut wr.waker);
+                drop(wr);
+                s.stop_lingering();
+            }
+        });
+        match started {
+            Ok(()) => {
+                wr.shutdown = Shutdown::Pending;
+                set_waker(&mut wr.waker, cx);
+                Poll::Pending
+            }
+            // Already shut down by the peer's reset, or not connected: nothing left to flush.
+            Err(Error::ENOTCONN) => {
+                wr.shutdown = Shutdown::Done;
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// Called when the last user-facing owner goes away: keeps the stream alive while writes or a shutdown
+    /// are still in flight, so no accepted byte is lost.
+    pub(crate) fn release(&self) {
+        let wr = self.wr.borrow();
+        let busy = wr.queued > 0 || wr.shutdown == Shutdown::Pending;
+        drop(wr);
+        if !busy {
+            return;
+        }
+        let _ = uvs::read_stop(&self.handle);
+        if let (Some(ex), Some(me)) = (self.ex.upgrade(), self.me.upgrade()) {
+            self.lingering.set(Some(ex.linger(me)));
+        }
+    }
+
+    fn stop_lingering(&self) {
+        if let Some(key) = self.lingering.take() {
+            if let Some(ex) = self.ex.upgrade() {
+                ex.unlinger(key);
+            }
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Async TCP tests on loopback: echo, many concurrent tasks, half-close, split halves, cancellation of
+//! reads/writes/accepts/connects mid-flight, errors.
+use std::cell::Cell;
+use std::io::ErrorKind;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use uvio::net::{lookup_host, TcpListener, TcpStream};
+use uvio::time::{sleep, timeout};
+use uvio::{spawn_local, Runtime};
+
+/// Runs `fut` on a fresh runtime, then closes it, asserting nothing was left open.
+fn run<F: std::future::Future>(fut: F) -> F::Output {
+    let rt = Runtime::new().unwrap();
+    let out = rt.block_on(fut);
+    rt.close().expect("runtime closes cleanly");
+    out
+}
+
+/// Echoes every connection until EOF.
+fn spawn_echo(listener: TcpListener) {
+    spawn_local(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            spawn_local(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if conn.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = conn.close().await;
+            });
+        }
+    });
+}
+
+#[test]
+fn echo_round_trip_v4() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.port() != 0);
+        spawn_echo(listener);
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        c.write_all(b"hello uvio").await.unwrap();
+        let mut back = [0u8; 10];
+        c.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"hello uvio");
+    });
+}
+
+#[test]
+fn echo_round_trip_v6() {
+    run(async {
+        let listener = match TcpListener::bind("[::1]:0").await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("no IPv6 loopback here ({e}); skipping");
+                return;
+            }
+        };
+        let addr = listener.local_addr().unwrap();
+        spawn_echo(listener);
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"six").await.unwrap();
+        let mut back = [0u8; 3];
+        c.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"six");
+    });
+}
+
+#[test]
+fn connect_by_name_resolves_localhost() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        spawn_echo(listener);
+        let mut c = TcpStream::connect(format!("localhost:{port}")).await.unwrap();
+        c.write_all(b"x").await.unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).await.unwrap();
+        let addrs: Vec<_> = lookup_host(("localhost", 443)).await.unwrap().collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 443));
+    });
+}
+
+#[test]
+fn large_transfer_is_byte_exact() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        spawn_echo(listener);
+        let data: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (mut r, mut w) = c.into_split();
+        let expected = data.clone();
+        let reader = spawn_local(async move {
+            let mut got = Vec::with_capacity(expected.len());
+            r.read_to_end(&mut got).await.unwrap();
+            got == expected
+        });
+        w.write_all(&data).await.unwrap();
+        w.close().await.unwrap(); // half-close: the echo server sees EOF and closes its side
+        assert!(reader.await.unwrap(), "echoed bytes differ");
+    });
+}
+
+#[test]
+fn ten_thousand_concurrent_echo_tasks() {
+    raise_fd_limit(25_000);
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        spawn_echo(listener);
+        let ok = Rc::new(Cell::new(0u32));
+        let tasks: Vec<_> = (0..10_000u32)
+            .map(|i| {
+                let ok = ok.clone();
+                spawn_local(async move {
+                    let mut c = TcpStream::connect(addr).await.unwrap();
+                    let msg = i.to_le_bytes();
+                    c.write_all(&msg).await.unwrap();
+                    let mut back = [0u8; 4];
+                    c.read_exact(&mut back).await.unwrap();
+                    assert_eq!(back, msg);
+                    ok.set(ok.get() + 1);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(ok.get(), 10_000);
+    });
+}
+
+#[test]
+fn incoming_stream_yields_connections() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = spawn_local(async move {
+            let mut n = 0;
+            let mut incoming = listener.incoming();
+            while let Some(conn) = incoming.next().await {
+                let mut conn = conn.unwrap();
+                conn.write_all(b"!").await.unwrap();
+                n += 1;
+                if n == 3 {
+                    break;
+                }
+            }
+            n
+        });
+        for _ in 0..3 {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).await.unwrap();
+            assert_eq!(&b, b"!");
+        }
+        assert_eq!(server.await.unwrap(), 3);
+    });
+}
+
+#[test]
+fn connect_refused_is_an_error() {
+    run(async {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = TcpStream::connect(("127.0.0.1".parse::<std::net::IpAddr>().unwrap(), port)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn bad_addresses_are_errors_not_panics() {
+    run(async {
+        for bad in ["no-port", "127.0.0.1:notaport", "localhost:99999", ""] {
+            assert!(TcpStream::connect(bad).await.is_err(), "{bad}");
+        }
+        assert!(TcpListener::bind("300.1.1.1:0").await.is_err());
+    });
+}
+
+#[test]
+fn bind_in_use_is_addr_in_use() {
+    run(async {
+        let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = TcpListener::bind(a.local_addr().unwrap()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrInUse);
+    });
+}
+
+#[test]
+fn dropped_read_and_accept_futures_leave_things_usable() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // An accept that times out (dropped mid-flight) and then a real one.
+        assert!(timeout(Duration::from_millis(5), listener.accept()).await.is_err());
+        let client = spawn_local(async move { TcpStream::connect(addr).await.unwrap() });
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut client = client.await.unwrap();
+        // A read dropped mid-flight, then data arrives and a new read gets all of it.
+        let mut buf = [0u8; 4];
+        assert!(timeout(Duration::from_millis(5), conn.read(&mut buf)).await.is_err());
+        client.write_all(b"late").await.unwrap();
+        conn.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"late");
+    });
+}
+
+#[test]
+fn dropped_connect_future_is_cancelled_cleanly() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for _ in 0..50 {
+            let fut = TcpStream::connect(addr);
+            let mut fut = Box::pin(fut);
+            let _ = futures::poll!(fut.as_mut()); // the connect request is in flight
+            drop(fut);
+        }
+        sleep(Duration::from_millis(5)).await;
+    });
+}
+
+#[test]
+fn dropping_a_stream_with_queued_writes_still_delivers_them() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| i as u8).collect();
+        let expected = data.clone();
+        let server = spawn_local(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            sleep(Duration::from_millis(20)).await; // let the client's writes pile up in user space
+            let mut got = Vec::new();
+            conn.read_to_end(&mut got).await.unwrap();
+            got == expected
+        });
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        // write_all returns once every byte is accepted (most of it queued in libuv), then we drop at once.
+        c.write_all(&data).await.unwrap();
+        drop(c);
+        assert!(server.await.unwrap(), "bytes accepted by write_all were lost on drop");
+    });
+}
+
+#[test]
+fn peer_reset_is_reported_as_an_error() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let std_client = std::net::TcpStream::connect(addr).unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        socket2::SockRef::from(&std_client).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(std_client); // RST
+        let mut buf = [0u8; 8];
+        let mut saw_error_or_eof = false;
+        for _ in 0..10 {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    saw_error_or_eof = true;
+                    break;
+                }
+                Ok(_) => {}
+            }
+        }
+        assert!(saw_error_or_eof);
+        // Writing to a reset connection eventually fails instead of panicking.
+        let mut failed = false;
+        for _ in 0..100 {
+            if conn.write_all(&[0u8; 1024]).await.is_err() || conn.flush().await.is_err() {
+                failed = true;
+                break;
+            }
+            sleep(Duration::from_millis(1)).await;
+        }
+        assert!(failed);
+    });
+}
+
+#[test]
+fn split_halves_work_in_separate_tasks_and_reunite() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        spawn_echo(listener);
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (mut r, mut w) = c.into_split();
+        let writer = spawn_local(async move {
+            for i in 0..100u8 {
+                w.write_all(&[i; 100]).await.unwrap();
+            }
+            w
+        });
+        let mut got = vec![0u8; 100 * 100];
+        r.read_exact(&mut got).await.unwrap();
+        assert!(got.chunks(100).enumerate().all(|(i, c)| c.iter().all(|&b| b == i as u8)));
+        let w = writer.await.unwrap();
+        let s = r.reunite(w).unwrap();
+        assert_eq!(s.peer_addr().unwrap(), addr);
+    });
+}
+
+#[test]
+fn std_conversions_and_options() {
+    run(async {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = TcpListener::from_std(std_listener).unwrap();
+        spawn_echo(listener);
+        let std_stream = std::net::TcpStream::connect(addr).unwrap();
+        let mut s = TcpStream::from_std(std_stream).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.set_keepalive(Some(Duration::from_secs(30))).unwrap();
+        s.set_keepalive(None).unwrap();
+        s.write_all(b"std").await.unwrap();
+        let mut b = [0u8; 3];
+        s.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"std");
+        assert!(s.local_addr().unwrap().ip().is_loopback());
+    });
+}
+
+#[test]
+fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = spawn_local(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut all = Vec::new();
+            conn.read_to_end(&mut all).await.unwrap(); // ends at the client's shutdown
+            conn.write_all(b"bye").await.unwrap();
+            all
+        });
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"request").await.unwrap();
+        c.shutdown().await.unwrap();
+        assert!(c.write_all(b"more").await.is_err(), "writing after shutdown is an error");
+        let mut reply = Vec::new();
+        c.read_to_end(&mut reply).await.unwrap();
+        assert_eq!(reply, b"bye");
+        assert_eq!(server.await.unwrap(), b"request");
+    });
+}
+
+/// Raises the soft descriptor limit to at least `n` (or the hard limit), for tests with many sockets.
+fn raise_fd_limit(n: u64) {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit with a valid struct pointer; changing our own soft limit is harmless.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < n {
+            lim.rlim_cur = n.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    let _ = n;
+}
