@@ -4,9 +4,9 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::rc::Rc;
-use std::cell::RefCell;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
+
+use crate::runtime::reply::{reply, Reply};
 
 use crate::uv::{self, AddrInfoHints, SockType};
 
@@ -44,13 +44,7 @@ pub struct Resolve {
 
 enum ResolveState {
     Ready(Option<io::Result<Vec<SocketAddr>>>),
-    Pending(Rc<RefCell<Lookup>>),
-}
-
-#[derive(Default)]
-struct Lookup {
-    result: Option<io::Result<Vec<SocketAddr>>>,
-    waker: Option<Waker>,
+    Pending(Reply<crate::Result<Vec<uv::AddrInfo>>>),
 }
 
 impl Resolve {
@@ -60,19 +54,11 @@ impl Resolve {
 
     fn lookup(host: &str, port: u16) -> Resolve {
         let ex = crate::runtime::current();
-        let shared: Rc<RefCell<Lookup>> = Rc::default();
-        let s = shared.clone();
+        let (replier, reply) = reply();
         let hints = AddrInfoHints { socktype: Some(SockType::Stream), ..Default::default() };
         let port_str = port.to_string();
-        let submitted = uv::getaddrinfo(&ex.lp, Some(host), Some(&port_str), hints, move |res| {
-            let mut l = s.borrow_mut();
-            l.result = Some(res.map(|v| v.into_iter().map(|ai| ai.addr).collect()).map_err(io::Error::from));
-            if let Some(w) = l.waker.take() {
-                w.wake();
-            }
-        });
-        match submitted {
-            Ok(()) => Resolve { state: ResolveState::Pending(shared) },
+        match uv::getaddrinfo(&ex.lp, Some(host), Some(&port_str), hints, move |res| replier.send(res)) {
+            Ok(()) => Resolve { state: ResolveState::Pending(reply) },
             Err(e) => Resolve::ready(Err(e.into())),
         }
     }
@@ -90,16 +76,10 @@ impl Future for Resolve {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
             ResolveState::Ready(r) => Poll::Ready(r.take().expect("Resolve polled after completion")),
-            ResolveState::Pending(shared) => {
-                let mut l = shared.borrow_mut();
-                match l.result.take() {
-                    Some(r) => Poll::Ready(r),
-                    None => {
-                        l.waker = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                }
-            }
+            ResolveState::Pending(reply) => Pin::new(reply).poll(cx).map(|r| {
+                let found = r.unwrap_or(Err(crate::Error::ECANCELED))?;
+                Ok(found.into_iter().map(|ai| ai.addr).collect())
+            }),
         }
     }
 }

@@ -183,29 +183,10 @@ impl TcpStream {
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         let ex = crate::runtime::current();
         let tcp = uv::Tcp::new(&ex.lp)?;
-        let done: Rc<RefCell<(Option<crate::Result<()>>, Option<Waker>)>> = Rc::default();
-        let d = Rc::downgrade(&done);
-        tcp.connect(addr, move |_, res| {
-            if let Some(d) = d.upgrade() {
-                let mut d = d.borrow_mut();
-                d.0 = Some(res);
-                if let Some(w) = d.1.take() {
-                    w.wake();
-                }
-            }
-        })?;
+        let (replier, reply) = crate::runtime::reply::reply();
+        tcp.connect(addr, move |_, res| replier.send(res))?;
         // Dropping this future drops `tcp`, which cancels the connect (its callback sees ECANCELED).
-        poll_fn(|cx| {
-            let mut d = done.borrow_mut();
-            match d.0.take() {
-                Some(r) => Poll::Ready(r),
-                None => {
-                    d.1 = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await?;
+        reply.await.unwrap_or(Err(Error::ECANCELED))?;
         Ok(TcpStream::from_uv(tcp))
     }
 

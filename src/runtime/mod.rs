@@ -6,6 +6,7 @@
 
 mod context;
 mod executor;
+pub(crate) mod reply;
 mod shared;
 pub(crate) mod task;
 mod timers;
