@@ -66,9 +66,20 @@ impl Builder {
         self
     }
 
-    /// Creates the runtime on the current thread.
+    /// Creates the runtime, with a new loop, on the current thread.
     pub fn build(self) -> std::io::Result<Runtime> {
-        let lp = Loop::new()?;
+        self.build_on(Loop::new()?)
+    }
+
+    /// Creates the runtime on an existing loop — typically one a host application runs itself, borrowed with
+    /// the unsafe [`Loop::from_raw`]. Tasks then run inside the host's `uv_run`: spawn them with
+    /// [`Runtime::spawn_local`] (or inside [`Runtime::enter`]); [`Runtime::block_on`] is not available there
+    /// (the host owns the loop). A ready task keeps the host's loop from blocking; pending sleeps and I/O keep it
+    /// alive, exactly like libuv handles do.
+    ///
+    /// Shutting down: drop the `Runtime` (or [`close`](Runtime::close) it) on the loop's thread, then let the
+    /// host run its loop once more to deliver the close callbacks before it calls `uv_loop_close`.
+    pub fn build_on(self, lp: Loop) -> std::io::Result<Runtime> {
         if self.idle_time_metrics {
             lp.enable_idle_time_metrics()?;
         }
@@ -88,11 +99,13 @@ impl Runtime {
     /// Runs `fut` to completion on this thread, driving the loop and every spawned task meanwhile.
     ///
     /// # Panics
-    /// If called from inside a runtime's `block_on` or task on this thread (the loop is not reentrant), and
-    /// if a libuv callback panicked (the panic is resumed here).
+    /// If called from inside a runtime's `block_on` or task on this thread (the loop is not reentrant), on a
+    /// runtime built on a host's loop ([`Builder::build_on`]), and if a libuv callback panicked (the panic is
+    /// resumed here).
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         assert!(!context::in_block_on(), "cannot block_on from inside a uvio runtime: use .await instead");
         let ex = self.ex();
+        assert!(!ex.lp.is_borrowed(), "block_on on a host's loop: spawn_local instead and let the host run it");
         let _current = context::enter(ex);
         ex.blocking.set(true);
         let _blocking = ResetOnDrop(ex.clone());
@@ -137,6 +150,9 @@ impl Runtime {
             std::io::Error::other("runtime still referenced (a sleep or I/O object outlives it)")
         })?;
         let lp = ex.into_loop();
+        if lp.is_borrowed() {
+            return Ok(()); // the host delivers the close callbacks in its next run and closes its loop
+        }
         lp.run(RunMode::Default)?;
         lp.close().map_err(|e| std::io::Error::other(e.to_string()))
     }

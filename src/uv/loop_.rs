@@ -71,6 +71,8 @@ pub(crate) struct LoopInner {
     running: Cell<bool>,
     owner_alive: Cell<bool>,
     closed: Cell<bool>,
+    /// A loop someone else created and runs ([`Loop::from_raw`]): uvio never runs, closes or frees it.
+    borrowed: bool,
     panic: Cell<Option<Box<dyn Any + Send>>>,
     /// Whether `panic` holds a payload (a plain flag keeps `run`'s fast path to one load).
     panicked: Cell<bool>,
@@ -96,6 +98,7 @@ impl Loop {
             running: Cell::new(false),
             owner_alive: Cell::new(true),
             closed: Cell::new(false),
+            borrowed: false,
             panic: Cell::new(None),
             panicked: Cell::new(false),
             read_buf: Default::default(),
@@ -104,6 +107,53 @@ impl Loop {
     }
 
     #[inline]
+    /// Borrows a loop that the host application created and runs itself (`uv_run` in C, another binding…), so
+    /// that uvio handles — and a [`Runtime`](crate::Runtime) with its tasks — live on it.
+    ///
+    /// uvio then never runs, closes or frees that loop: [`run`](Loop::run) and [`close`](Loop::close) return
+    /// `EPERM`, and close callbacks of dropped uvio handles are delivered by the host's next `uv_run`. A panic
+    /// in a uvio callback stops the host's `uv_run` (`uv_stop`) and waits in the loop: call
+    /// [`resume_panic`](Loop::resume_panic) after `uv_run` returns to propagate it.
+    ///
+    /// # Safety
+    /// - `raw` points to a loop initialised with `uv_loop_init` of **the same libuv** uvio links (the one
+    ///   `libuv-sys2` compiles into this binary; a second copy of libuv in the process has its own, incompatible
+    ///   loop internals), and stays valid until every uvio object created on it is dropped *and* the host has run
+    ///   the loop once more afterwards, so that their close callbacks are delivered (`uv_loop_close` returns
+    ///   `EBUSY` until then).
+    /// - The loop is used, and every uvio object created on it is used and dropped, only on the thread that
+    ///   runs it.
+    /// - The host does not call `uv_walk`-and-close on uvio's handles nor change their `data` fields.
+    pub unsafe fn from_raw(raw: *mut sys::uv_loop_t) -> Loop {
+        let inner = Rc::new(LoopInner {
+            raw: NonNull::new(raw).expect("Loop::from_raw: null loop pointer"),
+            running: Cell::new(false),
+            owner_alive: Cell::new(true),
+            closed: Cell::new(false),
+            borrowed: true,
+            panic: Cell::new(None),
+            panicked: Cell::new(false),
+            read_buf: Default::default(),
+        });
+        Loop { owner: Rc::new(LoopOwner { inner }) }
+    }
+
+    /// Whether this loop was borrowed with [`Loop::from_raw`].
+    pub fn is_borrowed(&self) -> bool {
+        self.inner().borrowed
+    }
+
+    /// Resumes a panic caught in a uvio callback, if one is waiting — for loops run by a host
+    /// ([`Loop::from_raw`]); [`run`](Loop::run) does this by itself.
+    pub fn resume_panic(&self) {
+        let inner = self.inner();
+        if inner.panicked.replace(false) {
+            if let Some(payload) = inner.panic.take() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+    }
+
     pub(crate) fn inner(&self) -> &Rc<LoopInner> {
         &self.owner.inner
     }
@@ -114,12 +164,16 @@ impl Loop {
     }
 
     /// Runs the loop (`uv_run`). Returns whether active handles or requests remain (`true`: run again later).
+    /// `EPERM` on a loop borrowed with [`Loop::from_raw`]: its host runs it.
     ///
     /// A panic inside a callback stops the loop and is resumed here, on the caller's thread. Calling `run`
     /// from inside a callback of the same loop is refused with `EBUSY` (libuv is not reentrant).
     #[inline]
     pub fn run(&self, mode: RunMode) -> Result<bool> {
         let inner = self.inner();
+        if inner.borrowed {
+            return Err(Error::EPERM);
+        }
         if inner.running.replace(true) {
             return Err(Error::EBUSY);
         }
@@ -241,6 +295,9 @@ impl Loop {
     /// return `EBUSY`; debug builds of libuv do not assert here either).
     pub fn close(self) -> std::result::Result<(), LoopCloseError> {
         let inner = self.inner().clone();
+        if inner.borrowed {
+            return Err(LoopCloseError { lp: self, live_handles: 0, error: Error::EPERM });
+        }
         if inner.running.get() {
             return Err(LoopCloseError { lp: self, live_handles: 0, error: Error::EBUSY });
         }
@@ -326,7 +383,7 @@ impl LoopInner {
 
     /// One non-blocking iteration to deliver pending close callbacks, unless the loop is already running.
     fn flush_closes(&self) {
-        if self.running.get() || self.closed.get() {
+        if self.running.get() || self.closed.get() || self.borrowed {
             return;
         }
         self.running.set(true);
@@ -348,6 +405,9 @@ impl LoopInner {
 
 impl Drop for LoopInner {
     fn drop(&mut self) {
+        if self.borrowed {
+            return; // the host's loop: the host closes and frees it
+        }
         if !self.closed.get() {
             // SAFETY: no handle references the loop any more (each held an Rc); it is not running.
             let ret = unsafe { sys::uv_loop_close(self.raw()) };
