@@ -575,6 +575,12 @@ fn abstract_namespace_echo() {
     // Too long for sun_path (108 bytes with the leading NUL).
     let p = Pipe::new(&lp, false).unwrap();
     assert_eq!(p.bind_abstract(&[b'a'; 200]).unwrap_err(), Error::EINVAL);
-    drop((server, client, conns, p));
+    // An empty name autobinds: the kernel picks a unique abstract name.
+    let auto = Pipe::new(&lp, false).unwrap();
+    auto.bind_abstract(b"").unwrap();
+    let picked = auto.local_name().unwrap();
+    let picked = picked.as_os_str().as_bytes();
+    assert!(picked.len() > 1 && picked[0] == 0, "{picked:?}");
+    drop((server, client, conns, p, auto));
     close_clean(lp);
 }

@@ -21,19 +21,19 @@ use slab::Slab;
 
 use super::context;
 use super::shared::{Injected, Shared};
-use super::task::{task_future, Completion, Header, JoinHandle, JoinState};
+use super::task::{task_future, Header, JoinHandle, JoinState};
 use super::timers::Timers;
 use crate::uv::{Async, Check, Handle as _, Idle, Loop};
 
 /// How many tasks one check callback polls before letting the loop run I/O again.
 pub(crate) const BATCH: usize = 128;
 
+/// A task in the slab: 24 bytes. Its waker is made from `header` at each poll (one atomic increment), and its
+/// join handle learns of cancellation from a guard inside the future.
 struct Slot {
     /// `None` while the task is being polled.
     fut: Option<Pin<Box<dyn Future<Output = ()>>>>,
     header: Arc<Header>,
-    waker: Waker,
-    done: Arc<dyn Completion>,
 }
 
 pub(crate) struct Executor {
@@ -103,13 +103,12 @@ impl Executor {
     {
         let header = Header::new(self.shared.clone());
         let join = JoinState::new();
-        self.insert(Box::pin(task_future(fut, join.clone())), header.clone(), join.clone());
+        self.insert(Box::pin(task_future(fut, join.clone())), header.clone());
         JoinHandle::new(join, header)
     }
 
-    fn insert(&self, fut: Pin<Box<dyn Future<Output = ()>>>, header: Arc<Header>, done: Arc<dyn Completion>) {
-        let waker = Waker::from(header.clone());
-        let key = self.slots.borrow_mut().insert(Slot { fut: Some(fut), header: header.clone(), waker, done });
+    fn insert(&self, fut: Pin<Box<dyn Future<Output = ()>>>, header: Arc<Header>) {
+        let key = self.slots.borrow_mut().insert(Slot { fut: Some(fut), header: header.clone() });
         header.key.store(key, Ordering::Release);
         header.scheduled.store(true, Ordering::Release);
         self.push_ready(header);
@@ -151,8 +150,8 @@ impl Executor {
         for header in woken {
             self.push_ready(header);
         }
-        for Injected { fut, header, done } in injected {
-            self.insert(fut, header, done);
+        for Injected { fut, header } in injected {
+            self.insert(fut, header);
         }
     }
 
@@ -177,18 +176,18 @@ impl Executor {
             let mut slots = self.slots.borrow_mut();
             match slots.get_mut(key) {
                 // A stale header (a finished task whose key was reused) must not touch the new occupant.
-                Some(slot) if Arc::ptr_eq(&slot.header, &header) => slot.fut.take().map(|f| (f, slot.waker.clone())),
+                Some(slot) if Arc::ptr_eq(&slot.header, &header) => slot.fut.take(),
                 _ => None,
             }
         };
-        let Some((mut fut, waker)) = taken else { return };
+        let Some(mut fut) = taken else { return };
         header.scheduled.store(false, Ordering::Release);
         if header.aborted.load(Ordering::Acquire) {
-            drop(fut);
-            let slot = self.slots.borrow_mut().remove(key);
-            slot.done.cancel();
+            self.slots.borrow_mut().remove(key);
+            drop(fut); // the join handle reports cancellation
             return;
         }
+        let waker = Waker::from(header);
         let done = fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
         if done {
             let slot = self.slots.borrow_mut().remove(key);
@@ -219,20 +218,15 @@ impl Executor {
     /// Drops every task (their join handles report cancellation) and refuses new ones. Runs at runtime drop.
     pub(crate) fn shutdown(self: &Rc<Self>) {
         let _current = context::enter(self);
-        for Injected { fut, done, .. } in self.shared.close() {
-            drop(fut);
-            done.cancel();
-        }
+        // Dropping a task's future tells its join handle that it was cancelled.
+        drop(self.shared.close());
         // Dropping a task may spawn or wake others: repeat until the slab stays empty.
         loop {
             let slots: Vec<Slot> = self.slots.borrow_mut().drain().collect();
             if slots.is_empty() {
                 break;
             }
-            for slot in slots {
-                drop(slot.fut);
-                slot.done.cancel();
-            }
+            drop(slots);
         }
         self.ready.borrow_mut().clear();
         self.disarm();

@@ -252,7 +252,7 @@ impl Handle {
         let header = task::Header::new(self.shared.clone());
         let join = task::JoinState::new();
         let fut = Box::pin(task::task_future(fut, join.clone()));
-        self.shared.inject(Injected { fut, header: header.clone(), done: join.clone() });
+        self.shared.inject(Injected { fut, header: header.clone() });
         JoinHandle::new(join, header)
     }
 }
@@ -303,10 +303,10 @@ where
     let work = move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     let queued = crate::uv::queue_work(&ex.lp, work, move |result| match result {
         Ok(outcome) => done.complete(outcome),
-        Err(_) => task::Completion::cancel(&*done),
+        Err(_) => done.cancel(),
     });
     if queued.is_err() {
-        task::Completion::cancel(&*join);
+        join.cancel();
     }
     JoinHandle::new(join, header)
 }

@@ -5,14 +5,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::context;
-use super::task::{Completion, Header};
+use super::task::Header;
 use crate::uv::AsyncSender;
 
 /// A task spawned from another thread, waiting for the loop thread to adopt it.
 pub(crate) struct Injected {
     pub(crate) fut: Pin<Box<dyn Future<Output = ()> + Send>>,
     pub(crate) header: Arc<Header>,
-    pub(crate) done: Arc<dyn Completion + Send + Sync>,
 }
 
 #[derive(Default)]
@@ -62,7 +61,7 @@ impl Shared {
         let mut remote = self.lock();
         if remote.closed {
             drop(remote);
-            task.done.cancel();
+            drop(task); // its join handle reports cancellation
             return;
         }
         remote.injected.push(task);

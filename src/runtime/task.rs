@@ -125,11 +125,6 @@ struct JoinSlot<T> {
     waker: Option<Waker>,
 }
 
-/// The executor's type-erased view of a join state: it only ever reports cancellation.
-pub(crate) trait Completion {
-    fn cancel(&self);
-}
-
 impl<T> JoinState<T> {
     pub(crate) fn new() -> Arc<JoinState<T>> {
         Arc::new(JoinState {
@@ -159,11 +154,23 @@ impl<T> JoinState<T> {
     }
 }
 
-impl<T> Completion for JoinState<T> {
-    fn cancel(&self) {
+impl<T> JoinState<T> {
+    /// Reports cancellation, unless the task already finished.
+    pub(crate) fn cancel(&self) {
         if !self.finished.load(Ordering::Acquire) {
             self.finish(|s| s.cancelled = true);
         }
+    }
+}
+
+/// Owned by the task's future: if the future is dropped before it completes (abort, runtime shutdown, a
+/// remote spawn refused), the join handle learns it was cancelled. One guard instead of a second pointer
+/// to the join state in every task slot.
+struct CancelOnDrop<T>(Arc<JoinState<T>>);
+
+impl<T> Drop for CancelOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -173,9 +180,12 @@ where
     F: Future,
 {
     use futures::FutureExt;
+    // Built outside the async block so that it is dropped with the future even if never polled.
+    let guard = CancelOnDrop(join);
     async move {
+        let guard = guard;
         let result = std::panic::AssertUnwindSafe(fut).catch_unwind().await;
-        join.complete(result);
+        guard.0.complete(result);
     }
 }
 

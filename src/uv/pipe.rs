@@ -1,6 +1,6 @@
 //! [`Pipe`]: Unix domain sockets and Windows named pipes, plus IPC between processes (`uv_pipe_t`).
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_uint};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -92,6 +92,9 @@ impl StreamKind for Pipe {
     }
 }
 
+/// Never truncate a pipe name (`UV_PIPE_NO_TRUNCATE`); C enum constants are `c_int` in Windows bindings.
+const NO_TRUNCATE: c_uint = sys::UV_PIPE_NO_TRUNCATE as c_uint;
+
 /// The type of a handle waiting on an IPC pipe ([`Pipe::pending_type`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PendingType {
@@ -99,9 +102,11 @@ pub enum PendingType {
     Tcp,
     /// A pipe.
     Pipe,
-    /// A UDP socket (Windows only sends these; uvio does not accept them yet).
+    /// A UDP socket: uvio cannot take these yet ([`Pipe::accept_pending`] says `ENOTSUP`); it stays pending
+    /// and is closed with the pipe.
     Udp,
-    /// Nothing pending.
+    /// Nothing pending (or a descriptor of another kind, such as a file sent by a non-libuv peer, which stays
+    /// pending and is closed with the pipe).
     None,
 }
 
@@ -179,24 +184,32 @@ impl Pipe {
 
     /// Binds to a filesystem path (Unix) or pipe name like `\\.\pipe\name` (Windows) (`uv_pipe_bind2`). A NUL
     /// byte in the name is `EINVAL`, and so is a name longer than `sockaddr_un` holds (108 bytes on Linux, 104 on
-    /// macOS): it is never truncated. libuv removes the socket file when the handle closes.
+    /// macOS): it is never truncated. libuv removes the socket file when the handle closes. On Linux an empty
+    /// path autobinds, as `bind_abstract` with an empty name does.
     pub fn bind(&self, name: &Path) -> Result<()> {
         self.bind_bytes(cpath(name)?.as_bytes())
     }
 
     /// Binds to a name in Linux's abstract socket namespace (`uv_pipe_bind2` with a leading NUL): no file is
     /// created, and the name disappears with the socket. `name` excludes the leading NUL and may contain NULs;
-    /// at most 107 bytes (`EINVAL` beyond).
+    /// at most 107 bytes (`EINVAL` beyond). An empty `name` lets the kernel pick a unique one (autobind): read
+    /// it with [`local_name`](Pipe::local_name).
     #[cfg(target_os = "linux")]
     pub fn bind_abstract(&self, name: &[u8]) -> Result<()> {
+        if name.is_empty() {
+            return self.bind_bytes(&[]); // a zero-length address is Linux's request to autobind
+        }
         self.bind_bytes(&abstract_name(name))
     }
 
     fn bind_bytes(&self, name: &[u8]) -> Result<()> {
         self.h.check_open()?;
-        // SAFETY: an open handle; `name` outlives the call (libuv copies it) and `len` is its length.
-        let ret =
-            unsafe { sys::uv_pipe_bind2(self.h.raw(), name.as_ptr().cast(), name.len(), sys::UV_PIPE_NO_TRUNCATE) };
+        // libuv reads the first byte (to spot an abstract name) even when the length is 0: never hand it the
+        // dangling pointer of an empty slice.
+        let ptr: *const c_char = if name.is_empty() { c"".as_ptr() } else { name.as_ptr().cast() };
+        // SAFETY: an open handle; `ptr` is readable for `max(name.len(), 1)` bytes during the call, and libuv
+        // copies the name.
+        let ret = unsafe { sys::uv_pipe_bind2(self.h.raw(), ptr, name.len(), NO_TRUNCATE) };
         Error::check(ret).map(drop)
     }
 
@@ -330,7 +343,7 @@ fn connect_impl<F: FnOnce(&Pipe, Result<()>) + 'static>(pipe: &Pipe, name: Vec<u
                 pipe.h.raw(),
                 name.as_ptr().cast(),
                 name.len() - 1,
-                sys::UV_PIPE_NO_TRUNCATE,
+                NO_TRUNCATE,
                 Some(stream::on_connect::<Pipe, F, Vec<u8>>),
             )
         }

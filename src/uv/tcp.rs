@@ -1,6 +1,6 @@
 //! [`Tcp`]: TCP sockets, listening and connected (`uv_tcp_t`).
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_uint};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -105,7 +105,7 @@ impl Tcp {
     /// that options can be set before bind.
     pub fn new_for(lp: &Loop, ipv6: bool) -> Result<Tcp> {
         #[allow(clippy::unnecessary_cast)] // the AF_* constants' integer type differs between OS bindings
-        let family = if ipv6 { sys::AF_INET6 } else { sys::AF_INET } as std::ffi::c_uint;
+        let family = if ipv6 { sys::AF_INET6 } else { sys::AF_INET } as c_uint;
         // SAFETY: as in `new`.
         let h = Owned::new(lp, StreamState::default(), |l, raw| unsafe { sys::uv_tcp_init_ex(l, raw, family) })?;
         Ok(Tcp { h })
@@ -153,12 +153,13 @@ impl Tcp {
     /// [`bind`](Tcp::bind) with flags.
     pub fn bind_with(&self, addr: SocketAddr, flags: TcpBindFlags) -> Result<()> {
         self.h.check_open()?;
-        let mut f = 0;
+        // C enum constants are `c_int` in Windows bindings, `c_uint` elsewhere; libuv takes `unsigned int`.
+        let mut f: c_uint = 0;
         if flags.ipv6_only {
-            f |= sys::uv_tcp_flags_UV_TCP_IPV6ONLY;
+            f |= sys::uv_tcp_flags_UV_TCP_IPV6ONLY as c_uint;
         }
         if flags.reuse_port {
-            f |= sys::uv_tcp_flags_UV_TCP_REUSEPORT;
+            f |= sys::uv_tcp_flags_UV_TCP_REUSEPORT as c_uint;
         }
         let sa = to_sockaddr(&addr);
         // SAFETY: an open handle; `sa` outlives the call (libuv copies the address).
