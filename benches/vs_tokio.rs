@@ -5,6 +5,12 @@
 //! - **sleeps**: N pending sleeps, sleep i due at 1 + i/1000 ms (libuv's million_timers shape), one task per
 //!   sleep, on uvio's runtime and on tokio's current-thread runtime. Each side runs in its own child process so
 //!   that peak RSS (`ru_maxrss`) is its own. Default N = 10 000 000 (needs ~10 GiB free for both together).
+//! - **echo**: request/response echo over C loopback connections with S-byte messages for D seconds, the
+//!   server in a child process (`examples/echo_server` with `--api async` and `--api callback`, and tokio
+//!   echo servers on the current-thread and multi-thread runtimes), one client (uvio callbacks, in this
+//!   process) for all of them. Reports round trips per second and ratios.
+//!
+//! `cargo bench --bench vs_tokio -- echo [C] [S] [D]` (defaults 100 64 5); no argument runs both.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -15,8 +21,17 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("child-sleeps-uvio") => child_sleeps_uvio(args[1].parse().unwrap()),
         Some("child-sleeps-tokio") => child_sleeps_tokio(args[1].parse().unwrap()),
+        Some("child-echo-tokio") => child_echo_tokio(args[1] == "multi"),
         Some("sleeps") => sleeps(args.get(1).map_or(10_000_000, |n| n.parse().unwrap())),
-        _ => sleeps(10_000_000),
+        Some("echo") => echo(
+            args.get(1).map_or(100, |n| n.parse().unwrap()),
+            args.get(2).map_or(64, |n| n.parse().unwrap()),
+            args.get(3).map_or(5.0, |n| n.parse().unwrap()),
+        ),
+        _ => {
+            sleeps(10_000_000);
+            echo(100, 64, 5.0);
+        }
     }
 }
 
@@ -88,4 +103,169 @@ fn sleeps(n: u64) {
         println!("  tokio  {t_secs:>7.2} s   peak RSS {t_rss:>8.0} MiB");
     }
     println!("  ratio uvio/tokio: time {:.2}x, RSS {:.2}x", u_secs / t_secs, u_rss / t_rss);
+}
+
+// ----- echo -----
+
+fn child_echo_tokio(multi: bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = if multi {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    };
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("echo_server listening on {}", listener.local_addr().unwrap());
+        use std::io::Write;
+        std::io::stdout().flush().unwrap();
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { continue };
+            conn.set_nodelay(true).ok();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                    if conn.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Starts a server child process and returns it with the port it printed.
+fn start_server(mut cmd: Command) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let port = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (child, port)
+}
+
+/// The echo client: `conns` connections, each sending `size` bytes and waiting for them before the next send,
+/// for `secs` seconds. Returns (round trips per second, the server's CPU microseconds per round trip).
+fn run_client(port: u16, conns: usize, size: usize, secs: f64, server_pid: u32) -> (f64, f64) {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use uvio::uv::{Handle, Loop, RunMode, Tcp, Timer};
+
+    let lp = Loop::new().unwrap();
+    let done = Rc::new(Cell::new(false));
+    let count = Rc::new(Cell::new(0u64));
+    let counting = Rc::new(Cell::new(false));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut clients = Vec::new();
+    for _ in 0..conns {
+        let c = Tcp::new(&lp).unwrap();
+        let (count, counting, done) = (count.clone(), counting.clone(), done.clone());
+        c.connect(addr, move |c, r| {
+            r.unwrap();
+            c.set_nodelay(true).unwrap();
+            let mut got = 0usize;
+            c.read_start(move |c, data| {
+                let Ok(bytes) = data else { return };
+                got += bytes.len();
+                if got >= size {
+                    got -= size;
+                    if counting.get() {
+                        count.set(count.get() + 1);
+                    }
+                    if !done.get() {
+                        c.write(vec![7u8; size], |_, _| {}).unwrap();
+                    }
+                }
+            })
+            .unwrap();
+            c.write(vec![7u8; size], |_, _| {}).unwrap();
+        })
+        .unwrap();
+        clients.push(c);
+    }
+    // Warm up for 0.5 s, then count for `secs`.
+    let warm = Timer::new(&lp).unwrap();
+    let c2 = counting.clone();
+    warm.start(Duration::from_millis(500), None, move |_| c2.set(true)).unwrap();
+    let stop = Timer::new(&lp).unwrap();
+    let d2 = done.clone();
+    let cpu_at_start = Rc::new(Cell::new(0.0));
+    let cpu2 = cpu_at_start.clone();
+    warm.unref();
+    let lp2 = lp.clone();
+    stop.start(Duration::from_secs_f64(0.5 + secs), None, move |_| {
+        d2.set(true);
+        lp2.stop();
+    })
+    .unwrap();
+    let w2 = cpu_at_start.clone();
+    let probe = Timer::new(&lp).unwrap();
+    probe.start(Duration::from_millis(500), None, move |_| w2.set(process_cpu_seconds(server_pid))).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    let server_cpu = process_cpu_seconds(server_pid) - cpu2.get();
+    drop((clients, warm, stop, probe));
+    let _ = lp.run(RunMode::NoWait);
+    let n = count.get() as f64;
+    (n / secs, server_cpu * 1e6 / n.max(1.0))
+}
+
+/// user + system CPU seconds of a process, from /proc (Linux); 0 elsewhere.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the command name: state is field 0, utime 11, stime 12 (clock ticks, 100 per second here).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn echo(conns: usize, size: usize, secs: f64) {
+    println!("echo: {conns} connections, {size}-byte messages, {secs} s per server (client: uvio callbacks)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo).args(["build", "--release", "--example", "echo_server"]).status().unwrap();
+    assert!(built.success(), "building examples/echo_server failed");
+    let example = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples/echo_server");
+    let exe = std::env::current_exe().unwrap();
+    let servers: Vec<(&str, Command)> = vec![
+        ("uvio async (TcpStream)", {
+            let mut c = Command::new(&example);
+            c.args(["--api", "async", "--port", "0"]);
+            c
+        }),
+        ("uvio callback (uv::Tcp)", {
+            let mut c = Command::new(&example);
+            c.args(["--api", "callback", "--port", "0"]);
+            c
+        }),
+        ("tokio current-thread", {
+            let mut c = Command::new(&exe);
+            c.args(["child-echo-tokio", "current"]);
+            c
+        }),
+        ("tokio multi-thread", {
+            let mut c = Command::new(&exe);
+            c.args(["child-echo-tokio", "multi"]);
+            c
+        }),
+    ];
+    let mut results = Vec::new();
+    for (name, cmd) in servers {
+        let (mut child, port) = start_server(cmd);
+        let (rps, cpu) = run_client(port, conns, size, secs, child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        println!("  {name:<26} {rps:>10.0} round trips/s   server CPU {cpu:>6.2} us per round trip");
+        results.push((name, rps, cpu));
+    }
+    let (_, async_rps, async_cpu) = results[0];
+    let (_, cb_rps, _) = results[1];
+    let (_, tokio_ct, tokio_cpu) = results[2];
+    let (_, tokio_mt, _) = results[3];
+    println!("  uvio async / uvio callback:        {:.2}x", async_rps / cb_rps);
+    println!("  uvio async / tokio current-thread: {:.2}x (server CPU per request {:.2}x)", async_rps / tokio_ct, async_cpu / tokio_cpu);
+    println!("  uvio async / tokio multi-thread:   {:.2}x", async_rps / tokio_mt);
 }

@@ -33,25 +33,27 @@ cargo run --release --quiet --example spawn -- sh -c 'echo to-out; echo to-err >
 grep -q "to-out" "$tmp/spawn2.out"
 grep -q "to-err" "$tmp/spawn2.out"
 
-echo "--- echo_server"
-./target/release/examples/echo_server --port 0 --max-seconds 60 >"$tmp/echo.out" &
-server_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "listening on" "$tmp/echo.out" 2>/dev/null && break
-    sleep 0.1
+for api in async callback; do
+    echo "--- echo_server --api $api"
+    ./target/release/examples/echo_server --api "$api" --port 0 --max-seconds 60 >"$tmp/echo.out" &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        grep -q "listening on" "$tmp/echo.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/echo.out")
+    [ -n "$port" ] || { echo "echo_server did not start"; cat "$tmp/echo.out"; exit 1; }
+    for i in 1 2 3; do
+        exec 3<>"/dev/tcp/127.0.0.1/$port"
+        msg="hello uvio $api $i $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+        printf '%s' "$msg" >&3
+        reply=""
+        IFS= read -r -t 5 -N "${#msg}" reply <&3 || true
+        exec 3<&- 3>&-
+        [ "$reply" = "$msg" ] || { echo "echo mismatch: '$reply' != '$msg'"; exit 1; }
+    done
+    kill "$server_pid"
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
 done
-port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/echo.out")
-[ -n "$port" ] || { echo "echo_server did not start"; cat "$tmp/echo.out"; exit 1; }
-for i in 1 2 3; do
-    exec 3<>"/dev/tcp/127.0.0.1/$port"
-    msg="hello uvio $i $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    printf '%s' "$msg" >&3
-    reply=""
-    IFS= read -r -t 5 -N "${#msg}" reply <&3 || true
-    exec 3<&- 3>&-
-    [ "$reply" = "$msg" ] || { echo "echo mismatch: '$reply' != '$msg'"; exit 1; }
-done
-kill "$server_pid"
-wait "$server_pid" 2>/dev/null || true
-server_pid=""
 echo "smoke runs ok"

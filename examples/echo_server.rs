@@ -1,10 +1,12 @@
-//! A TCP echo server on the callback API (`uvio::uv`).
+//! A TCP echo server, on the async API (`uvio::net`, the default) or the callback API (`uvio::uv`).
 //!
 //! ```text
-//! cargo run --release --example echo_server -- --port 9123 [--max-seconds 10]
+//! cargo run --release --example echo_server -- [--api async|callback] [--port 9123] [--max-seconds 10]
 //! ```
 //!
-//! Every received chunk is written back as is. Read data is only lent to the read callback, so it is copied
+//! Async: one task per connection reading into a 16 KiB buffer and writing it back (`write_all`).
+//!
+//! Callback: every received chunk is written back as is. Read data is only lent to the read callback, so it is copied
 //! into a buffer from a small pool; the buffer goes back to the pool when its write completes (the write
 //! request owns it until then), so a busy server stops allocating. On EOF the server finishes its queued
 //! writes, shuts its side down gracefully and drops the connection; on an error it drops it at once.
@@ -14,6 +16,8 @@ use std::io::Write;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures::{AsyncReadExt, AsyncWriteExt};
+use uvio::net::TcpListener;
 use uvio::uv::{Loop, RunMode, Tcp, Timer};
 
 /// Buffers kept for reuse; beyond this, finished buffers are freed.
@@ -92,7 +96,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let port: u16 = arg_value(&args, "--port").map_or(Ok(9123), |p| p.parse())?;
     let max_seconds: Option<f64> = arg_value(&args, "--max-seconds").map(|s| s.parse()).transpose()?;
+    match arg_value(&args, "--api").as_deref().unwrap_or("async") {
+        "async" => serve_async(port, max_seconds),
+        "callback" => serve_callbacks(port, max_seconds),
+        other => Err(format!("unknown --api {other:?}: use async or callback").into()),
+    }
+}
 
+fn serve_async(port: u16, max_seconds: Option<f64>) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = uvio::Runtime::new()?;
+    rt.block_on(async {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        println!("echo_server listening on {} (async API)", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        let accept_loop = async {
+            loop {
+                // A failed accept (out of descriptors, a reset before accept) is not fatal: keep serving.
+                let Ok((mut conn, _)) = listener.accept().await else { continue };
+                conn.set_nodelay(true).ok();
+                uvio::spawn_local(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                        if conn.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = conn.close().await; // EOF: flush and shut down our side
+                });
+            }
+        };
+        match max_seconds {
+            Some(secs) => {
+                let _ = uvio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), accept_loop).await;
+            }
+            None => accept_loop.await,
+        }
+        Ok::<(), std::io::Error>(())
+    })?;
+    Ok(())
+}
+
+fn serve_callbacks(port: u16, max_seconds: Option<f64>) -> Result<(), Box<dyn std::error::Error>> {
     let lp = Loop::new()?;
     let server = Rc::new(RefCell::new(Some(Tcp::new(&lp)?)));
     let conns: Conns = Rc::default();
@@ -113,7 +157,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 conns.borrow_mut().insert(next_id, conn);
             }
         })?;
-        println!("echo_server listening on {}", listener.local_addr()?);
+        println!("echo_server listening on {} (callback API)", listener.local_addr()?);
         std::io::stdout().flush()?;
     }
 
