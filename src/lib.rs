@@ -20,8 +20,11 @@
 #![deny(unsafe_code)]
 
 mod error;
+pub mod fs;
 pub mod net;
+pub mod process;
 mod runtime;
+pub mod signal;
 pub mod task;
 pub mod time;
 pub mod uv;

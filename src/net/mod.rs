@@ -1,11 +1,24 @@
-//! Networking: async TCP on the runtime's libuv loop, and name resolution.
+//! Networking: async TCP, UDP and Unix sockets (Windows named pipes) on the runtime's libuv loop, and name
+//! resolution.
 //!
-//! The types implement `futures::io::{AsyncRead, AsyncWrite}`, so the `futures` extension traits
-//! (`AsyncReadExt::read_exact`, `AsyncWriteExt::write_all`, …) work on them.
+//! The stream types implement `futures::io::{AsyncRead, AsyncWrite}`, so the `futures` extension traits
+//! (`AsyncReadExt::read_exact`, `AsyncWriteExt::write_all`, …) work on them. With the `tokio-io` feature they
+//! implement `tokio::io::{AsyncRead, AsyncWrite}` too, for tokio-based libraries (codecs, hyper).
 
 mod addr;
+mod listener;
 pub(crate) mod stream;
 mod tcp;
+mod udp;
+#[cfg(unix)]
+pub mod unix;
+#[cfg(windows)]
+mod windows_pipe;
 
 pub use addr::{lookup_host, Resolve, ToSocketAddrs};
 pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+#[cfg(unix)]
+pub use unix::{UnixListener, UnixStream};
+#[cfg(windows)]
+pub use windows_pipe::{NamedPipeListener, NamedPipeStream};

@@ -232,7 +232,12 @@ impl<T: StreamKind> AsyncStream<T> {
         }
         let mut wr = self.wr.borrow_mut();
         match wr.shutdown {
-            Shutdown::Done => return Poll::Ready(match wr.err { Some(e) => Err(e.into()), None => Ok(()) }),
+            Shutdown::Done => {
+                return Poll::Ready(match wr.err {
+                    Some(e) => Err(e.into()),
+                    None => Ok(()),
+                })
+            }
             Shutdown::Pending => {
                 set_waker(&mut wr.waker, cx);
                 return Poll::Pending;
@@ -291,4 +296,119 @@ impl<T: StreamKind> AsyncStream<T> {
             }
         }
     }
+}
+
+impl<T: StreamKind> AsyncStream<T> {
+    /// For the `Drop` of a user-facing owner (a stream or one of its halves): lingers if it was the last
+    /// owner and writes are still queued.
+    pub(crate) fn release_if_last(io: &Rc<AsyncStream<T>>) {
+        if Rc::strong_count(io) == 1 {
+            io.release();
+        }
+    }
+}
+
+/// Implements `futures::io::AsyncRead` (and, with the `tokio-io` feature, `tokio::io::AsyncRead`) for a type
+/// whose `io` field is an `Rc<AsyncStream<_>>`.
+///
+/// The tokio impl reads straight into the caller's `ReadBuf` (`initialize_unfilled` zeroes its spare room
+/// once per buffer, not per read), so both traits cost the same single copy out of the stream's buffer.
+macro_rules! async_read {
+    ($t:ty) => {
+        impl ::futures::io::AsyncRead for $t {
+            fn poll_read(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                self.io.poll_read(cx, buf)
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl ::tokio::io::AsyncRead for $t {
+            fn poll_read(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut ::tokio::io::ReadBuf<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                let n = ::std::task::ready!(self.io.poll_read(cx, buf.initialize_unfilled()))?;
+                buf.advance(n);
+                ::std::task::Poll::Ready(Ok(()))
+            }
+        }
+    };
+}
+pub(crate) use async_read;
+
+/// Implements `futures::io::AsyncWrite` (and, with the `tokio-io` feature, `tokio::io::AsyncWrite`) for a type
+/// whose `io` field is an `Rc<AsyncStream<_>>`. `poll_close` / `poll_shutdown` flush, then shut the write side
+/// down (`uv_shutdown`).
+macro_rules! async_write {
+    ($t:ty) => {
+        impl ::futures::io::AsyncWrite for $t {
+            fn poll_write(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                self.io.poll_write(cx, buf)
+            }
+            fn poll_flush(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                self.io.poll_flush(cx)
+            }
+            fn poll_close(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                self.io.poll_shutdown(cx)
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl ::tokio::io::AsyncWrite for $t {
+            fn poll_write(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                self.io.poll_write(cx, buf)
+            }
+            fn poll_flush(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                self.io.poll_flush(cx)
+            }
+            fn poll_shutdown(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                self.io.poll_shutdown(cx)
+            }
+        }
+    };
+}
+pub(crate) use async_write;
+
+/// Pipes (Unix sockets, Windows named pipes): connects a new handle to `name` (`uv_pipe_connect2`). Dropping
+/// the future drops the handle, which cancels the connect.
+pub(crate) async fn connect_pipe(name: &std::path::Path) -> io::Result<crate::uv::Pipe> {
+    let ex = crate::runtime::current();
+    let pipe = crate::uv::Pipe::new(&ex.lp, false)?;
+    let (replier, reply) = crate::runtime::reply::reply();
+    pipe.connect(name, move |_, res| replier.send(res))?;
+    reply.await.unwrap_or(Err(Error::ECANCELED))?;
+    Ok(pipe)
+}
+
+/// Pipes: binds a new handle to `name` (`uv_pipe_bind2`) and listens on it.
+pub(crate) fn bind_pipe(name: &std::path::Path) -> io::Result<super::listener::Listener<crate::uv::Pipe>> {
+    let ex = crate::runtime::current();
+    let pipe = crate::uv::Pipe::new(&ex.lp, false)?;
+    pipe.bind(name)?;
+    super::listener::Listener::listen(pipe)
 }

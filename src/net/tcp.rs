@@ -1,23 +1,18 @@
 //! [`TcpListener`] and [`TcpStream`]: async TCP over libuv's `uv_tcp_t`.
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::io::{AsyncRead, AsyncWrite};
-
 use super::addr::ToSocketAddrs;
-use super::stream::AsyncStream;
+use super::listener::Listener;
+use super::stream::{async_read, async_write, AsyncStream};
 use crate::error::Error;
 use crate::uv;
-
-/// Connections libuv may queue before `accept` (the listen backlog).
-const BACKLOG: i32 = 1024;
 
 /// A TCP listener: binds, then yields connections with [`accept`](TcpListener::accept) or
 /// [`incoming`](TcpListener::incoming).
@@ -46,17 +41,7 @@ const BACKLOG: i32 = 1024;
 /// }).unwrap();
 /// ```
 pub struct TcpListener {
-    tcp: uv::Tcp,
-    state: Rc<RefCell<ListenState>>,
-}
-
-#[derive(Default)]
-struct ListenState {
-    /// Connections libuv announced and we have not accepted yet.
-    pending: usize,
-    /// An error libuv reported for a connection (e.g. `EMFILE`), for the next `accept`.
-    err: Option<Error>,
-    waker: Option<Waker>,
+    inner: Listener<uv::Tcp>,
 }
 
 impl TcpListener {
@@ -77,31 +62,13 @@ impl TcpListener {
         let ex = crate::runtime::current();
         let tcp = uv::Tcp::new(&ex.lp)?;
         tcp.bind(addr)?;
-        TcpListener::listen(tcp)
-    }
-
-    fn listen(tcp: uv::Tcp) -> io::Result<TcpListener> {
-        let state: Rc<RefCell<ListenState>> = Rc::default();
-        let s = Rc::downgrade(&state);
-        tcp.listen(BACKLOG, move |_, status| {
-            if let Some(s) = s.upgrade() {
-                let mut s = s.borrow_mut();
-                match status {
-                    Ok(()) => s.pending += 1,
-                    Err(e) => s.err = Some(e),
-                }
-                if let Some(w) = s.waker.take() {
-                    w.wake();
-                }
-            }
-        })?;
-        Ok(TcpListener { tcp, state })
+        Ok(TcpListener { inner: Listener::listen(tcp)? })
     }
 
     /// Takes over a bound std listener (set to listen here). Must be called inside a uvio runtime.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         let ex = crate::runtime::current();
-        TcpListener::listen(uv::Tcp::open_listener(&ex.lp, listener)?)
+        Ok(TcpListener { inner: Listener::listen(uv::Tcp::open_listener(&ex.lp, listener)?)? })
     }
 
     /// Waits for the next connection.
@@ -111,17 +78,7 @@ impl TcpListener {
 
     /// Polls for the next connection (for hand-written futures and streams).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        let mut s = self.state.borrow_mut();
-        if let Some(e) = s.err.take() {
-            return Poll::Ready(Err(e.into()));
-        }
-        if s.pending == 0 {
-            s.waker = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        s.pending -= 1;
-        drop(s);
-        let conn = self.tcp.accept()?;
+        let conn = std::task::ready!(self.inner.poll_accept(cx))?;
         let peer = conn.peer_addr()?;
         Poll::Ready(Ok((TcpStream::from_uv(conn), peer)))
     }
@@ -133,7 +90,7 @@ impl TcpListener {
 
     /// The bound address (with the actual port when bound to port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.tcp.local_addr()?)
+        Ok(self.inner.handle().local_addr()?)
     }
 }
 
@@ -157,8 +114,9 @@ impl futures::Stream for Incoming<'_> {
     }
 }
 
-/// A TCP connection. Implements `futures::io::{AsyncRead, AsyncWrite}`; `close()` (`poll_close`) flushes and
-/// shuts down the write side, so the peer reads end-of-stream.
+/// A TCP connection. Implements `futures::io::{AsyncRead, AsyncWrite}` (and tokio's, with the `tokio-io`
+/// feature); `close()` (`poll_close`, tokio's `poll_shutdown`) flushes and shuts down the write side, so the peer
+/// reads end-of-stream.
 ///
 /// Dropping it closes the connection — after any bytes already accepted by a write have reached the kernel
 /// (the runtime keeps the socket open until then). See [`TcpListener`] for an example.
@@ -234,16 +192,9 @@ impl TcpStream {
     }
 }
 
-/// Lingers if this was the last owner and writes are still queued.
-fn release_if_last(io: &Rc<AsyncStream<uv::Tcp>>) {
-    if Rc::strong_count(io) == 1 {
-        io.release();
-    }
-}
-
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        release_if_last(&self.io);
+        AsyncStream::release_if_last(&self.io);
     }
 }
 
@@ -254,32 +205,6 @@ impl std::fmt::Debug for TcpStream {
             .field("peer_addr", &self.peer_addr().ok())
             .finish()
     }
-}
-
-macro_rules! async_read {
-    ($t:ty) => {
-        impl AsyncRead for $t {
-            fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-                self.io.poll_read(cx, buf)
-            }
-        }
-    };
-}
-
-macro_rules! async_write {
-    ($t:ty) => {
-        impl AsyncWrite for $t {
-            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                self.io.poll_write(cx, buf)
-            }
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.io.poll_flush(cx)
-            }
-            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.io.poll_shutdown(cx)
-            }
-        }
-    };
 }
 
 async_read!(TcpStream);
@@ -299,13 +224,13 @@ pub struct OwnedWriteHalf {
 
 impl Drop for OwnedReadHalf {
     fn drop(&mut self) {
-        release_if_last(&self.io);
+        AsyncStream::release_if_last(&self.io);
     }
 }
 
 impl Drop for OwnedWriteHalf {
     fn drop(&mut self) {
-        release_if_last(&self.io);
+        AsyncStream::release_if_last(&self.io);
     }
 }
 
