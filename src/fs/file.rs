@@ -1,0 +1,502 @@
+//! [`File`]: an open file with a cursor, implementing `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}`.
+//!
+//! libuv has no `lseek`: the `File` keeps its own cursor and every read and write names its offset
+//! (`pread`/`pwrite`), except writes in append mode, which the kernel places at the end.
+//!
+//! One request at a time is in flight per file, and it owns the file's one reusable buffer (64 KiB): a read
+//! fills it, a write sends a copy of the caller's bytes from it. Whoever polls the file next first waits for that
+//! request and accounts for it — the data of a read whose future was dropped is kept for the next read; the
+//! error of a write is kept for the next write, flush or sync — before starting another.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::io::{self, SeekFrom};
+use std::ops::Range;
+use std::path::Path;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context, Poll, Wake, Waker};
+
+use futures::io::{AsyncRead, AsyncSeek, AsyncWrite};
+
+use super::{send, start, wait, Metadata, OpenOptions, Permissions};
+use crate::runtime::reply::{reply, Replier, Reply};
+use crate::uv::{self, Loop};
+
+/// The most one read or write request moves, and the size of the file's buffer.
+const CHUNK: usize = 64 * 1024;
+
+/// An open file on the runtime's loop, like `tokio::fs::File`.
+///
+/// # Reads, writes and their errors
+/// A read moves at most 64 KiB from the file. A write copies at most 64 KiB of the caller's bytes into the
+/// file's buffer, starts writing them and returns `Ok(n)` **at once**, like `tokio::fs::File`: the outcome of
+/// that write is reported by the next write, [`flush`](futures::AsyncWriteExt::flush),
+/// [`close`](futures::AsyncWriteExt::close), [`sync_all`](File::sync_all) or [`sync_data`](File::sync_data).
+/// Flush before dropping a `File` whose write errors matter; an accepted write is still carried out (in full) if
+/// the `File` is dropped first, and the descriptor is closed when it completes.
+///
+/// # Cancellation
+/// Dropping a read, write or seek future mid-flight is safe and loses nothing: the request in flight completes,
+/// and the next operation on the file waits for it and takes its result into account (the bytes a read fetched
+/// are returned by the next read; a seek takes effect).
+///
+/// Dropping a `File` closes its descriptor (synchronously, on the loop thread), or when its request in flight
+/// completes. The `File` is `!Send`, like everything tied to a uvio runtime, and keeps the runtime's loop
+/// alive: drop it before [`Runtime::close`](crate::Runtime::close), which otherwise reports it as a leak.
+///
+/// ```
+/// use futures::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+/// use std::io::SeekFrom;
+/// use uvio::fs::File;
+///
+/// uvio::block_on(async {
+///     let path = std::env::temp_dir().join(format!("uvio-doc-file-async-{}", std::process::id()));
+///     let mut file = File::options().read(true).write(true).create(true).truncate(true).open(&path).await?;
+///     file.write_all(b"hello, world").await?;
+///     file.flush().await?;
+///     file.seek(SeekFrom::Start(7)).await?;
+///     let mut word = String::new();
+///     file.read_to_string(&mut word).await?;
+///     assert_eq!(word, "world");
+///     assert_eq!(file.metadata().await?.len(), 12);
+///     drop(file);
+///     uvio::fs::remove_file(&path).await
+/// })
+/// .unwrap();
+/// ```
+pub struct File {
+    inner: RefCell<Inner>,
+}
+
+struct Inner {
+    /// Shared with the write requests in flight, which finish short writes themselves (see [`write_all_at`]).
+    file: Rc<uv::fs::File>,
+    lp: Loop,
+    append: bool,
+    /// The cursor. `None` only in append mode after a write: at the end of the file, whose size a
+    /// `uv_fs_fstat` finds when a read or seek needs it.
+    pos: Option<u64>,
+    /// The reusable buffer; empty (lent) while a read or write is in flight.
+    buf: Vec<u8>,
+    /// The bytes of `buf` read ahead of the caller: the file's contents at `pos`.
+    ahead: Range<usize>,
+    /// The request in flight.
+    busy: Option<Reply<Done>>,
+    /// The end of file (`Ok`) or error that the last read met, for the next `poll_read`.
+    read_end: Option<io::Result<()>>,
+    /// The error of a write already reported as accepted, for the next write, flush or sync.
+    write_err: Option<io::Error>,
+    /// The outcome of the last `uv_fs_fstat` seek: its offset from the end, and the new position.
+    seek_done: Option<(i64, io::Result<u64>)>,
+    waiters: Arc<Waiters>,
+    /// Wakes every waiter; the waker the request's `Reply` holds.
+    fan_out: Waker,
+}
+
+/// The result of the request in flight, with the buffer it borrowed.
+enum Done {
+    Read(crate::Result<usize>, Vec<u8>),
+    Write(io::Result<()>, Vec<u8>),
+    /// An fstat for a seek, with the offset from the end it seeks to.
+    Stat(crate::Result<uv::fs::Stat>, i64),
+}
+
+impl File {
+    pub(super) fn new(file: uv::fs::File, lp: Loop, append: bool) -> File {
+        let waiters = Arc::new(Waiters::default());
+        File {
+            inner: RefCell::new(Inner {
+                file: Rc::new(file),
+                lp,
+                append,
+                pos: Some(0),
+                buf: Vec::new(),
+                ahead: 0..0,
+                busy: None,
+                read_end: None,
+                write_err: None,
+                seek_done: None,
+                fan_out: Waker::from(waiters.clone()),
+                waiters,
+            }),
+        }
+    }
+
+    /// Opens a file for reading (`uv_fs_open`).
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new().read(true).open(path).await
+    }
+
+    /// Opens a file for writing, creating it or truncating it (`uv_fs_open`).
+    pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new().write(true).create(true).truncate(true).open(path).await
+    }
+
+    /// Creates a new file for reading and writing; `AlreadyExists` if the path exists (`uv_fs_open` with
+    /// `O_CREAT | O_EXCL`).
+    pub async fn create_new(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).create_new(true).open(path).await
+    }
+
+    /// Options to open a file with: `File::options().append(true).open(path)`.
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
+    }
+
+    /// Waits for the request in flight, then reports a pending write error.
+    async fn settle(&self) -> io::Result<()> {
+        poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
+        self.inner.borrow_mut().write_err.take().map_or(Ok(()), Err)
+    }
+
+    /// Starts a request on this file once it is idle.
+    async fn call<T: 'static>(
+        &self,
+        submit: impl FnOnce(&Loop, &uv::fs::File, Replier<crate::Result<T>>) -> crate::Result<()>,
+    ) -> io::Result<T> {
+        let rx = {
+            let inner = self.inner.borrow();
+            start(&inner.lp, |lp, tx| submit(lp, &inner.file, tx))?
+        };
+        wait(rx).await
+    }
+
+    /// Flushes the data and metadata to the device, after the writes already accepted (`uv_fs_fsync`). Reports
+    /// the error of an earlier write first.
+    pub async fn sync_all(&self) -> io::Result<()> {
+        self.settle().await?;
+        self.call(|lp, f, tx| uv::fs::fsync(lp, f, send(tx))).await
+    }
+
+    /// Flushes the data (and only the metadata needed to read it) to the device, after the writes already
+    /// accepted (`uv_fs_fdatasync`). Reports the error of an earlier write first.
+    pub async fn sync_data(&self) -> io::Result<()> {
+        self.settle().await?;
+        self.call(|lp, f, tx| uv::fs::fdatasync(lp, f, send(tx))).await
+    }
+
+    /// Truncates or extends the file to `size` bytes, after the writes already accepted (`uv_fs_ftruncate`).
+    /// The cursor does not move. Reports the error of an earlier write first.
+    pub async fn set_len(&self, size: u64) -> io::Result<()> {
+        self.settle().await?;
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.ahead = 0..0; // the bytes read ahead may be gone
+            inner.read_end = None;
+        }
+        self.call(|lp, f, tx| uv::fs::ftruncate(lp, f, size, send(tx))).await
+    }
+
+    /// The file's metadata, after the writes already accepted (`uv_fs_fstat`).
+    pub async fn metadata(&self) -> io::Result<Metadata> {
+        poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
+        self.call(|lp, f, tx| uv::fs::fstat(lp, f, send(tx))).await.map(Metadata::from_stat)
+    }
+
+    /// Changes the file's permissions (`uv_fs_fchmod`).
+    pub async fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
+        self.call(|lp, f, tx| uv::fs::fchmod(lp, f, perm.bits(), send(tx))).await
+    }
+}
+
+impl Inner {
+    /// Waits until no request is in flight, taking in the result of the one that was.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(rx) = &mut self.busy else { return Poll::Ready(()) };
+        let done = match Pin::new(rx).poll(&mut Context::from_waker(&self.fan_out)) {
+            Poll::Ready(done) => done,
+            Poll::Pending => {
+                self.waiters.add(cx.waker());
+                return Poll::Pending;
+            }
+        };
+        self.busy = None;
+        match done {
+            Some(Done::Read(res, buf)) => {
+                self.buf = buf;
+                match res {
+                    Ok(0) => self.read_end = Some(Ok(())),
+                    // The read filled the buffer's last `n` bytes (see `start_read`).
+                    Ok(n) => self.ahead = self.buf.len() - n..self.buf.len(),
+                    Err(e) => self.read_end = Some(Err(e.into())),
+                }
+            }
+            Some(Done::Write(res, buf)) => {
+                self.buf = buf;
+                if let Err(e) = res {
+                    self.write_err = Some(e);
+                }
+            }
+            Some(Done::Stat(res, from_end)) => {
+                let res = res.map_err(io::Error::from).and_then(|st| offset(st.size, from_end));
+                if let Ok(pos) = res {
+                    self.pos = Some(pos);
+                }
+                self.seek_done = Some((from_end, res));
+            }
+            // The callback panicked (the panic resumes from `block_on`); its buffer went with it.
+            None => self.write_err = Some(io::Error::other("a file request ended without a result")),
+        }
+        Poll::Ready(())
+    }
+
+    /// Moves the cursor, keeping the bytes read ahead that are still ahead of it.
+    fn set_pos(&mut self, pos: u64) {
+        self.seek_done = None;
+        if let Some(skip) = self.pos.and_then(|cur| pos.checked_sub(cur)) {
+            if skip <= self.ahead.len() as u64 {
+                self.ahead.start += skip as usize;
+                self.pos = Some(pos);
+                return;
+            }
+        }
+        self.pos = Some(pos);
+        self.ahead = 0..0;
+        self.read_end = None;
+    }
+
+    /// Takes the buffer for a request, allocating it on first use.
+    fn take_buf(&mut self) -> Vec<u8> {
+        let buf = std::mem::take(&mut self.buf);
+        if buf.capacity() < CHUNK {
+            return Vec::with_capacity(CHUNK);
+        }
+        buf
+    }
+
+    /// Starts reading at most `len` bytes (and at most [`CHUNK`]) at `pos`.
+    fn start_read(&mut self, pos: u64, len: usize) -> io::Result<()> {
+        let want = len.min(CHUNK);
+        let mut buf = self.take_buf();
+        // libuv reads into the spare capacity, all of it: leave exactly `want` bytes spare. The bytes kept in
+        // front are stale and ignored; in steady state this truncates and writes nothing.
+        let keep = buf.capacity() - want;
+        if buf.len() > keep {
+            buf.truncate(keep);
+        } else {
+            buf.resize(keep, 0);
+        }
+        let (tx, rx) = reply();
+        uv::fs::read(&self.lp, &self.file, buf, Some(pos), move |res, buf| tx.send(Done::Read(res, buf)))?;
+        self.busy = Some(rx);
+        self.ahead = 0..0;
+        self.read_end = None;
+        self.seek_done = None;
+        Ok(())
+    }
+
+    /// Copies at most [`CHUNK`] bytes of `src` and starts writing them at the cursor (at the end in append mode).
+    fn start_write(&mut self, src: &[u8]) -> io::Result<usize> {
+        let n = src.len().min(CHUNK);
+        let mut buf = self.take_buf();
+        buf.clear();
+        buf.extend_from_slice(&src[..n]);
+        let offset = if self.append { None } else { self.pos };
+        let (tx, rx) = reply();
+        write_all_at(&self.lp, &self.file, buf, offset, tx)?;
+        self.busy = Some(rx);
+        self.ahead = 0..0;
+        self.read_end = None;
+        self.seek_done = None;
+        self.pos = if self.append { None } else { self.pos.map(|p| p + n as u64) };
+        Ok(n)
+    }
+
+    /// Starts an fstat to seek to `from_end` bytes from the end of the file.
+    fn start_stat(&mut self, from_end: i64) -> io::Result<()> {
+        let (tx, rx) = reply();
+        uv::fs::fstat(&self.lp, &self.file, move |res| tx.send(Done::Stat(res, from_end)))?;
+        self.busy = Some(rx);
+        self.ahead = 0..0;
+        self.read_end = None;
+        Ok(())
+    }
+
+    /// In append mode after a write: finds the end of the file (or reports why that failed).
+    fn resolve_end(&mut self) -> io::Result<()> {
+        match self.seek_done.take() {
+            Some((_, Err(e))) => Err(e),
+            _ => self.start_stat(0),
+        }
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
+        if dst.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            if !self.ahead.is_empty() {
+                let n = dst.len().min(self.ahead.len());
+                dst[..n].copy_from_slice(&self.buf[self.ahead.start..self.ahead.start + n]);
+                self.ahead.start += n;
+                self.pos = self.pos.map(|p| p + n as u64);
+                return Poll::Ready(Ok(n));
+            }
+            ready!(self.poll_idle(cx));
+            if !self.ahead.is_empty() {
+                continue;
+            }
+            if let Some(end) = self.read_end.take() {
+                return Poll::Ready(end.map(|()| 0));
+            }
+            let started = match self.pos {
+                Some(pos) => self.start_read(pos, dst.len()),
+                None => self.resolve_end(),
+            };
+            if let Err(e) = started {
+                return Poll::Ready(Err(e));
+            }
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, src: &[u8]) -> Poll<io::Result<usize>> {
+        if src.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        ready!(self.poll_idle(cx));
+        if let Some(e) = self.write_err.take() {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(self.start_write(src))
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_idle(cx));
+        Poll::Ready(self.write_err.take().map_or(Ok(()), Err))
+    }
+
+    fn poll_seek(&mut self, cx: &mut Context<'_>, to: SeekFrom) -> Poll<io::Result<u64>> {
+        loop {
+            ready!(self.poll_idle(cx));
+            let started = match to {
+                SeekFrom::Start(pos) => {
+                    self.set_pos(pos);
+                    return Poll::Ready(Ok(pos));
+                }
+                SeekFrom::Current(delta) => match self.pos {
+                    Some(pos) => {
+                        let res = offset(pos, delta);
+                        if let Ok(pos) = res {
+                            self.set_pos(pos);
+                        }
+                        return Poll::Ready(res);
+                    }
+                    None => self.resolve_end(),
+                },
+                // A seek whose future was dropped still takes effect (as with tokio), so its result may be here.
+                SeekFrom::End(delta) => match self.seek_done.take() {
+                    Some((from_end, res)) if from_end == delta => return Poll::Ready(res),
+                    _ => self.start_stat(delta),
+                },
+            };
+            if let Err(e) = started {
+                return Poll::Ready(Err(e));
+            }
+        }
+    }
+}
+
+/// `base + delta`, or `InvalidInput` for a position before the start (or past `u64::MAX`).
+fn offset(base: u64, delta: i64) -> io::Result<u64> {
+    base.checked_add_signed(delta).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "invalid seek to a negative or overflowing position")
+    })
+}
+
+/// Writes all of `buf` at `offset` (at the end when `None`), sending the outcome to `done`. A short write
+/// continues from the callback, so the bytes a `poll_write` accepted are written even if the `File` is gone.
+fn write_all_at(
+    lp: &Loop,
+    file: &Rc<uv::fs::File>,
+    buf: Vec<u8>,
+    offset: Option<u64>,
+    done: Replier<Done>,
+) -> crate::Result<()> {
+    let (lp_again, file_again) = (lp.clone(), file.clone());
+    uv::fs::write(lp, file, buf, offset, move |res, mut buf| match res {
+        Err(e) => done.send(Done::Write(Err(e.into()), buf)),
+        Ok(n) if n == buf.len() => done.send(Done::Write(Ok(()), buf)),
+        Ok(0) => done.send(Done::Write(Err(io::ErrorKind::WriteZero.into()), buf)),
+        Ok(n) => {
+            buf.drain(..n);
+            // Should this fail, `done` is dropped unsent and the `File` reports a lost write.
+            let _ = write_all_at(&lp_again, &file_again, buf, offset.map(|o| o + n as u64), done);
+        }
+    })
+}
+
+/// The wakers of every task waiting for a file's request in flight. Several may wait at once (a read in one
+/// task, `sync_all` in another) but a `Reply` keeps one waker, so it gets the one that wakes them all.
+#[derive(Default)]
+struct Waiters(Mutex<Vec<Waker>>);
+
+impl Waiters {
+    fn add(&self, waker: &Waker) {
+        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !list.iter().any(|w| w.will_wake(waker)) {
+            list.push(waker.clone());
+        }
+    }
+}
+
+impl Wake for Waiters {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Waking only queues tasks: nothing re-enters this lock.
+        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for waker in list.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+impl AsyncRead for File {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.get_mut().inner.get_mut().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for File {
+    /// Accepts at most 64 KiB and starts writing them; the outcome is reported by the next write, flush or
+    /// sync (see [`File`]).
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.get_mut().inner.get_mut().poll_write(cx, buf)
+    }
+
+    /// Waits for the write in flight and reports its error, if any.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().inner.get_mut().poll_flush(cx)
+    }
+
+    /// Like `poll_flush`; the descriptor itself is closed when the `File` is dropped.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().inner.get_mut().poll_flush(cx)
+    }
+}
+
+impl AsyncSeek for File {
+    /// Moves the cursor; `SeekFrom::End` (and `SeekFrom::Current` in append mode after a write) asks the size
+    /// with `uv_fs_fstat`, after the write in flight. Seeking before the start is `InvalidInput`.
+    fn poll_seek(self: Pin<&mut Self>, cx: &mut Context<'_>, pos: SeekFrom) -> Poll<io::Result<u64>> {
+        self.get_mut().inner.get_mut().poll_seek(cx, pos)
+    }
+}
+
+impl std::fmt::Debug for File {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.inner.try_borrow() {
+            Ok(inner) => f
+                .debug_struct("File")
+                .field("fd", &inner.file.fd())
+                .field("pos", &inner.pos)
+                .field("append", &inner.append)
+                .finish(),
+            Err(_) => f.debug_struct("File").finish_non_exhaustive(),
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Asynchronous file system access, shaped like `tokio::fs`, on libuv's fs requests (`uv_fs_*`).
+//!
+//! Every operation is one or more libuv requests run on libuv's thread pool; the future waits for the callback.
+//! [`File`] implements `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}`, [`ReadDir`] is a `futures::Stream`,
+//! and the free functions mirror `std::fs`. Errors are [`std::io::Error`] with the usual kinds
+//! (`NotFound`, `AlreadyExists`, `PermissionDenied`, …); a NUL byte in a path is an `InvalidInput` error.
+//!
+//! # Cancellation
+//! Dropping any future of this module at any point is safe: a request already submitted keeps its paths,
+//! buffers and file descriptor until libuv calls back, and its result is then dropped. A [`File`] write that
+//! was accepted (`poll_write` returned `Ok`) is carried out even if the `File` is dropped right after.
+//!
+//! # Futures are `!Send`
+//! Like the rest of uvio, these futures and types belong to the runtime's thread: use
+//! [`spawn_local`](crate::spawn_local) to run them in tasks.
+//!
+//! ```
+//! uvio::block_on(async {
+//!     let dir = std::env::temp_dir().join(format!("uvio-doc-afs-{}", std::process::id()));
+//!     uvio::fs::create_dir_all(&dir).await?;
+//!     let path = dir.join("hello.txt");
+//!     uvio::fs::write(&path, "hello, uvio").await?;
+//!     assert_eq!(uvio::fs::read_to_string(&path).await?, "hello, uvio");
+//!     assert_eq!(uvio::fs::metadata(&path).await?.len(), 11);
+//!     uvio::fs::remove_dir_all(&dir).await?;
+//!     assert!(!uvio::fs::try_exists(&dir).await?);
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::runtime::reply::{reply, Replier, Reply};
+use crate::uv::{self, Loop};
+
+mod dir;
+mod file;
+mod metadata;
+mod open_options;
+
+pub use dir::{create_dir_all, read_dir, remove_dir_all, DirBuilder, DirEntry, ReadDir};
+pub use file::File;
+pub use metadata::{FileType, Metadata, Permissions};
+pub use open_options::OpenOptions;
+
+// ---- The bridge from a libuv callback to a future ----
+
+/// Starts one libuv request on `lp`: `submit` gets the loop and the replier its callback sends the result to.
+fn start<T: 'static>(
+    lp: &Loop,
+    submit: impl FnOnce(&Loop, Replier<crate::Result<T>>) -> crate::Result<()>,
+) -> io::Result<Reply<crate::Result<T>>> {
+    let (tx, rx) = reply();
+    submit(lp, tx)?;
+    Ok(rx)
+}
+
+/// Waits for the result of a request started with [`start`].
+async fn wait<T>(rx: Reply<crate::Result<T>>) -> io::Result<T> {
+    Ok(received(rx.await)??)
+}
+
+/// A reply's value; `None` means the callback was dropped without sending (it panicked).
+fn received<T>(value: Option<T>) -> io::Result<T> {
+    value.ok_or_else(|| io::Error::other("libuv request ended without a result"))
+}
+
+/// Runs one libuv request on the current runtime's loop and waits for its result.
+async fn request<T: 'static>(
+    submit: impl FnOnce(&Loop, Replier<crate::Result<T>>) -> crate::Result<()>,
+) -> io::Result<T> {
+    // The executor is released before waiting: a pending fs future must not keep the runtime alive.
+    let rx = start(&crate::runtime::current().lp, submit)?;
+    wait(rx).await
+}
+
+/// The callback that sends a request's result to its future.
+fn send<T: 'static>(tx: Replier<T>) -> impl FnOnce(T) + 'static {
+    move |value| tx.send(value)
+}
+
+/// Ignores `NotFound`, for removals racing with someone else's.
+fn ignore_not_found(res: io::Result<()>) -> io::Result<()> {
+    match res {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+// ---- Whole-file helpers ----
+
+/// Opens a file for one of the whole-file helpers.
+async fn open_raw(path: &Path, flags: uv::fs::OpenFlags, mode: u32) -> io::Result<uv::fs::File> {
+    request(|lp, tx| uv::fs::open(lp, path, flags, mode, send(tx))).await
+}
+
+/// Closes a file without blocking the loop (`uv_fs_close`).
+async fn close_raw(file: uv::fs::File) -> io::Result<()> {
+    request(|lp, tx| uv::fs::close(lp, file, send(tx))).await
+}
+
+/// Reads the entire contents of a file (`uv_fs_open`, `uv_fs_fstat` for a size hint, then `uv_fs_read` until
+/// the end). Reads land directly in the returned vector: nothing is copied.
+pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    let file = open_raw(path.as_ref(), uv::fs::OpenFlags::RDONLY, 0).await?;
+    let hint = request(|lp, tx| uv::fs::fstat(lp, &file, send(tx))).await.map_or(0, |st| st.size);
+    // One byte more than the size, so that the read seeing the end needs no reallocation.
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(usize::try_from(hint).unwrap_or(usize::MAX).saturating_add(1))
+        .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.try_reserve(buf.len().max(8 * 1024)).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        }
+        let offset = buf.len() as u64;
+        let rx = {
+            let (tx, rx) = reply();
+            uv::fs::read(&crate::runtime::current().lp, &file, buf, Some(offset), send2(tx))?;
+            rx
+        };
+        let (res, back) = received(rx.await)?;
+        buf = back;
+        if res? == 0 {
+            break;
+        }
+    }
+    drop(close_raw(file).await); // the data is complete: a close error cannot change it
+    Ok(buf)
+}
+
+/// The callback of a read or write, which gets its buffer back with the result.
+fn send2<A: 'static, B: 'static>(tx: Replier<(A, B)>) -> impl FnOnce(A, B) + 'static {
+    move |a, b| tx.send((a, b))
+}
+
+/// Reads the entire contents of a file as UTF-8; invalid UTF-8 is an `InvalidData` error.
+pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
+    String::from_utf8(read(path).await?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+}
+
+/// Writes `contents` to a file, creating it or truncating it first (`uv_fs_open`, `uv_fs_write`, `uv_fs_close`).
+/// The contents are copied once into a buffer the requests own. A close error is reported.
+pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
+    use uv::fs::OpenFlags as F;
+    let mut buf = contents.as_ref().to_vec();
+    let file = open_raw(path.as_ref(), F::WRONLY | F::CREAT | F::TRUNC, 0o666).await?;
+    let mut offset = 0u64;
+    while !buf.is_empty() {
+        let rx = {
+            let (tx, rx) = reply();
+            uv::fs::write(&crate::runtime::current().lp, &file, buf, Some(offset), send2(tx))?;
+            rx
+        };
+        let (res, back) = received(rx.await)?;
+        buf = back;
+        match res? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n if n == buf.len() => break,
+            n => {
+                // A short write: the rest goes in the next request.
+                buf.drain(..n);
+                offset += n as u64;
+            }
+        }
+    }
+    close_raw(file).await
+}
+
+// ---- Path operations ----
+
+/// Copies the contents and permission bits of `from` to `to`, replacing `to` if it exists (`uv_fs_copyfile`,
+/// which uses a copy-on-write clone or `sendfile` where it can). Returns the number of bytes copied (the size
+/// of `to` afterwards, `uv_fs_stat`).
+pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    request(|lp, tx| uv::fs::copyfile(lp, from, to, uv::fs::CopyFlags::empty(), send(tx))).await?;
+    Ok(metadata(to).await?.len())
+}
+
+/// Renames `from` to `to`, replacing `to` if it is a file (`uv_fs_rename`).
+pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    request(|lp, tx| uv::fs::rename(lp, from, to, send(tx))).await
+}
+
+/// Removes a file or a symbolic link (`uv_fs_unlink`).
+pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref();
+    request(|lp, tx| uv::fs::unlink(lp, path, send(tx))).await
+}
+
+/// Creates a directory (`uv_fs_mkdir`, permission bits `0o777` before the umask). `AlreadyExists` if the path
+/// exists, `NotFound` if its parent does not; see [`create_dir_all`].
+pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    DirBuilder::new().create(path).await
+}
+
+/// Removes an empty directory (`uv_fs_rmdir`); see [`remove_dir_all`].
+pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref();
+    request(|lp, tx| uv::fs::rmdir(lp, path, send(tx))).await
+}
+
+/// Metadata of a path, following symbolic links (`uv_fs_stat`).
+pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
+    let path = path.as_ref();
+    request(|lp, tx| uv::fs::stat(lp, path, send(tx))).await.map(Metadata::from_stat)
+}
+
+/// Metadata of a path; a symbolic link is described itself, not followed (`uv_fs_lstat`).
+pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
+    let path = path.as_ref();
+    request(|lp, tx| uv::fs::lstat(lp, path, send(tx))).await.map(Metadata::from_stat)
+}
+
+/// The canonical absolute form of a path, with every symbolic link, `.` and `..` resolved (`uv_fs_realpath`).
+pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
+    let path = path.as_ref();
+    request(|lp, tx| uv::fs::realpath(lp, path, send(tx))).await
+}
+
+/// Creates a hard link `link` to the file `original` (`uv_fs_link`).
+pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    let (original, link) = (original.as_ref(), link.as_ref());
+    request(|lp, tx| uv::fs::link(lp, original, link, send(tx))).await
+}
+
+async fn symlink_with(original: &Path, link: &Path, flags: uv::fs::SymlinkFlags) -> io::Result<()> {
+    request(|lp, tx| uv::fs::symlink(lp, original, link, flags, send(tx))).await
+}
+
+/// Creates a symbolic link `link` pointing to `original` (`uv_fs_symlink`). Unix only; on Windows use
+/// `symlink_file` or `symlink_dir`.
+#[cfg(unix)]
+pub async fn symlink(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    symlink_with(original.as_ref(), link.as_ref(), uv::fs::SymlinkFlags::empty()).await
+}
+
+/// Creates a symbolic link `link` to the file `original` (`uv_fs_symlink`). Windows only; creating links may
+/// need a privilege or developer mode.
+#[cfg(windows)]
+pub async fn symlink_file(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    symlink_with(original.as_ref(), link.as_ref(), uv::fs::SymlinkFlags::empty()).await
+}
+
+/// Creates a symbolic link `link` to the directory `original` (`uv_fs_symlink` with `UV_FS_SYMLINK_DIR`).
+/// Windows only; creating links may need a privilege or developer mode.
+#[cfg(windows)]
+pub async fn symlink_dir(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    symlink_with(original.as_ref(), link.as_ref(), uv::fs::SymlinkFlags::DIR).await
+}
+
+/// The target of a symbolic link (`uv_fs_readlink`).
+pub async fn read_link(path: impl AsRef<Path>) -> io::Result<PathBuf> {
+    let path = path.as_ref();
+    request(|lp, tx| uv::fs::readlink(lp, path, send(tx))).await
+}
+
+/// Sets the permissions of a path, following symbolic links (`uv_fs_chmod`).
+pub async fn set_permissions(path: impl AsRef<Path>, perm: Permissions) -> io::Result<()> {
+    let path = path.as_ref();
+    request(|lp, tx| uv::fs::chmod(lp, path, perm.bits(), send(tx))).await
+}
+
+/// Whether a path exists, following symbolic links (`uv_fs_stat`): `Ok(false)` only for `NotFound`; other
+/// errors (a permission problem, say) are returned, since they leave the question open.
+pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
+    match metadata(path).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
