@@ -139,6 +139,9 @@ impl Executor {
 
     /// Moves what other threads queued (wakes, spawns) onto this thread.
     pub(crate) fn adopt_remote(&self) {
+        if !self.shared.take_pending() {
+            return;
+        }
         let (woken, injected, main) = {
             let mut remote = self.shared.lock();
             let main = std::mem::take(&mut remote.main_woken);

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::context;
@@ -28,12 +29,14 @@ pub(crate) struct Remote {
 
 pub(crate) struct Shared {
     remote: Mutex<Remote>,
+    /// Set whenever something is put in `remote`, so the loop thread skips the lock when nothing came.
+    remote_pending: AtomicBool,
     sender: AsyncSender,
 }
 
 impl Shared {
     pub(crate) fn new(sender: AsyncSender) -> Shared {
-        Shared { remote: Mutex::new(Remote::default()), sender }
+        Shared { remote: Mutex::new(Remote::default()), remote_pending: AtomicBool::new(false), sender }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Remote> {
@@ -52,6 +55,7 @@ impl Shared {
             return;
         }
         remote.woken.push(header);
+        self.remote_pending.store(true, Ordering::Release);
         drop(remote);
         let _ = self.sender.send();
     }
@@ -65,6 +69,7 @@ impl Shared {
             return;
         }
         remote.injected.push(task);
+        self.remote_pending.store(true, Ordering::Release);
         drop(remote);
         let _ = self.sender.send();
     }
@@ -72,7 +77,13 @@ impl Shared {
     /// Wakes `block_on`'s main future from another thread.
     pub(crate) fn wake_main_remote(&self) {
         self.lock().main_woken = true;
+        self.remote_pending.store(true, Ordering::Release);
         let _ = self.sender.send();
+    }
+
+    /// Whether other threads queued anything since the last [`take_pending`](Self::take_pending) (clears it).
+    pub(crate) fn take_pending(&self) -> bool {
+        self.remote_pending.load(Ordering::Acquire) && self.remote_pending.swap(false, Ordering::AcqRel)
     }
 
     /// Refuses further work and cancels what was queued (runtime shutdown).
