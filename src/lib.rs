@@ -1,10 +1,29 @@
 //! # uvio: libuv's event loop for Rust
 //!
-//! uvio brings libuv — the portable event loop under Node.js — to Rust with sound, safe types. libuv is
-//! compiled from the source bundled in `libuv-sys2`; no system libuv is used.
+//! uvio brings libuv — the portable event loop under Node.js — to Rust with sound, safe types and an
+//! async/await runtime on the same loop. libuv is compiled from the source bundled in `libuv-sys2`; no system
+//! libuv is used.
 //!
+//! - [`Runtime`], [`block_on`], [`spawn_local`], [`task`], [`time`], [`net`], [`fs`], [`process`],
+//!   [`signal`]: async/await on a libuv loop, shaped like tokio.
 //! - [`uv`]: safe libuv with libuv's semantics (loops, handles, requests, callbacks).
 //! - [`Error`]: libuv's error codes, convertible into [`std::io::Error`].
+//! - [`guide`]: how the event loop works and the patterns that follow from it.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let answer = uvio::block_on(async {
+//!     let task = uvio::spawn_local(async {
+//!         uvio::time::sleep(Duration::from_millis(5)).await;
+//!         6 * 7
+//!     });
+//!     task.await.unwrap()
+//! });
+//! assert_eq!(answer, 42);
+//! ```
+//!
+//! The callback layer:
 //!
 //! ```
 //! use std::time::Duration;
@@ -21,6 +40,7 @@
 
 mod error;
 pub mod fs;
+pub mod guide;
 pub mod net;
 pub mod process;
 mod runtime;
