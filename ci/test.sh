@@ -38,6 +38,9 @@ step "cargo test (unit, integration and doc tests)"
 cargo test --all-targets
 cargo test --doc
 
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
 step "examples: smoke runs"
 ci/smoke.sh
 
