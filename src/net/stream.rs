@@ -125,10 +125,23 @@ impl<T: StreamKind> AsyncStream<T> {
     }
 
     pub(crate) fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_read_with(cx, out.len(), |bytes| out[..bytes.len()].copy_from_slice(bytes))
+    }
+
+    /// `poll_read` for a destination that is not a plain slice (tokio's `ReadBuf`, whose spare room may be
+    /// uninitialised): hands at most `max` buffered bytes to `take`, which copies them out, and returns their
+    /// count. `take` is called at most once, and only when bytes are ready.
+    pub(crate) fn poll_read_with(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        take: impl FnOnce(&[u8]),
+    ) -> Poll<io::Result<usize>> {
+        let out_is_empty = max == 0;
         let mut rd = self.rd.borrow_mut();
         if rd.pos < rd.buf.len() {
-            let n = out.len().min(rd.buf.len() - rd.pos);
-            out[..n].copy_from_slice(&rd.buf[rd.pos..rd.pos + n]);
+            let n = max.min(rd.buf.len() - rd.pos);
+            take(&rd.buf[rd.pos..rd.pos + n]);
             rd.pos += n;
             if rd.pos == rd.buf.len() {
                 rd.buf.clear();
@@ -142,7 +155,7 @@ impl<T: StreamKind> AsyncStream<T> {
             }
             return Poll::Ready(Ok(n));
         }
-        if out.is_empty() {
+        if out_is_empty {
             return Poll::Ready(Ok(0));
         }
         if let Some(e) = rd.err {
@@ -311,8 +324,9 @@ impl<T: StreamKind> AsyncStream<T> {
 /// Implements `futures::io::AsyncRead` (and, with the `tokio-io` feature, `tokio::io::AsyncRead`) for a type
 /// whose `io` field is an `Rc<AsyncStream<_>>`.
 ///
-/// The tokio impl reads straight into the caller's `ReadBuf` (`initialize_unfilled` zeroes its spare room
-/// once per buffer, not per read), so both traits cost the same single copy out of the stream's buffer.
+/// The tokio impl copies straight into the caller's `ReadBuf` (`put_slice`: its spare room is never zeroed,
+/// which matters for callers such as hyper that wrap fresh, uninitialised room in a new `ReadBuf` per read), so
+/// both traits cost the same single copy out of the stream's buffer.
 macro_rules! async_read {
     ($t:ty) => {
         impl ::futures::io::AsyncRead for $t {
@@ -332,9 +346,8 @@ macro_rules! async_read {
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut ::tokio::io::ReadBuf<'_>,
             ) -> ::std::task::Poll<::std::io::Result<()>> {
-                let n = ::std::task::ready!(self.io.poll_read(cx, buf.initialize_unfilled()))?;
-                buf.advance(n);
-                ::std::task::Poll::Ready(Ok(()))
+                let max = buf.remaining();
+                self.io.poll_read_with(cx, max, |bytes| buf.put_slice(bytes)).map_ok(drop)
             }
         }
     };

@@ -1,0 +1,75 @@
+//! The accept side shared by every listening stream type (TCP, Unix sockets, Windows named pipes).
+//!
+//! libuv announces each connection with the listen callback; [`Listener`] counts them, and `poll_accept`
+//! takes one with `uv_accept` when the caller asks. A connection is never accepted into nowhere: an `accept`
+//! future dropped before it was woken leaves the connection pending for the next one.
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use crate::error::Error;
+use crate::uv::stream::{self as uvs, StreamKind};
+
+/// Connections the OS may queue before `accept` (the listen backlog).
+pub(crate) const BACKLOG: i32 = 1024;
+
+/// A listening uv stream and what its listen callback reported.
+pub(crate) struct Listener<T: StreamKind> {
+    handle: T,
+    state: Rc<RefCell<ListenState>>,
+}
+
+#[derive(Default)]
+struct ListenState {
+    /// Connections libuv announced and we have not accepted yet.
+    pending: usize,
+    /// An error libuv reported for a connection (e.g. `EMFILE`), for the next `accept`.
+    err: Option<Error>,
+    waker: Option<Waker>,
+}
+
+impl<T: StreamKind> Listener<T> {
+    /// Starts listening on a bound handle (`uv_listen`).
+    pub(crate) fn listen(handle: T) -> io::Result<Listener<T>> {
+        let state: Rc<RefCell<ListenState>> = Rc::default();
+        let s = Rc::downgrade(&state);
+        uvs::listen(&handle, BACKLOG, move |_, status| {
+            if let Some(s) = s.upgrade() {
+                let mut s = s.borrow_mut();
+                match status {
+                    Ok(()) => s.pending += 1,
+                    Err(e) => s.err = Some(e),
+                }
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            }
+        })?;
+        Ok(Listener { handle, state })
+    }
+
+    /// The listening handle.
+    pub(crate) fn handle(&self) -> &T {
+        &self.handle
+    }
+
+    /// Accepts the next connection (`uv_accept`), or registers the waker until libuv announces one.
+    pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let mut s = self.state.borrow_mut();
+        if let Some(e) = s.err.take() {
+            return Poll::Ready(Err(e.into()));
+        }
+        if s.pending == 0 {
+            match &s.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => s.waker = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        s.pending -= 1;
+        drop(s);
+        Poll::Ready(uvs::accept(&self.handle).map_err(io::Error::from))
+    }
+}

@@ -1,0 +1,287 @@
+//! Unix domain sockets: [`UnixListener`] and [`UnixStream`], over libuv's `uv_pipe_t` (Unix only).
+//!
+//! The same machinery as TCP: connections come from the shared accept state machine, and the streams are an
+//! `AsyncStream<uv::Pipe>` with the same reading, writing, shutdown and linger-on-drop rules as
+//! [`TcpStream`](super::TcpStream).
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::listener::Listener;
+use super::stream::{async_read, async_write, bind_pipe, connect_pipe, AsyncStream};
+use crate::uv;
+
+/// The address of a Unix socket: a filesystem path, a Linux abstract name, or unnamed (the usual case for
+/// the client end of a connection).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SocketAddr {
+    /// Empty when unnamed; an abstract name starts with a NUL byte.
+    name: PathBuf,
+}
+
+impl SocketAddr {
+    fn new(name: PathBuf) -> SocketAddr {
+        use std::os::unix::ffi::OsStrExt;
+        // Only Linux has abstract names: elsewhere a leading NUL is the zeroed path of an unnamed socket.
+        let unnamed = name.as_os_str().as_bytes().first().is_some_and(|&b| b == 0) && !cfg!(target_os = "linux");
+        SocketAddr { name: if unnamed { PathBuf::new() } else { name } }
+    }
+
+    /// Whether the socket has no name (it was never bound).
+    pub fn is_unnamed(&self) -> bool {
+        self.name.as_os_str().is_empty()
+    }
+
+    /// The filesystem path the socket is bound to, if it is.
+    pub fn as_pathname(&self) -> Option<&Path> {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = self.name.as_os_str().as_bytes();
+        (!bytes.is_empty() && bytes[0] != 0).then_some(self.name.as_path())
+    }
+
+    /// The name in Linux's abstract namespace (without the leading NUL), if the socket is bound to one.
+    #[cfg(target_os = "linux")]
+    pub fn as_abstract_name(&self) -> Option<&[u8]> {
+        use std::os::unix::ffi::OsStrExt;
+        self.name.as_os_str().as_bytes().strip_prefix(&[0])
+    }
+}
+
+impl std::fmt::Debug for SocketAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_pathname() {
+            Some(path) => write!(f, "{path:?} (pathname)"),
+            None if self.is_unnamed() => f.write_str("(unnamed)"),
+            None => write!(f, "{:?} (abstract)", self.name),
+        }
+    }
+}
+
+/// A Unix socket listener: binds to a path, then yields connections with [`accept`](UnixListener::accept) or
+/// [`incoming`](UnixListener::incoming). libuv removes the socket file when the listener is dropped; binding
+/// where a file already exists is `AddrInUse`.
+///
+/// ```
+/// use futures::{AsyncReadExt, AsyncWriteExt};
+/// use uvio::net::{UnixListener, UnixStream};
+///
+/// let path = std::env::temp_dir().join(format!("uvio-doc-unix-{}.sock", std::process::id()));
+/// uvio::block_on(async {
+///     let listener = UnixListener::bind(&path)?;
+///     let server = uvio::spawn_local(async move {
+///         let (mut conn, _) = listener.accept().await?;
+///         conn.write_all(b"hi").await?;
+///         std::io::Result::Ok(())
+///     });
+///     let mut client = UnixStream::connect(&path).await?;
+///     let mut buf = [0u8; 2];
+///     client.read_exact(&mut buf).await?;
+///     assert_eq!(&buf, b"hi");
+///     server.await??;
+///     std::io::Result::Ok(())
+/// }).unwrap();
+/// assert!(!path.exists());
+/// ```
+pub struct UnixListener {
+    inner: Listener<uv::Pipe>,
+}
+
+impl UnixListener {
+    /// Binds to `path` and listens (`uv_pipe_bind2`, `uv_listen`). A NUL byte in the path, or a path longer
+    /// than `sockaddr_un` holds (about 100 bytes), is `InvalidInput`. Must be called inside a uvio runtime.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        Ok(UnixListener { inner: bind_pipe(path.as_ref())? })
+    }
+
+    /// Takes over a bound std listener (`uv_pipe_open`; made non-blocking). libuv does not remove its socket
+    /// file. Must be called inside a uvio runtime.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        let ex = crate::runtime::current();
+        let pipe = uv::Pipe::open(&ex.lp, OwnedFd::from(listener), false)?;
+        Ok(UnixListener { inner: Listener::listen(pipe)? })
+    }
+
+    /// Waits for the next connection. Dropping the future loses no connection.
+    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for the next connection (for hand-written futures and streams).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
+        let conn = std::task::ready!(self.inner.poll_accept(cx))?;
+        let peer = SocketAddr::new(conn.peer_name()?);
+        Poll::Ready(Ok((UnixStream::from_uv(conn), peer)))
+    }
+
+    /// The connections as a `Stream` (never ends; errors are items).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to (`uv_pipe_getsockname`).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::new(self.inner.handle().local_name()?))
+    }
+}
+
+impl std::fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixListener").field("local_addr", &self.local_addr().ok()).finish()
+    }
+}
+
+/// The stream of [`UnixListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl futures::Stream for Incoming<'_> {
+    type Item = io::Result<UnixStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.listener.poll_accept(cx).map(|r| Some(r.map(|(s, _)| s)))
+    }
+}
+
+/// A Unix socket connection. Implements `futures::io::{AsyncRead, AsyncWrite}` (and tokio's, with the
+/// `tokio-io` feature); `close()` flushes and shuts down the write side, so the peer reads end-of-stream.
+///
+/// Dropping it closes the connection — after any bytes already accepted by a write have reached the kernel.
+/// See [`UnixListener`] for an example.
+pub struct UnixStream {
+    io: Rc<AsyncStream<uv::Pipe>>,
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path` (`uv_pipe_connect2`): `NotFound` if nothing is there,
+    /// `ConnectionRefused` if nothing listens, `InvalidInput` for a NUL byte or a path that is too long.
+    /// Dropping the future cancels the connect.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        Ok(UnixStream::from_uv(connect_pipe(path.as_ref()).await?))
+    }
+
+    /// A connected pair of unnamed sockets (`socketpair(2)` through std, then `uv_pipe_open`). Must be called
+    /// inside a uvio runtime.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
+    }
+
+    /// Takes over a connected std socket (`uv_pipe_open`; made non-blocking). Must be called inside a uvio
+    /// runtime.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        let ex = crate::runtime::current();
+        Ok(UnixStream::from_uv(uv::Pipe::open(&ex.lp, OwnedFd::from(stream), false)?))
+    }
+
+    fn from_uv(pipe: uv::Pipe) -> UnixStream {
+        UnixStream { io: AsyncStream::new(pipe) }
+    }
+
+    /// This end's address (`uv_pipe_getsockname`): usually unnamed for the connecting side.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::new(self.io.handle().local_name()?))
+    }
+
+    /// The peer's address (`uv_pipe_getpeername`).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::new(self.io.handle().peer_name()?))
+    }
+
+    /// Shuts down the write side once queued bytes are written: the peer reads end-of-stream. Reading goes on.
+    pub async fn shutdown(&self) -> io::Result<()> {
+        poll_fn(|cx| self.io.poll_shutdown(cx)).await
+    }
+
+    /// Splits into a read half and a write half that can move into different tasks. The connection closes
+    /// when both are dropped.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let io = self.io.clone();
+        drop(self); // not the last owner: no linger
+        (OwnedReadHalf { io: io.clone() }, OwnedWriteHalf { io })
+    }
+}
+
+impl Drop for UnixStream {
+    fn drop(&mut self) {
+        AsyncStream::release_if_last(&self.io);
+    }
+}
+
+impl std::fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+async_read!(UnixStream);
+async_write!(UnixStream);
+async_read!(OwnedReadHalf);
+async_write!(OwnedWriteHalf);
+
+/// The read half of [`UnixStream::into_split`].
+pub struct OwnedReadHalf {
+    io: Rc<AsyncStream<uv::Pipe>>,
+}
+
+/// The write half of [`UnixStream::into_split`]; `close()` shuts down the write side.
+pub struct OwnedWriteHalf {
+    io: Rc<AsyncStream<uv::Pipe>>,
+}
+
+impl Drop for OwnedReadHalf {
+    fn drop(&mut self) {
+        AsyncStream::release_if_last(&self.io);
+    }
+}
+
+impl Drop for OwnedWriteHalf {
+    fn drop(&mut self) {
+        AsyncStream::release_if_last(&self.io);
+    }
+}
+
+impl OwnedReadHalf {
+    /// Puts the halves back together; `Err` gives them back if they came from different streams.
+    pub fn reunite(self, other: OwnedWriteHalf) -> Result<UnixStream, (OwnedReadHalf, OwnedWriteHalf)> {
+        if !Rc::ptr_eq(&self.io, &other.io) {
+            return Err((self, other));
+        }
+        let io = self.io.clone();
+        drop((self, other));
+        Ok(UnixStream { io })
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::new(self.io.handle().peer_name()?))
+    }
+}
+
+impl OwnedWriteHalf {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::new(self.io.handle().peer_name()?))
+    }
+}
+
+impl std::fmt::Debug for OwnedReadHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedReadHalf").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for OwnedWriteHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedWriteHalf").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,318 @@
+//! Async Unix socket tests: echo over a path in a temporary directory, large transfers, half-close, split
+//! halves, cancelled accepts/reads/connects, drop with queued writes, path errors.
+#![cfg(unix)]
+
+mod common;
+
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::TempDir;
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use uvio::net::{UnixListener, UnixStream};
+use uvio::time::{sleep, timeout};
+use uvio::{spawn_local, Runtime};
+
+/// Runs `fut` on a fresh runtime, then closes it, asserting nothing was left open.
+fn run<F: std::future::Future>(fut: F) -> F::Output {
+    let rt = Runtime::new().unwrap();
+    let out = rt.block_on(fut);
+    rt.close().expect("runtime closes cleanly");
+    out
+}
+
+/// A socket path inside `dir`.
+fn sock(dir: &TempDir) -> PathBuf {
+    dir.path().join("s.sock")
+}
+
+/// Echoes every connection until EOF.
+fn spawn_echo(listener: UnixListener) {
+    spawn_local(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            spawn_local(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if conn.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = conn.close().await;
+            });
+        }
+    });
+}
+
+#[test]
+fn echo_over_a_socket_path() {
+    let dir = TempDir::new("unix-echo");
+    let path = sock(&dir);
+    run(async {
+        let listener = UnixListener::bind(&path).unwrap();
+        assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+        let server = spawn_local(async move {
+            let (mut conn, peer) = listener.accept().await.unwrap();
+            assert!(peer.is_unnamed(), "the connecting end is unnamed: {peer:?}");
+            let mut buf = [0u8; 10];
+            conn.read_exact(&mut buf).await.unwrap();
+            conn.write_all(&buf).await.unwrap();
+            listener // keep it (and its socket file) until the test is done
+        });
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
+        assert!(c.local_addr().unwrap().is_unnamed());
+        c.write_all(b"hello unix").await.unwrap();
+        let mut back = [0u8; 10];
+        c.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"hello unix");
+        assert!(path.exists());
+        drop(server.await.unwrap());
+    });
+    assert!(!path.exists(), "libuv removes the socket file when the listener closes");
+}
+
+#[test]
+fn large_transfer_is_byte_exact() {
+    let dir = TempDir::new("unix-large");
+    run(async {
+        let listener = UnixListener::bind(sock(&dir)).unwrap();
+        let c = UnixStream::connect(sock(&dir));
+        spawn_echo(listener);
+        let c = c.await.unwrap();
+        let data: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let (mut r, mut w) = c.into_split();
+        let expected = data.clone();
+        let reader = spawn_local(async move {
+            // read_exact into a zeroed buffer, not read_to_end: futures' read_to_end zero-fills its spare room
+            // byte by byte, which dominates this test in debug builds and under valgrind.
+            let mut got = vec![0u8; expected.len()];
+            r.read_exact(&mut got).await.unwrap();
+            let eof = r.read(&mut [0u8; 1]).await.unwrap() == 0;
+            got == expected && eof
+        });
+        w.write_all(&data).await.unwrap();
+        w.close().await.unwrap(); // half-close: the echo server sees EOF and closes its side
+        assert!(reader.await.unwrap(), "echoed bytes differ");
+    });
+}
+
+#[test]
+fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
+    let dir = TempDir::new("unix-half");
+    run(async {
+        let listener = UnixListener::bind(sock(&dir)).unwrap();
+        let server = spawn_local(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut all = Vec::new();
+            conn.read_to_end(&mut all).await.unwrap(); // ends at the client's shutdown
+            conn.write_all(b"bye").await.unwrap();
+            all
+        });
+        let mut c = UnixStream::connect(sock(&dir)).await.unwrap();
+        c.write_all(b"request").await.unwrap();
+        c.shutdown().await.unwrap();
+        assert!(c.write_all(b"more").await.is_err(), "writing after shutdown is an error");
+        let mut reply = Vec::new();
+        c.read_to_end(&mut reply).await.unwrap();
+        assert_eq!(reply, b"bye");
+        assert_eq!(server.await.unwrap(), b"request");
+    });
+}
+
+#[test]
+fn split_halves_work_in_separate_tasks_and_reunite() {
+    let dir = TempDir::new("unix-split");
+    run(async {
+        let listener = UnixListener::bind(sock(&dir)).unwrap();
+        spawn_echo(listener);
+        let c = UnixStream::connect(sock(&dir)).await.unwrap();
+        let (mut r, mut w) = c.into_split();
+        let writer = spawn_local(async move {
+            for i in 0..100u8 {
+                w.write_all(&[i; 100]).await.unwrap();
+            }
+            w
+        });
+        let mut got = vec![0u8; 100 * 100];
+        r.read_exact(&mut got).await.unwrap();
+        assert!(got.chunks(100).enumerate().all(|(i, c)| c.iter().all(|&b| b == i as u8)));
+        let w = writer.await.unwrap();
+        assert_eq!(w.peer_addr().unwrap().as_pathname(), Some(sock(&dir).as_path()));
+        // Halves of different streams do not reunite.
+        let (r2, w2) = UnixStream::connect(sock(&dir)).await.unwrap().into_split();
+        let (r, w2) = r.reunite(w2).unwrap_err();
+        drop((r2, w2));
+        let s = r.reunite(w).unwrap();
+        assert_eq!(s.peer_addr().unwrap().as_pathname(), Some(sock(&dir).as_path()));
+    });
+}
+
+#[test]
+fn dropped_accept_and_read_futures_leave_things_usable() {
+    let dir = TempDir::new("unix-cancel");
+    let path = sock(&dir);
+    run(async {
+        let listener = UnixListener::bind(&path).unwrap();
+        // An accept that times out (dropped mid-flight), then a real one.
+        assert!(timeout(Duration::from_millis(5), listener.accept()).await.is_err());
+        let client = spawn_local(async move { UnixStream::connect(path).await.unwrap() });
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut client = client.await.unwrap();
+        // A read dropped mid-flight, then data arrives and a new read gets all of it.
+        let mut buf = [0u8; 4];
+        assert!(timeout(Duration::from_millis(5), conn.read(&mut buf)).await.is_err());
+        client.write_all(b"late").await.unwrap();
+        conn.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"late");
+    });
+}
+
+#[test]
+fn dropped_connect_futures_are_cancelled_cleanly() {
+    let dir = TempDir::new("unix-cancel-connect");
+    let path = sock(&dir);
+    run(async {
+        let listener = UnixListener::bind(&path).unwrap();
+        // The server answers the first connection that says "ok"; the cancelled ones read EOF or an error.
+        let server = spawn_local(async move {
+            let mut skipped = 0;
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut b = [0u8; 2];
+                if conn.read_exact(&mut b).await.is_ok() && &b == b"ok" {
+                    conn.write_all(b"yes").await.unwrap();
+                    return skipped;
+                }
+                skipped += 1;
+            }
+        });
+        for _ in 0..20 {
+            let mut fut = Box::pin(UnixStream::connect(&path));
+            let _ = futures::poll!(fut.as_mut()); // the connect request is in flight; dropping cancels it
+        }
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        c.write_all(b"ok").await.unwrap();
+        let mut reply = [0u8; 3];
+        c.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"yes");
+        assert!(server.await.unwrap() <= 20);
+    });
+}
+
+#[test]
+fn connecting_to_a_missing_path_is_not_found() {
+    let dir = TempDir::new("unix-missing");
+    run(async {
+        let err = UnixStream::connect(dir.path().join("nobody-here.sock")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+    });
+}
+
+#[test]
+fn connecting_to_a_socket_nobody_listens_on_is_refused() {
+    let dir = TempDir::new("unix-refused");
+    let path = sock(&dir);
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // std leaves the socket file behind
+    run(async {
+        let err = UnixStream::connect(&path).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+        // And binding where that file is: the address is in use.
+        assert_eq!(UnixListener::bind(&path).unwrap_err().kind(), ErrorKind::AddrInUse);
+    });
+}
+
+#[test]
+fn bad_paths_are_invalid_input() {
+    let dir = TempDir::new("unix-badpath");
+    run(async {
+        let nul = dir.path().join("a\0b.sock");
+        assert_eq!(UnixStream::connect(&nul).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(UnixListener::bind(&nul).unwrap_err().kind(), ErrorKind::InvalidInput);
+        let long = dir.path().join("x".repeat(200));
+        assert_eq!(UnixStream::connect(&long).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(UnixListener::bind(&long).unwrap_err().kind(), ErrorKind::InvalidInput);
+    });
+}
+
+#[test]
+fn dropping_a_stream_with_queued_writes_still_delivers_them() {
+    let dir = TempDir::new("unix-linger");
+    run(async {
+        let listener = UnixListener::bind(sock(&dir)).unwrap();
+        let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| i as u8).collect();
+        let expected = data.clone();
+        let server = spawn_local(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            sleep(Duration::from_millis(20)).await; // let the client's writes pile up in user space
+            let mut got = vec![0u8; expected.len()];
+            conn.read_exact(&mut got).await.unwrap();
+            got == expected && conn.read(&mut [0u8; 1]).await.unwrap() == 0
+        });
+        let mut c = UnixStream::connect(sock(&dir)).await.unwrap();
+        // write_all returns once every byte is accepted (most of it queued in libuv), then we drop at once.
+        c.write_all(&data).await.unwrap();
+        drop(c);
+        assert!(server.await.unwrap(), "bytes accepted by write_all were lost on drop");
+    });
+}
+
+#[test]
+fn incoming_stream_yields_connections() {
+    let dir = TempDir::new("unix-incoming");
+    run(async {
+        let listener = UnixListener::bind(sock(&dir)).unwrap();
+        let server = spawn_local(async move {
+            let mut n = 0;
+            let mut incoming = listener.incoming();
+            while let Some(conn) = incoming.next().await {
+                let mut conn = conn.unwrap();
+                conn.write_all(b"!").await.unwrap();
+                n += 1;
+                if n == 3 {
+                    break;
+                }
+            }
+            n
+        });
+        for _ in 0..3 {
+            let mut c = UnixStream::connect(sock(&dir)).await.unwrap();
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).await.unwrap();
+            assert_eq!(&b, b"!");
+        }
+        assert_eq!(server.await.unwrap(), 3);
+    });
+}
+
+#[test]
+fn pair_and_std_conversions() {
+    let dir = TempDir::new("unix-std");
+    run(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        a.write_all(b"paired").await.unwrap();
+        let mut buf = [0u8; 6];
+        b.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"paired");
+        drop(a);
+        assert_eq!(b.read(&mut buf).await.unwrap(), 0, "EOF once the other end is gone");
+
+        let std_listener = std::os::unix::net::UnixListener::bind(sock(&dir)).unwrap();
+        let listener = UnixListener::from_std(std_listener).unwrap();
+        assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(sock(&dir).as_path()));
+        spawn_echo(listener);
+        let std_stream = std::os::unix::net::UnixStream::connect(sock(&dir)).unwrap();
+        let mut s = UnixStream::from_std(std_stream).unwrap();
+        s.write_all(b"std").await.unwrap();
+        let mut b = [0u8; 3];
+        s.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"std");
+        assert!(format!("{s:?}").contains("s.sock"));
+    });
+}
