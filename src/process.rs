@@ -27,11 +27,11 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
+
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use futures::io::{AsyncRead, AsyncReadExt};
 
 use crate::error::Error;
 use crate::net::stream::AsyncStream;
@@ -502,28 +502,6 @@ pipe_end!(ChildStdin);
 pipe_end!(ChildStdout);
 pipe_end!(ChildStderr);
 
-// TODO(lead): these are the `async_read!`/`async_write!` impls of net/tcp.rs; use the shared macros once they
-// move to net/stream.rs.
-impl AsyncWrite for ChildStdin {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_flush(cx)
-    }
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_shutdown(cx)
-    }
-}
-
-impl AsyncRead for ChildStdout {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_read(cx, buf)
-    }
-}
-
-impl AsyncRead for ChildStderr {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_read(cx, buf)
-    }
-}
+crate::net::stream::async_write!(ChildStdin);
+crate::net::stream::async_read!(ChildStdout);
+crate::net::stream::async_read!(ChildStderr);
