@@ -11,7 +11,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --examples
+cargo build --release --examples --features tokio-io
 
 echo "--- tour"
 cargo run --release --quiet --example tour | tee "$tmp/tour.out"
@@ -56,4 +56,21 @@ for api in async callback; do
     wait "$server_pid" 2>/dev/null || true
     server_pid=""
 done
+echo "--- http_server (hyper on uvio) under wrk -t1 -c50 -d5s"
+./target/release/examples/http_server --port 0 --max-seconds 60 >"$tmp/http.out" &
+server_pid=$!
+for _ in $(seq 1 100); do
+    grep -q "listening on" "$tmp/http.out" 2>/dev/null && break
+    sleep 0.1
+done
+port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$tmp/http.out")
+[ -n "$port" ] || { echo "http_server did not start"; cat "$tmp/http.out"; exit 1; }
+curl -fsS "http://127.0.0.1:$port/" | grep -qx "Hello from uvio"
+wrk -t1 -c50 -d5s "http://127.0.0.1:$port/" | tee "$tmp/wrk.out"
+grep -q "Requests/sec" "$tmp/wrk.out"
+if grep -qE "Socket errors|Non-2xx" "$tmp/wrk.out"; then echo "wrk saw errors"; exit 1; fi
+kill "$server_pid"
+wait "$server_pid" 2>/dev/null || true
+server_pid=""
+
 echo "smoke runs ok"

@@ -16,6 +16,8 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so
     need_apt+=(libclang-dev)
 fi
 command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
     step "installing ${need_apt[*]}"
@@ -31,12 +33,13 @@ export RUST_BACKTRACE=1
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
+step "cargo clippy --all-targets -- -D warnings (default features, then tokio-io)"
 cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features tokio-io -- -D warnings
 
-step "cargo test (unit, integration and doc tests)"
-cargo test --all-targets
-cargo test --doc
+step "cargo test (unit, integration and doc tests; tokio-io feature on, a superset)"
+cargo test --all-targets --features tokio-io
+cargo test --doc --features tokio-io
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
