@@ -38,6 +38,7 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod engine;
 mod error;
 pub mod fs;
 pub mod guide;
@@ -49,6 +50,7 @@ pub mod task;
 pub mod time;
 pub mod uv;
 
+pub use engine::Backend;
 pub use error::{Error, Result};
 pub use runtime::{block_on, spawn, spawn_local, Builder, EnterGuard, Handle, Runtime};
 

@@ -38,6 +38,8 @@ struct Slot {
 
 pub(crate) struct Executor {
     pub(crate) lp: Loop,
+    /// The engine for sockets and files (resolved: never `Auto`).
+    pub(crate) backend: crate::engine::Backend,
     pub(crate) shared: Arc<Shared>,
     slots: RefCell<Slab<Slot>>,
     ready: RefCell<VecDeque<Arc<Header>>>,
@@ -56,7 +58,7 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    pub(crate) fn new(lp: Loop) -> crate::Result<Rc<Executor>> {
+    pub(crate) fn new(lp: Loop, backend: crate::engine::Backend) -> crate::Result<Rc<Executor>> {
         // The async callback must exist at init, before the executor it serves: it finds it through this cell.
         let target: Rc<RefCell<Weak<Executor>>> = Rc::default();
         let t = target.clone();
@@ -73,6 +75,7 @@ impl Executor {
             check: Check::new(&lp)?,
             timers: Timers::new(&lp)?,
             lp,
+            backend,
             shared,
             slots: RefCell::new(Slab::new()),
             ready: RefCell::new(VecDeque::new()),

@@ -23,6 +23,7 @@ use shared::{Injected, Shared};
 pub use task::{JoinError, JoinHandle};
 pub(crate) use timers::TimerKey;
 
+use crate::engine::Backend;
 use crate::uv::{Handle as _, Loop, RunMode};
 
 /// A uvio runtime: one libuv loop and the tasks that run on it, on the thread that created it (`!Send`).
@@ -44,6 +45,7 @@ pub struct Runtime {
 /// Configures a [`Runtime`].
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
+    backend: Backend,
     idle_time_metrics: bool,
     block_sigprof: bool,
 }
@@ -52,6 +54,13 @@ impl Builder {
     /// A builder with the defaults.
     pub fn new() -> Builder {
         Builder::default()
+    }
+
+    /// Which engine carries sockets and files ([`Backend::Auto`] by default). The `UVIO_BACKEND` environment
+    /// variable overrides it; see [`crate::engine`].
+    pub fn backend(mut self, backend: Backend) -> Builder {
+        self.backend = backend;
+        self
     }
 
     /// Accounts the loop's idle time, readable from [`Runtime::loop_handle`]'s metrics.
@@ -80,13 +89,14 @@ impl Builder {
     /// Shutting down: drop the `Runtime` (or [`close`](Runtime::close) it) on the loop's thread, then let the
     /// host run its loop once more to deliver the close callbacks before it calls `uv_loop_close`.
     pub fn build_on(self, lp: Loop) -> std::io::Result<Runtime> {
+        let backend = crate::engine::resolve(Backend::from_env()?.unwrap_or(self.backend))?;
         if self.idle_time_metrics {
             lp.enable_idle_time_metrics()?;
         }
         if self.block_sigprof {
             lp.block_sigprof()?;
         }
-        Ok(Runtime { ex: Some(Executor::new(lp)?) })
+        Ok(Runtime { ex: Some(Executor::new(lp, backend)?) })
     }
 }
 
@@ -155,6 +165,11 @@ impl Runtime {
         }
         lp.run(RunMode::Default)?;
         lp.close().map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// The engine this runtime runs (never [`Backend::Auto`]: what Auto resolved to).
+    pub fn backend(&self) -> Backend {
+        self.ex().backend
     }
 
     /// A `Send + Sync` handle to spawn onto this runtime from any thread.
