@@ -30,6 +30,21 @@ assert_not_impl_any!(Timer: Clone, Copy);
 assert_not_impl_any!(Async: Clone, Copy);
 assert_not_impl_any!(Idle: Clone, Copy);
 
+// The async layer: everything tied to a runtime's loop stays on its thread...
+assert_not_impl_any!(uvio::Runtime: Send, Sync);
+assert_not_impl_any!(uvio::net::TcpStream: Send, Sync);
+assert_not_impl_any!(uvio::net::TcpListener: Send, Sync);
+assert_not_impl_any!(uvio::net::UdpSocket: Send, Sync);
+assert_not_impl_any!(uvio::fs::File: Send, Sync);
+assert_not_impl_any!(uvio::process::Child: Send, Sync);
+assert_not_impl_any!(uvio::time::Sleep: Send, Sync);
+#[cfg(unix)]
+assert_not_impl_any!(uvio::net::UnixStream: Send, Sync);
+// ...except the doors between threads.
+assert_impl_all!(uvio::Handle: Send, Sync, Clone);
+assert_impl_all!(uvio::task::JoinHandle<u64>: Send, Sync);
+assert_impl_all!(uvio::task::JoinError: Send, Sync);
+
 assert_impl_all!(AsyncSender: Send, Sync, Clone);
 assert_impl_all!(uvio::Error: Send, Sync, Copy);
 
