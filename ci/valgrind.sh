@@ -5,10 +5,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# name filters passed as --skip to the harness (heavy loops; the same code paths run in lighter tests)
-SKIP=(${UVIO_VALGRIND_SKIP:-})
+# Name filters passed as --skip to the harness. Each skipped test runs natively in `cargo test`; under valgrind
+# it cannot run as written, and the same code paths run under valgrind in lighter tests:
+# - ten_thousand_concurrent_echo_tasks: valgrind keeps part of the descriptor table for itself, so 20 000
+#   sockets hit EMFILE, libuv sheds connections (RST) and the test's byte-exact check fails by design.
+SKIP=(ten_thousand_concurrent_echo_tasks ${UVIO_VALGRIND_SKIP:-})
 
-mapfile -t bins < <(cargo test --tests --no-run --message-format=json 2>/dev/null |
+# io_uring: valgrind wraps io_uring_setup/io_uring_enter but cannot see the kernel write into memory through
+# the ring (completions land asynchronously, outside any syscall it models), so every byte read through a ring
+# looks uninitialised to it — a false positive on correct data. So the binaries run on a non-ring engine here
+# (UVIO_BACKEND, default epoll: what Auto picks where io_uring is unavailable), and the one binary that asks for
+# the ring explicitly is skipped; its cancellation tests check the bytes natively in `cargo test`.
+export UVIO_BACKEND=${UVIO_BACKEND:-epoll}
+SKIP_BINS=(engine_io_uring)
+
+mapfile -t bins < <(cargo test --tests --features tokio-io --no-run --message-format=json 2>/dev/null |
     grep '"profile":{' | grep '"test":true' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
 [ ${#bins[@]} -gt 0 ] || { echo "no test binaries found"; exit 1; }
 
@@ -18,6 +29,10 @@ for s in "${SKIP[@]}"; do skip_args+=(--skip "$s"); done
 failed=0
 for bin in "${bins[@]}"; do
     name=$(basename "$bin")
+    if printf '%s\n' "${SKIP_BINS[@]}" | grep -qx "${name%-*}"; then
+        echo "valgrind skip $name (io_uring: see SKIP_BINS)"
+        continue
+    fi
     log=$(mktemp)
     start=$(date +%s)
     if valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
