@@ -103,9 +103,7 @@ fn large_transfer_is_byte_exact() {
         let (mut r, mut w) = c.into_split();
         let expected = data.clone();
         let reader = spawn_local(async move {
-            let mut got = Vec::with_capacity(expected.len());
-            r.read_to_end(&mut got).await.unwrap();
-            got == expected
+            read_all(&mut r).await == expected
         });
         w.write_all(&data).await.unwrap();
         w.close().await.unwrap(); // half-close: the echo server sees EOF and closes its side
@@ -248,9 +246,7 @@ fn dropping_a_stream_with_queued_writes_still_delivers_them() {
         let server = spawn_local(async move {
             let (mut conn, _) = listener.accept().await.unwrap();
             sleep(Duration::from_millis(20)).await; // let the client's writes pile up in user space
-            let mut got = Vec::new();
-            conn.read_to_end(&mut got).await.unwrap();
-            got == expected
+            read_all(&mut conn).await == expected
         });
         let mut c = TcpStream::connect(addr).await.unwrap();
         // write_all returns once every byte is accepted (most of it queued in libuv), then we drop at once.
@@ -358,6 +354,20 @@ fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
         assert_eq!(reply, b"bye");
         assert_eq!(server.await.unwrap(), b"request");
     });
+}
+
+/// Reads to end-of-stream in 64 KiB chunks (`read_to_end` zero-fills its buffer a byte at a time, which is
+/// slow in debug builds and very slow under valgrind).
+async fn read_all(r: &mut (impl futures::AsyncRead + Unpin)) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            return all;
+        }
+        all.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Raises the soft descriptor limit towards `n` (up to the hard limit); returns the limit now in force.
