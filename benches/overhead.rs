@@ -27,6 +27,11 @@ fn main() {
         run_case(case, n.parse().expect("iterations"));
         return;
     }
+    if args.len() == 1 {
+        // `cargo bench` passes `--bench`; a bare run is `cargo test --benches` (or --all-targets).
+        println!("overhead: run with `cargo bench --bench overhead`");
+        return;
+    }
     report();
 }
 

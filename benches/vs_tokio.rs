@@ -11,17 +11,31 @@
 //!   process) for all of them. Reports round trips per second and ratios.
 //!
 //! `cargo bench --bench vs_tokio -- echo [C] [S] [D]` (defaults 100 64 5); no argument runs both.
+//!
+//! - **files**: N random 4 KiB reads of a 1 GiB file (real data, created once in the target dir and reused;
+//!   page-cached after the first run) with 64 in flight (64 tasks, one open file each), then N `metadata` calls
+//!   with 64 in flight: uvio on the io_uring engine (Linux), uvio on the libuv engine, and `tokio::fs` on a
+//!   current-thread runtime (its blocking pool does the syscalls).
+//!
+//! `cargo bench --bench vs_tokio -- files [N]` (default 100 000).
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.is_empty() {
+        // `cargo bench` passes `--bench`; a bare run is `cargo test --benches` (or --all-targets): too long.
+        println!("vs_tokio: run with `cargo bench --bench vs_tokio [-- sleeps|echo|files ...]`");
+        return;
+    }
+    let args: Vec<String> = raw.into_iter().filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
         Some("child-sleeps-uvio") => child_sleeps_uvio(args[1].parse().unwrap()),
         Some("child-sleeps-tokio") => child_sleeps_tokio(args[1].parse().unwrap()),
         Some("child-echo-tokio") => child_echo_tokio(args[1] == "multi"),
+        Some("files") => files(args.get(1).map_or(100_000, |n| n.parse().unwrap())),
         Some("sleeps") => sleeps(args.get(1).map_or(10_000_000, |n| n.parse().unwrap())),
         Some("echo") => echo(
             args.get(1).map_or(100, |n| n.parse().unwrap()),
@@ -236,6 +250,16 @@ fn echo(conns: usize, size: usize, secs: f64) {
             c.args(["--api", "async", "--port", "0"]);
             c
         }),
+        ("uvio async epoll", {
+            let mut c = Command::new(&example);
+            c.args(["--api", "async", "--port", "0"]).env("UVIO_BACKEND", "epoll");
+            c
+        }),
+        ("uvio async libuv", {
+            let mut c = Command::new(&example);
+            c.args(["--api", "async", "--port", "0"]).env("UVIO_BACKEND", "libuv");
+            c
+        }),
         ("uvio callback (uv::Tcp)", {
             let mut c = Command::new(&example);
             c.args(["--api", "callback", "--port", "0"]);
@@ -261,11 +285,185 @@ fn echo(conns: usize, size: usize, secs: f64) {
         println!("  {name:<26} {rps:>10.0} round trips/s   server CPU {cpu:>6.2} us per round trip");
         results.push((name, rps, cpu));
     }
-    let (_, async_rps, async_cpu) = results[0];
-    let (_, cb_rps, _) = results[1];
-    let (_, tokio_ct, tokio_cpu) = results[2];
-    let (_, tokio_mt, _) = results[3];
+    let by_name = |name: &str| results.iter().find(|r| r.0 == name).map(|r| (r.1, r.2)).unwrap();
+    let (async_rps, async_cpu) = by_name("uvio async (TcpStream)");
+    let (epoll_rps, epoll_cpu) = by_name("uvio async epoll");
+    let (libuv_rps, libuv_cpu) = by_name("uvio async libuv");
+    let (cb_rps, _) = by_name("uvio callback (uv::Tcp)");
+    let (tokio_ct, tokio_cpu) = by_name("tokio current-thread");
+    let (tokio_mt, _) = by_name("tokio multi-thread");
     println!("  uvio async / uvio callback:        {:.2}x", async_rps / cb_rps);
-    println!("  uvio async / tokio current-thread: {:.2}x (server CPU per request {:.2}x)", async_rps / tokio_ct, async_cpu / tokio_cpu);
+    println!(
+        "  uvio async / tokio current-thread: {:.2}x (server CPU per request {:.2}x)",
+        async_rps / tokio_ct,
+        async_cpu / tokio_cpu
+    );
     println!("  uvio async / tokio multi-thread:   {:.2}x", async_rps / tokio_mt);
+    println!(
+        "  uvio async epoll / tokio current-thread: {:.2}x (server CPU per request {:.2}x)",
+        epoll_rps / tokio_ct,
+        epoll_cpu / tokio_cpu
+    );
+    println!(
+        "  uvio async epoll / uvio async libuv:     {:.2}x (server CPU per request {:.2}x)",
+        epoll_rps / libuv_rps,
+        epoll_cpu / libuv_cpu
+    );
+}
+
+// ----- files -----
+
+const FILE_LEN: u64 = 1 << 30;
+const BLOCK: usize = 4096;
+const IN_FLIGHT: u64 = 64;
+
+/// The 1 GiB file of real (not sparse) data, created on first use.
+fn bench_file() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("uvio-bench-1gib.dat");
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(FILE_LEN) {
+        use std::io::Write;
+        let t = Instant::now();
+        let tmp = path.with_extension("partial");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).unwrap());
+        let mut chunk = vec![0u8; 1 << 20];
+        for i in 0..FILE_LEN / chunk.len() as u64 {
+            for (j, b) in chunk.iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(31) ^ (j as u8) ^ (j >> 8) as u8;
+            }
+            f.write_all(&chunk).unwrap();
+        }
+        f.into_inner().unwrap().sync_all().unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        println!("  (created {} in {:.1} s)", path.display(), t.elapsed().as_secs_f64());
+    }
+    path
+}
+
+/// The block offsets task `t` reads (deterministic, the same for every contender).
+fn offsets(t: u64, per_task: u64) -> impl Iterator<Item = u64> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (t + 1);
+    (0..per_task).map(move |_| {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) % (FILE_LEN / BLOCK as u64)) * BLOCK as u64
+    })
+}
+
+/// (reads/s, stats/s) on a uvio runtime with `backend`, or `None` if that engine is not available.
+fn files_uvio(path: &std::path::Path, n: u64, backend: uvio::Backend) -> Option<(f64, f64, uvio::Backend)> {
+    use futures::{AsyncReadExt, AsyncSeekExt};
+    let rt = uvio::Builder::new().backend(backend).build().ok()?;
+    let per_task = n / IN_FLIGHT;
+    let t = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..IN_FLIGHT)
+            .map(|i| {
+                let path = path.to_owned();
+                uvio::spawn_local(async move {
+                    let mut file = uvio::fs::File::open(&path).await.unwrap();
+                    let mut buf = vec![0u8; BLOCK];
+                    for at in offsets(i, per_task) {
+                        file.seek(std::io::SeekFrom::Start(at)).await.unwrap();
+                        file.read_exact(&mut buf).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let reads = (per_task * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..IN_FLIGHT)
+            .map(|_| {
+                let path = path.to_owned();
+                uvio::spawn_local(async move {
+                    for _ in 0..per_task {
+                        assert_eq!(uvio::fs::metadata(&path).await.unwrap().len(), FILE_LEN);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let stats = (per_task * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64();
+    let engine = rt.backend();
+    rt.close().unwrap();
+    Some((reads, stats, engine))
+}
+
+/// (reads/s, stats/s) with tokio::fs on a current-thread runtime.
+fn files_tokio(path: &std::path::Path, n: u64) -> (f64, f64) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let per_task = n / IN_FLIGHT;
+    let t = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..IN_FLIGHT)
+            .map(|i| {
+                let path = path.to_owned();
+                tokio::spawn(async move {
+                    let mut file = tokio::fs::File::open(&path).await.unwrap();
+                    let mut buf = vec![0u8; BLOCK];
+                    for at in offsets(i, per_task) {
+                        file.seek(std::io::SeekFrom::Start(at)).await.unwrap();
+                        file.read_exact(&mut buf).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let reads = (per_task * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..IN_FLIGHT)
+            .map(|_| {
+                let path = path.to_owned();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        assert_eq!(tokio::fs::metadata(&path).await.unwrap().len(), FILE_LEN);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let stats = (per_task * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64();
+    (reads, stats)
+}
+
+fn files(n: u64) {
+    println!("files: {n} random {BLOCK}-byte reads of a 1 GiB file, then {n} stats; {IN_FLIGHT} in flight");
+    let path = bench_file();
+    // Warm the page cache the same way for everyone (the first contender would otherwise pay for it).
+    let _ = files_uvio(&path, n, uvio::Backend::Libuv);
+    #[cfg(target_os = "linux")]
+    let ring = files_uvio(&path, n, uvio::Backend::IoUring);
+    #[cfg(not(target_os = "linux"))]
+    let ring: Option<(f64, f64, uvio::Backend)> = None;
+    let (uv_r, uv_s, _) = files_uvio(&path, n, uvio::Backend::Libuv).unwrap();
+    let (tk_r, tk_s) = files_tokio(&path, n);
+    let row = |name: &str, r: f64, s: f64| println!("  {name:<24} {r:>10.0} reads/s {s:>10.0} stats/s");
+    if let Some((r, s, engine)) = ring {
+        row(&format!("uvio {engine}"), r, s);
+    }
+    row("uvio libuv", uv_r, uv_s);
+    row("tokio::fs current-thread", tk_r, tk_s);
+    if let Some((r, s, _)) = ring {
+        println!("  io_uring / tokio::fs:  reads {:.2}x, stats {:.2}x", r / tk_r, s / tk_s);
+        println!("  io_uring / uvio libuv: reads {:.2}x, stats {:.2}x", r / uv_r, s / uv_s);
+    } else {
+        println!("  (io_uring is not available here: the uvio libuv row is what Auto falls back to)");
+    }
+    println!("  uvio libuv / tokio::fs: reads {:.2}x, stats {:.2}x", uv_r / tk_r, uv_s / tk_s);
 }

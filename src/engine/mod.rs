@@ -26,6 +26,27 @@
 //! (epoll, then libuv). An explicit [`Backend::IoUring`] that is not available is an error from
 //! [`Builder::build`](crate::Builder::build). The environment variable `UVIO_BACKEND=auto|libuv|epoll|io_uring`
 //! overrides the builder's choice for a whole process, so a test suite can run once per engine.
+//!
+//! ## The io_uring engine today
+//! - **Files** go through the ring: `File` reads and writes at offsets, `open` (`openat` with `O_CLOEXEC`),
+//!   close, `metadata`/`symlink_metadata`/`File::metadata` (`statx`), `sync_all`/`sync_data` (`fsync`). Every
+//!   other fs operation stays on libuv's thread pool, and so does any of these whose opcode this kernel lacks
+//!   (probed at startup, per operation). Submissions are flushed once per loop iteration (a `uv_prepare_t`),
+//!   completions are reaped when the loop sees the ring's fd readable (a `uv_poll_t`).
+//! - **Networking on the ring is not there yet**: sockets under [`Backend::IoUring`] run on the epoll engine's
+//!   readiness code (non-blocking syscalls, `uv_poll_t` after `EAGAIN`).
+//! - Dropping a future with a ring operation in flight never frees what the kernel may touch: the operation's
+//!   slot owns its buffer, path, statx struct and file until the completion arrives; a runtime that shuts down
+//!   waits for the operations still in flight. File operations are not cancelled (they complete quickly).
+//!
+//! A hidden test switch, the environment variable `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX`, makes
+//! the ring setup fail with that error (or hides the statx opcode), so the fallback paths are tested on
+//! machines that have io_uring. It is read when a runtime is built; it is not a stable interface.
+
+#[cfg(target_os = "linux")]
+pub(crate) mod epoll;
+#[cfg(target_os = "linux")]
+pub(crate) mod io_uring;
 
 use std::fmt;
 use std::io;
@@ -103,10 +124,16 @@ fn linux_names() -> &'static str {
     }
 }
 
-/// The engine a runtime runs, resolved from the requested [`Backend`] (never `Auto`).
+/// The engine a runtime runs, resolved from the requested [`Backend`] (never `Auto`). An explicit
+/// [`Backend::IoUring`] that is not available here is an error saying why.
 pub(crate) fn resolve(requested: Backend) -> io::Result<Backend> {
     let chosen = match requested {
         Backend::Auto => auto(),
+        #[cfg(target_os = "linux")]
+        Backend::IoUring => {
+            io_uring::check_available()?;
+            Backend::IoUring
+        }
         other => other,
     };
     log::debug!(target: "uvio", "engine: {chosen} (requested {requested})");
@@ -115,7 +142,49 @@ pub(crate) fn resolve(requested: Backend) -> io::Result<Backend> {
 
 /// What `Auto` picks here, and why (logged).
 fn auto() -> Backend {
-    // Until the Linux engines land, libuv carries everything.
-    log::debug!(target: "uvio", "auto: libuv (the Linux engines are not built yet)");
-    Backend::Libuv
+    #[cfg(target_os = "linux")]
+    {
+        match io_uring::check_available() {
+            Ok(()) => Backend::IoUring,
+            Err(e) => {
+                log::info!(target: "uvio", "auto: epoll engine, since {e}");
+                Backend::Epoll
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        log::debug!(target: "uvio", "auto: libuv (the only engine on this OS)");
+        Backend::Libuv
+    }
+}
+
+/// The io_uring engine of one runtime ([`io_uring::Driver`]); uninhabited where there is no io_uring.
+#[cfg(target_os = "linux")]
+pub(crate) use io_uring::Driver;
+
+/// The io_uring engine of one runtime; uninhabited where there is no io_uring.
+#[cfg(not(target_os = "linux"))]
+pub(crate) enum Driver {}
+
+/// The io_uring driver of a runtime whose engine is `backend`, on its loop (`None` for the other engines).
+pub(crate) fn uring_driver(lp: &crate::uv::Loop, backend: Backend) -> io::Result<Option<std::rc::Rc<Driver>>> {
+    match backend {
+        #[cfg(target_os = "linux")]
+        Backend::IoUring => Driver::new(lp).map(Some),
+        _ => {
+            let _ = lp;
+            Ok(None)
+        }
+    }
+}
+
+impl Backend {
+    /// Whether sockets use the epoll engine's readiness code: under `Epoll`, and under `IoUring`, whose
+    /// networking is not on the ring yet.
+    #[cfg(target_os = "linux")]
+    #[allow(dead_code)] // for the net dispatch
+    pub(crate) fn readiness_sockets(self) -> bool {
+        matches!(self, Backend::Epoll | Backend::IoUring)
+    }
 }

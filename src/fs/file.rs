@@ -21,8 +21,21 @@ use std::task::{ready, Context, Poll, Wake, Waker};
 use futures::io::{AsyncRead, AsyncSeek, AsyncWrite};
 
 use super::{send, start, wait, Metadata, OpenOptions, Permissions};
+#[cfg(target_os = "linux")]
+use crate::engine::io_uring::Op;
+use crate::engine::Driver;
 use crate::runtime::reply::{reply, Replier, Reply};
 use crate::uv::{self, Loop};
+
+/// The file operations an io_uring engine may carry (named where there is none, so call sites stay uniform).
+#[cfg(not(target_os = "linux"))]
+#[derive(Clone, Copy)]
+enum Op {
+    Read,
+    Write,
+    Statx,
+    Fsync,
+}
 
 /// The most one read or write request moves, and the size of the file's buffer.
 const CHUNK: usize = 64 * 1024;
@@ -93,14 +106,17 @@ struct Inner {
     waiters: Arc<Waiters>,
     /// Wakes every waiter; the waker the request's `Reply` holds.
     fan_out: Waker,
+    /// The runtime's io_uring driver, when it has one (weak: a `File` must not keep the engine alive).
+    #[cfg(target_os = "linux")]
+    uring: Option<std::rc::Weak<crate::engine::Driver>>,
 }
 
 /// The result of the request in flight, with the buffer it borrowed.
 enum Done {
-    Read(crate::Result<usize>, Vec<u8>),
+    Read(io::Result<usize>, Vec<u8>),
     Write(io::Result<()>, Vec<u8>),
     /// An fstat for a seek, with the offset from the end it seeks to.
-    Stat(crate::Result<uv::fs::Stat>, i64),
+    Stat(io::Result<uv::fs::Stat>, i64),
 }
 
 impl File {
@@ -120,6 +136,8 @@ impl File {
                 seek_done: None,
                 fan_out: Waker::from(waiters.clone()),
                 waiters,
+                #[cfg(target_os = "linux")]
+                uring: crate::runtime::current().uring.as_ref().map(Rc::downgrade),
             }),
         }
     }
@@ -167,14 +185,14 @@ impl File {
     /// the error of an earlier write first.
     pub async fn sync_all(&self) -> io::Result<()> {
         self.settle().await?;
-        self.call(|lp, f, tx| uv::fs::fsync(lp, f, send(tx))).await
+        self.sync(false).await
     }
 
     /// Flushes the data (and only the metadata needed to read it) to the device, after the writes already
     /// accepted (`uv_fs_fdatasync`). Reports the error of an earlier write first.
     pub async fn sync_data(&self) -> io::Result<()> {
         self.settle().await?;
-        self.call(|lp, f, tx| uv::fs::fdatasync(lp, f, send(tx))).await
+        self.sync(true).await
     }
 
     /// Truncates or extends the file to `size` bytes, after the writes already accepted (`uv_fs_ftruncate`).
@@ -192,7 +210,29 @@ impl File {
     /// The file's metadata, after the writes already accepted (`uv_fs_fstat`).
     pub async fn metadata(&self) -> io::Result<Metadata> {
         poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
+        let driver = self.inner.borrow().uring(Op::Statx);
+        #[cfg(target_os = "linux")]
+        if let Some(driver) = driver {
+            let file = self.inner.borrow().file.clone();
+            return super::ring(driver, |d, tx| d.fstatx(&file, send(tx))).await.map(Metadata::from_stat);
+        }
+        drop(driver);
         self.call(|lp, f, tx| uv::fs::fstat(lp, f, send(tx))).await.map(Metadata::from_stat)
+    }
+
+    /// fsync (`data_only`: fdatasync) on the ring, or on libuv's thread pool.
+    async fn sync(&self, data_only: bool) -> io::Result<()> {
+        let driver = self.inner.borrow().uring(Op::Fsync);
+        #[cfg(target_os = "linux")]
+        if let Some(driver) = driver {
+            let file = self.inner.borrow().file.clone();
+            return super::ring(driver, |d, tx| d.fsync(&file, data_only, send(tx))).await;
+        }
+        drop(driver);
+        match data_only {
+            false => self.call(|lp, f, tx| uv::fs::fsync(lp, f, send(tx))).await,
+            true => self.call(|lp, f, tx| uv::fs::fdatasync(lp, f, send(tx))).await,
+        }
     }
 
     /// Changes the file's permissions (`uv_fs_fchmod`).
@@ -202,6 +242,18 @@ impl File {
 }
 
 impl Inner {
+    /// The runtime's io_uring driver, if this file's runtime has one that carries `op` (else libuv does).
+    #[cfg(target_os = "linux")]
+    fn uring(&self, op: Op) -> Option<Rc<Driver>> {
+        self.uring.as_ref()?.upgrade().filter(|driver| driver.supports(op))
+    }
+
+    /// Without io_uring, libuv does everything.
+    #[cfg(not(target_os = "linux"))]
+    fn uring(&self, _op: Op) -> Option<Rc<Driver>> {
+        None
+    }
+
     /// Waits until no request is in flight, taking in the result of the one that was.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(rx) = &mut self.busy else { return Poll::Ready(()) };
@@ -220,7 +272,7 @@ impl Inner {
                     Ok(0) => self.read_end = Some(Ok(())),
                     // The read filled the buffer's last `n` bytes (see `start_read`).
                     Ok(n) => self.ahead = self.buf.len() - n..self.buf.len(),
-                    Err(e) => self.read_end = Some(Err(e.into())),
+                    Err(e) => self.read_end = Some(Err(e)),
                 }
             }
             Some(Done::Write(res, buf)) => {
@@ -230,7 +282,7 @@ impl Inner {
                 }
             }
             Some(Done::Stat(res, from_end)) => {
-                let res = res.map_err(io::Error::from).and_then(|st| offset(st.size, from_end));
+                let res = res.and_then(|st| offset(st.size, from_end));
                 if let Ok(pos) = res {
                     self.pos = Some(pos);
                 }
@@ -279,7 +331,14 @@ impl Inner {
             buf.resize(keep, 0);
         }
         let (tx, rx) = reply();
-        uv::fs::read(&self.lp, &self.file, buf, Some(pos), move |res, buf| tx.send(Done::Read(res, buf)))?;
+        let done = move |res: io::Result<usize>, buf| tx.send(Done::Read(res, buf));
+        match self.uring(Op::Read) {
+            #[cfg(target_os = "linux")]
+            Some(driver) => driver.read_at(&self.file, buf, pos, done)?,
+            _ => {
+                uv::fs::read(&self.lp, &self.file, buf, Some(pos), move |res, buf| done(res.map_err(Into::into), buf))?
+            }
+        }
         self.busy = Some(rx);
         self.ahead = 0..0;
         self.read_end = None;
@@ -295,7 +354,7 @@ impl Inner {
         buf.extend_from_slice(&src[..n]);
         let offset = if self.append { None } else { self.pos };
         let (tx, rx) = reply();
-        write_all_at(&self.lp, &self.file, buf, offset, tx)?;
+        write_all_at(&self.lp, &self.file, buf, offset, tx, self.uring(Op::Write))?;
         self.busy = Some(rx);
         self.ahead = 0..0;
         self.read_end = None;
@@ -307,7 +366,12 @@ impl Inner {
     /// Starts an fstat to seek to `from_end` bytes from the end of the file.
     fn start_stat(&mut self, from_end: i64) -> io::Result<()> {
         let (tx, rx) = reply();
-        uv::fs::fstat(&self.lp, &self.file, move |res| tx.send(Done::Stat(res, from_end)))?;
+        let done = move |res: io::Result<uv::fs::Stat>| tx.send(Done::Stat(res, from_end));
+        match self.uring(Op::Statx) {
+            #[cfg(target_os = "linux")]
+            Some(driver) => driver.fstatx(&self.file, done)?,
+            _ => uv::fs::fstat(&self.lp, &self.file, move |res| done(res.map_err(Into::into)))?,
+        }
         self.busy = Some(rx);
         self.ahead = 0..0;
         self.read_end = None;
@@ -405,26 +469,33 @@ fn offset(base: u64, delta: i64) -> io::Result<u64> {
     })
 }
 
-/// Writes all of `buf` at `offset` (at the end when `None`), sending the outcome to `done`. A short write
-/// continues from the callback, so the bytes a `poll_write` accepted are written even if the `File` is gone.
+/// Writes all of `buf` at `offset` (at the end when `None`), sending the outcome to `done`: the first request
+/// on the io_uring `driver` if given, else (and for what a short write left) on libuv. A short write continues
+/// from the callback, so the bytes a `poll_write` accepted are written even if the `File` is gone.
 fn write_all_at(
     lp: &Loop,
     file: &Rc<uv::fs::File>,
     buf: Vec<u8>,
     offset: Option<u64>,
     done: Replier<Done>,
-) -> crate::Result<()> {
+    driver: Option<Rc<Driver>>,
+) -> io::Result<()> {
     let (lp_again, file_again) = (lp.clone(), file.clone());
-    uv::fs::write(lp, file, buf, offset, move |res, mut buf| match res {
-        Err(e) => done.send(Done::Write(Err(e.into()), buf)),
+    let written = move |res: io::Result<usize>, mut buf: Vec<u8>| match res {
+        Err(e) => done.send(Done::Write(Err(e), buf)),
         Ok(n) if n == buf.len() => done.send(Done::Write(Ok(()), buf)),
         Ok(0) => done.send(Done::Write(Err(io::ErrorKind::WriteZero.into()), buf)),
         Ok(n) => {
             buf.drain(..n);
             // Should this fail, `done` is dropped unsent and the `File` reports a lost write.
-            let _ = write_all_at(&lp_again, &file_again, buf, offset.map(|o| o + n as u64), done);
+            let _ = write_all_at(&lp_again, &file_again, buf, offset.map(|o| o + n as u64), done, None);
         }
-    })
+    };
+    match driver {
+        #[cfg(target_os = "linux")]
+        Some(driver) => driver.write_at(file, buf, offset, written),
+        _ => Ok(uv::fs::write(lp, file, buf, offset, move |res, buf| written(res.map_err(Into::into), buf))?),
+    }
 }
 
 /// The wakers of every task waiting for a file's request in flight. Several may wait at once (a read in one

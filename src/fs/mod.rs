@@ -1,6 +1,8 @@
 //! Asynchronous file system access, shaped like `tokio::fs`, on libuv's fs requests (`uv_fs_*`).
 //!
 //! Every operation is one or more libuv requests run on libuv's thread pool; the future waits for the callback.
+//! On the io_uring engine (Linux), opening, closing, reading and writing a [`File`], `statx` metadata and
+//! fsync go through the runtime's ring instead (see [`crate::engine`]); the results are the same.
 //! [`File`] implements `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}`, [`ReadDir`] is a `futures::Stream`,
 //! and the free functions mirror `std::fs`. Errors are [`std::io::Error`] with the usual kinds
 //! (`NotFound`, `AlreadyExists`, `PermissionDenied`, …); a NUL byte in a path is an `InvalidInput` error.
@@ -76,6 +78,25 @@ async fn request<T: 'static>(
     wait(rx).await
 }
 
+/// The current runtime's io_uring driver, if this runtime has one and it carries `op` (else libuv does).
+#[cfg(target_os = "linux")]
+fn uring(op: crate::engine::io_uring::Op) -> Option<std::rc::Rc<crate::engine::Driver>> {
+    crate::runtime::current().uring.clone().filter(|driver| driver.supports(op))
+}
+
+/// Starts one operation on the io_uring `driver` and waits for its result. The driver is released before
+/// waiting: a pending fs future must not keep it alive (it waits for its own operations when dropped).
+#[cfg(target_os = "linux")]
+async fn ring<T: 'static>(
+    driver: std::rc::Rc<crate::engine::Driver>,
+    submit: impl FnOnce(&crate::engine::Driver, Replier<io::Result<T>>) -> io::Result<()>,
+) -> io::Result<T> {
+    let (tx, rx) = reply();
+    submit(&driver, tx)?;
+    drop(driver);
+    received(rx.await)?
+}
+
 /// The callback that sends a request's result to its future.
 fn send<T: 'static>(tx: Replier<T>) -> impl FnOnce(T) + 'static {
     move |value| tx.send(value)
@@ -93,11 +114,19 @@ fn ignore_not_found(res: io::Result<()>) -> io::Result<()> {
 
 /// Opens a file for one of the whole-file helpers.
 async fn open_raw(path: &Path, flags: uv::fs::OpenFlags, mode: u32) -> io::Result<uv::fs::File> {
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::OpenAt) {
+        return ring(driver, |d, tx| d.open(path, flags, mode, send(tx))).await;
+    }
     request(|lp, tx| uv::fs::open(lp, path, flags, mode, send(tx))).await
 }
 
 /// Closes a file without blocking the loop (`uv_fs_close`).
 async fn close_raw(file: uv::fs::File) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::Close) {
+        return ring(driver, |d, tx| d.close(file, send(tx))).await;
+    }
     request(|lp, tx| uv::fs::close(lp, file, send(tx))).await
 }
 
@@ -204,15 +233,24 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
     request(|lp, tx| uv::fs::rmdir(lp, path, send(tx))).await
 }
 
-/// Metadata of a path, following symbolic links (`uv_fs_stat`).
+/// Metadata of a path, following symbolic links (`uv_fs_stat`; `statx` on the io_uring engine).
 pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     let path = path.as_ref();
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::Statx) {
+        return ring(driver, |d, tx| d.statx(path, true, send(tx))).await.map(Metadata::from_stat);
+    }
     request(|lp, tx| uv::fs::stat(lp, path, send(tx))).await.map(Metadata::from_stat)
 }
 
-/// Metadata of a path; a symbolic link is described itself, not followed (`uv_fs_lstat`).
+/// Metadata of a path; a symbolic link is described itself, not followed (`uv_fs_lstat`; `statx` with
+/// `AT_SYMLINK_NOFOLLOW` on the io_uring engine).
 pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     let path = path.as_ref();
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::Statx) {
+        return ring(driver, |d, tx| d.statx(path, false, send(tx))).await.map(Metadata::from_stat);
+    }
     request(|lp, tx| uv::fs::lstat(lp, path, send(tx))).await.map(Metadata::from_stat)
 }
 

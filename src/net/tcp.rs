@@ -1,16 +1,21 @@
-//! [`TcpListener`] and [`TcpStream`]: async TCP over libuv's `uv_tcp_t`.
+//! [`TcpListener`] and [`TcpStream`]: async TCP over libuv's `uv_tcp_t`, or on Linux over the epoll engine's
+//! non-blocking sockets when the runtime runs that engine (see [`crate::engine`]).
 
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+#[cfg(target_os = "linux")]
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::addr::ToSocketAddrs;
+use super::io::StreamIo;
 use super::listener::Listener;
-use super::stream::{async_read, async_write, AsyncStream};
+use super::stream::{async_read, async_write};
+#[cfg(target_os = "linux")]
+use crate::engine::epoll;
 use crate::error::Error;
 use crate::uv;
 
@@ -41,7 +46,20 @@ use crate::uv;
 /// }).unwrap();
 /// ```
 pub struct TcpListener {
-    inner: Listener<uv::Tcp>,
+    inner: ListenerIo,
+}
+
+/// The listening socket, on the engine the runtime had when it was bound.
+enum ListenerIo {
+    Libuv(Listener<uv::Tcp>),
+    #[cfg(target_os = "linux")]
+    Epoll(epoll::Sock),
+}
+
+/// An internet address from the socket layer (a TCP socket never has another kind).
+#[cfg(target_os = "linux")]
+fn inet(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
+    addr.as_socket().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an internet address"))
 }
 
 impl TcpListener {
@@ -59,16 +77,24 @@ impl TcpListener {
     }
 
     fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            return Ok(TcpListener { inner: ListenerIo::Epoll(epoll::Sock::listen(&addr.into(), true)?) });
+        }
         let ex = crate::runtime::current();
         let tcp = uv::Tcp::new(&ex.lp)?;
         tcp.bind(addr)?;
-        Ok(TcpListener { inner: Listener::listen(tcp)? })
+        Ok(TcpListener { inner: ListenerIo::Libuv(Listener::listen(tcp)?) })
     }
 
     /// Takes over a bound std listener (set to listen here). Must be called inside a uvio runtime.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            return Ok(TcpListener { inner: ListenerIo::Epoll(epoll::Sock::from_listening(listener.into())?) });
+        }
         let ex = crate::runtime::current();
-        Ok(TcpListener { inner: Listener::listen(uv::Tcp::open_listener(&ex.lp, listener)?)? })
+        Ok(TcpListener { inner: ListenerIo::Libuv(Listener::listen(uv::Tcp::open_listener(&ex.lp, listener)?)?) })
     }
 
     /// Waits for the next connection.
@@ -78,9 +104,18 @@ impl TcpListener {
 
     /// Polls for the next connection (for hand-written futures and streams).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        let conn = std::task::ready!(self.inner.poll_accept(cx))?;
-        let peer = conn.peer_addr()?;
-        Poll::Ready(Ok((TcpStream::from_uv(conn), peer)))
+        match &self.inner {
+            ListenerIo::Libuv(l) => {
+                let conn = std::task::ready!(l.poll_accept(cx))?;
+                let peer = conn.peer_addr()?;
+                Poll::Ready(Ok((TcpStream::from_uv(conn), peer)))
+            }
+            #[cfg(target_os = "linux")]
+            ListenerIo::Epoll(l) => {
+                let (conn, peer) = std::task::ready!(l.poll_accept(cx))?;
+                Poll::Ready(Ok((TcpStream { io: StreamIo::Epoll(Rc::new(conn)) }, inet(peer)?)))
+            }
+        }
     }
 
     /// The connections as a `Stream` (never ends; errors are items).
@@ -90,7 +125,11 @@ impl TcpListener {
 
     /// The bound address (with the actual port when bound to port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.handle().local_addr()?)
+        match &self.inner {
+            ListenerIo::Libuv(l) => Ok(l.handle().local_addr()?),
+            #[cfg(target_os = "linux")]
+            ListenerIo::Epoll(l) => inet(l.socket().local_addr()?),
+        }
     }
 }
 
@@ -121,7 +160,7 @@ impl futures::Stream for Incoming<'_> {
 /// Dropping it closes the connection — after any bytes already accepted by a write have reached the kernel
 /// (the runtime keeps the socket open until then). See [`TcpListener`] for an example.
 pub struct TcpStream {
-    io: Rc<AsyncStream<uv::Tcp>>,
+    io: StreamIo<uv::Tcp>,
 }
 
 impl TcpStream {
@@ -139,6 +178,11 @@ impl TcpStream {
     }
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            let sock = epoll::Sock::connect(&addr.into()).await?;
+            return Ok(TcpStream { io: StreamIo::Epoll(Rc::new(sock)) });
+        }
         let ex = crate::runtime::current();
         let tcp = uv::Tcp::new(&ex.lp)?;
         let (replier, reply) = crate::runtime::reply::reply();
@@ -149,33 +193,61 @@ impl TcpStream {
     }
 
     pub(crate) fn from_uv(tcp: uv::Tcp) -> TcpStream {
-        TcpStream { io: AsyncStream::new(tcp) }
+        TcpStream { io: StreamIo::libuv(tcp) }
     }
 
     /// Takes over a connected std socket. Must be called inside a uvio runtime.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            return Ok(TcpStream { io: StreamIo::Epoll(Rc::new(epoll::Sock::new(stream.into())?)) });
+        }
         let ex = crate::runtime::current();
         Ok(TcpStream::from_uv(uv::Tcp::open_stream(&ex.lp, stream)?))
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.io.handle().local_addr()?)
+        match &self.io {
+            StreamIo::Libuv(s) => Ok(s.handle().local_addr()?),
+            #[cfg(target_os = "linux")]
+            StreamIo::Epoll(s) => inet(s.socket().local_addr()?),
+        }
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.io.handle().peer_addr()?)
+        peer_addr(&self.io)
     }
 
     /// Disables (`true`) or enables Nagle's algorithm.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        Ok(self.io.handle().set_nodelay(nodelay)?)
+        match &self.io {
+            StreamIo::Libuv(s) => Ok(s.handle().set_nodelay(nodelay)?),
+            #[cfg(target_os = "linux")]
+            StreamIo::Epoll(s) => s.socket().set_nodelay(nodelay),
+        }
     }
 
     /// Enables keep-alive probes after `idle` without traffic, or disables them with `None`.
     pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
-        Ok(self.io.handle().set_keepalive(idle)?)
+        match &self.io {
+            StreamIo::Libuv(s) => Ok(s.handle().set_keepalive(idle)?),
+            #[cfg(target_os = "linux")]
+            StreamIo::Epoll(s) => match idle {
+                None => s.socket().set_keepalive(false),
+                // As libuv's `uv_tcp_keepalive`: whole seconds (at least 1), probes every second, 10 of them.
+                Some(idle) => {
+                    let secs = Duration::from_secs(idle.as_secs().max(1));
+                    let ka = socket2::TcpKeepalive::new()
+                        .with_time(secs)
+                        .with_interval(Duration::from_secs(1))
+                        .with_retries(10);
+                    s.socket().set_keepalive(true)?;
+                    s.socket().set_tcp_keepalive(&ka)
+                }
+            },
+        }
     }
 
     /// Shuts down the write side once queued bytes are written: the peer reads end-of-stream. Reading goes on.
@@ -194,7 +266,15 @@ impl TcpStream {
 
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        AsyncStream::release_if_last(&self.io);
+        self.io.release_if_last();
+    }
+}
+
+fn peer_addr(io: &StreamIo<uv::Tcp>) -> io::Result<SocketAddr> {
+    match io {
+        StreamIo::Libuv(s) => Ok(s.handle().peer_addr()?),
+        #[cfg(target_os = "linux")]
+        StreamIo::Epoll(s) => inet(s.socket().peer_addr()?),
     }
 }
 
@@ -214,30 +294,30 @@ async_write!(OwnedWriteHalf);
 
 /// The read half of [`TcpStream::into_split`].
 pub struct OwnedReadHalf {
-    io: Rc<AsyncStream<uv::Tcp>>,
+    io: StreamIo<uv::Tcp>,
 }
 
 /// The write half of [`TcpStream::into_split`]; `close()` shuts down the write side.
 pub struct OwnedWriteHalf {
-    io: Rc<AsyncStream<uv::Tcp>>,
+    io: StreamIo<uv::Tcp>,
 }
 
 impl Drop for OwnedReadHalf {
     fn drop(&mut self) {
-        AsyncStream::release_if_last(&self.io);
+        self.io.release_if_last();
     }
 }
 
 impl Drop for OwnedWriteHalf {
     fn drop(&mut self) {
-        AsyncStream::release_if_last(&self.io);
+        self.io.release_if_last();
     }
 }
 
 impl OwnedReadHalf {
     /// Puts the halves back together; `Err` gives them back if they came from different streams.
     pub fn reunite(self, other: OwnedWriteHalf) -> Result<TcpStream, (OwnedReadHalf, OwnedWriteHalf)> {
-        if !Rc::ptr_eq(&self.io, &other.io) {
+        if !self.io.same(&other.io) {
             return Err((self, other));
         }
         let io = self.io.clone();
@@ -247,14 +327,14 @@ impl OwnedReadHalf {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.io.handle().peer_addr()?)
+        peer_addr(&self.io)
     }
 }
 
 impl OwnedWriteHalf {
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.io.handle().peer_addr()?)
+        peer_addr(&self.io)
     }
 }
 

@@ -1,7 +1,8 @@
-//! Unix domain sockets: [`UnixListener`] and [`UnixStream`], over libuv's `uv_pipe_t` (Unix only).
+//! Unix domain sockets: [`UnixListener`] and [`UnixStream`] (Unix only), over libuv's `uv_pipe_t`, or on
+//! Linux over the epoll engine's non-blocking sockets when the runtime runs that engine.
 //!
-//! The same machinery as TCP: connections come from the shared accept state machine, and the streams are an
-//! `AsyncStream<uv::Pipe>` with the same reading, writing, shutdown and linger-on-drop rules as
+//! The same machinery as TCP: connections come from the shared accept state machine (or `accept4(2)`), and the
+//! streams follow the same reading, writing, shutdown and no-loss-on-drop rules as
 //! [`TcpStream`](super::TcpStream).
 
 use std::future::poll_fn;
@@ -9,11 +10,15 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+#[cfg(target_os = "linux")]
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::io::StreamIo;
 use super::listener::Listener;
-use super::stream::{async_read, async_write, bind_pipe, connect_pipe, AsyncStream};
+use super::stream::{async_read, async_write, bind_pipe, connect_pipe};
+#[cfg(target_os = "linux")]
+use crate::engine::epoll;
 use crate::uv;
 
 /// The address of a Unix socket: a filesystem path, a Linux abstract name, or unnamed (the usual case for
@@ -52,6 +57,29 @@ impl SocketAddr {
     }
 }
 
+/// The epoll engine's view of a Unix address: a pathname, an abstract name (with its leading NUL), or unnamed.
+#[cfg(target_os = "linux")]
+fn from_sockaddr(addr: &socket2::SockAddr) -> SocketAddr {
+    use std::os::unix::ffi::OsStrExt;
+    let name = match (addr.as_pathname(), addr.as_abstract_namespace()) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(name)) => PathBuf::from(std::ffi::OsStr::from_bytes(&[&[0u8][..], name].concat())),
+        (None, None) => PathBuf::new(),
+    };
+    SocketAddr::new(name)
+}
+
+/// A socket address for `path`, refused with `InvalidInput` (as the libuv engine does) when it holds a NUL byte
+/// or is too long for `sockaddr_un`.
+#[cfg(target_os = "linux")]
+fn to_sockaddr(path: &Path) -> io::Result<socket2::SockAddr> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"));
+    }
+    socket2::SockAddr::unix(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
 impl std::fmt::Debug for SocketAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.as_pathname() {
@@ -88,22 +116,52 @@ impl std::fmt::Debug for SocketAddr {
 /// assert!(!path.exists());
 /// ```
 pub struct UnixListener {
-    inner: Listener<uv::Pipe>,
+    inner: ListenerIo,
+}
+
+/// The listening socket, on the engine the runtime had when it was bound.
+enum ListenerIo {
+    Libuv(Listener<uv::Pipe>),
+    /// The epoll engine; `bound` is the socket file to remove on drop (as libuv does for paths it bound).
+    #[cfg(target_os = "linux")]
+    Epoll {
+        sock: epoll::Sock,
+        bound: Option<PathBuf>,
+    },
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for ListenerIo {
+    fn drop(&mut self) {
+        if let ListenerIo::Epoll { bound: Some(path), .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl UnixListener {
     /// Binds to `path` and listens (`uv_pipe_bind2`, `uv_listen`). A NUL byte in the path, or a path longer
     /// than `sockaddr_un` holds (about 100 bytes), is `InvalidInput`. Must be called inside a uvio runtime.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        Ok(UnixListener { inner: bind_pipe(path.as_ref())? })
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            let sock = epoll::Sock::listen(&to_sockaddr(path.as_ref())?, false)?;
+            return Ok(UnixListener { inner: ListenerIo::Epoll { sock, bound: Some(path.as_ref().to_path_buf()) } });
+        }
+        Ok(UnixListener { inner: ListenerIo::Libuv(bind_pipe(path.as_ref())?) })
     }
 
     /// Takes over a bound std listener (`uv_pipe_open`; made non-blocking). libuv does not remove its socket
     /// file. Must be called inside a uvio runtime.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            let sock = epoll::Sock::from_listening(OwnedFd::from(listener).into())?;
+            return Ok(UnixListener { inner: ListenerIo::Epoll { sock, bound: None } });
+        }
         let ex = crate::runtime::current();
         let pipe = uv::Pipe::open(&ex.lp, OwnedFd::from(listener), false)?;
-        Ok(UnixListener { inner: Listener::listen(pipe)? })
+        Ok(UnixListener { inner: ListenerIo::Libuv(Listener::listen(pipe)?) })
     }
 
     /// Waits for the next connection. Dropping the future loses no connection.
@@ -113,9 +171,18 @@ impl UnixListener {
 
     /// Polls for the next connection (for hand-written futures and streams).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
-        let conn = std::task::ready!(self.inner.poll_accept(cx))?;
-        let peer = SocketAddr::new(conn.peer_name()?);
-        Poll::Ready(Ok((UnixStream::from_uv(conn), peer)))
+        match &self.inner {
+            ListenerIo::Libuv(l) => {
+                let conn = std::task::ready!(l.poll_accept(cx))?;
+                let peer = SocketAddr::new(conn.peer_name()?);
+                Poll::Ready(Ok((UnixStream::from_uv(conn), peer)))
+            }
+            #[cfg(target_os = "linux")]
+            ListenerIo::Epoll { sock, .. } => {
+                let (conn, peer) = std::task::ready!(sock.poll_accept(cx))?;
+                Poll::Ready(Ok((UnixStream { io: StreamIo::Epoll(Rc::new(conn)) }, from_sockaddr(&peer))))
+            }
+        }
     }
 
     /// The connections as a `Stream` (never ends; errors are items).
@@ -125,7 +192,11 @@ impl UnixListener {
 
     /// The address the listener is bound to (`uv_pipe_getsockname`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::new(self.inner.handle().local_name()?))
+        match &self.inner {
+            ListenerIo::Libuv(l) => Ok(SocketAddr::new(l.handle().local_name()?)),
+            #[cfg(target_os = "linux")]
+            ListenerIo::Epoll { sock, .. } => Ok(from_sockaddr(&sock.socket().local_addr()?)),
+        }
     }
 }
 
@@ -155,7 +226,7 @@ impl futures::Stream for Incoming<'_> {
 /// Dropping it closes the connection — after any bytes already accepted by a write have reached the kernel.
 /// See [`UnixListener`] for an example.
 pub struct UnixStream {
-    io: Rc<AsyncStream<uv::Pipe>>,
+    io: StreamIo<uv::Pipe>,
 }
 
 impl UnixStream {
@@ -163,6 +234,11 @@ impl UnixStream {
     /// `ConnectionRefused` if nothing listens, `InvalidInput` for a NUL byte or a path that is too long.
     /// Dropping the future cancels the connect.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            let sock = epoll::Sock::connect(&to_sockaddr(path.as_ref())?).await?;
+            return Ok(UnixStream { io: StreamIo::Epoll(Rc::new(sock)) });
+        }
         Ok(UnixStream::from_uv(connect_pipe(path.as_ref()).await?))
     }
 
@@ -176,22 +252,31 @@ impl UnixStream {
     /// Takes over a connected std socket (`uv_pipe_open`; made non-blocking). Must be called inside a uvio
     /// runtime.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            let sock = epoll::Sock::new(OwnedFd::from(stream).into())?;
+            return Ok(UnixStream { io: StreamIo::Epoll(Rc::new(sock)) });
+        }
         let ex = crate::runtime::current();
         Ok(UnixStream::from_uv(uv::Pipe::open(&ex.lp, OwnedFd::from(stream), false)?))
     }
 
     fn from_uv(pipe: uv::Pipe) -> UnixStream {
-        UnixStream { io: AsyncStream::new(pipe) }
+        UnixStream { io: StreamIo::libuv(pipe) }
     }
 
     /// This end's address (`uv_pipe_getsockname`): usually unnamed for the connecting side.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::new(self.io.handle().local_name()?))
+        match &self.io {
+            StreamIo::Libuv(s) => Ok(SocketAddr::new(s.handle().local_name()?)),
+            #[cfg(target_os = "linux")]
+            StreamIo::Epoll(s) => Ok(from_sockaddr(&s.socket().local_addr()?)),
+        }
     }
 
     /// The peer's address (`uv_pipe_getpeername`).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::new(self.io.handle().peer_name()?))
+        peer_addr(&self.io)
     }
 
     /// Shuts down the write side once queued bytes are written: the peer reads end-of-stream. Reading goes on.
@@ -210,7 +295,15 @@ impl UnixStream {
 
 impl Drop for UnixStream {
     fn drop(&mut self) {
-        AsyncStream::release_if_last(&self.io);
+        self.io.release_if_last();
+    }
+}
+
+fn peer_addr(io: &StreamIo<uv::Pipe>) -> io::Result<SocketAddr> {
+    match io {
+        StreamIo::Libuv(s) => Ok(SocketAddr::new(s.handle().peer_name()?)),
+        #[cfg(target_os = "linux")]
+        StreamIo::Epoll(s) => Ok(from_sockaddr(&s.socket().peer_addr()?)),
     }
 }
 
@@ -230,30 +323,30 @@ async_write!(OwnedWriteHalf);
 
 /// The read half of [`UnixStream::into_split`].
 pub struct OwnedReadHalf {
-    io: Rc<AsyncStream<uv::Pipe>>,
+    io: StreamIo<uv::Pipe>,
 }
 
 /// The write half of [`UnixStream::into_split`]; `close()` shuts down the write side.
 pub struct OwnedWriteHalf {
-    io: Rc<AsyncStream<uv::Pipe>>,
+    io: StreamIo<uv::Pipe>,
 }
 
 impl Drop for OwnedReadHalf {
     fn drop(&mut self) {
-        AsyncStream::release_if_last(&self.io);
+        self.io.release_if_last();
     }
 }
 
 impl Drop for OwnedWriteHalf {
     fn drop(&mut self) {
-        AsyncStream::release_if_last(&self.io);
+        self.io.release_if_last();
     }
 }
 
 impl OwnedReadHalf {
     /// Puts the halves back together; `Err` gives them back if they came from different streams.
     pub fn reunite(self, other: OwnedWriteHalf) -> Result<UnixStream, (OwnedReadHalf, OwnedWriteHalf)> {
-        if !Rc::ptr_eq(&self.io, &other.io) {
+        if !self.io.same(&other.io) {
             return Err((self, other));
         }
         let io = self.io.clone();
@@ -263,14 +356,14 @@ impl OwnedReadHalf {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::new(self.io.handle().peer_name()?))
+        peer_addr(&self.io)
     }
 }
 
 impl OwnedWriteHalf {
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::new(self.io.handle().peer_name()?))
+        peer_addr(&self.io)
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) struct Executor {
     pub(crate) lp: Loop,
     /// The engine for sockets and files (resolved: never `Auto`).
     pub(crate) backend: crate::engine::Backend,
+    /// The io_uring driver when `backend` is `IoUring` (its ring is watched on `lp`).
+    pub(crate) uring: Option<Rc<crate::engine::Driver>>,
     pub(crate) shared: Arc<Shared>,
     slots: RefCell<Slab<Slot>>,
     ready: RefCell<VecDeque<Arc<Header>>>,
@@ -58,7 +60,11 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    pub(crate) fn new(lp: Loop, backend: crate::engine::Backend) -> crate::Result<Rc<Executor>> {
+    pub(crate) fn new(
+        lp: Loop,
+        backend: crate::engine::Backend,
+        uring: Option<Rc<crate::engine::Driver>>,
+    ) -> crate::Result<Rc<Executor>> {
         // The async callback must exist at init, before the executor it serves: it finds it through this cell.
         let target: Rc<RefCell<Weak<Executor>>> = Rc::default();
         let t = target.clone();
@@ -76,6 +82,7 @@ impl Executor {
             timers: Timers::new(&lp)?,
             lp,
             backend,
+            uring,
             shared,
             slots: RefCell::new(Slab::new()),
             ready: RefCell::new(VecDeque::new()),

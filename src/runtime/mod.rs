@@ -96,7 +96,8 @@ impl Builder {
         if self.block_sigprof {
             lp.block_sigprof()?;
         }
-        Ok(Runtime { ex: Some(Executor::new(lp, backend)?) })
+        let uring = crate::engine::uring_driver(&lp, backend)?;
+        Ok(Runtime { ex: Some(Executor::new(lp, backend, uring)?) })
     }
 }
 

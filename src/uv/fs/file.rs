@@ -57,6 +57,27 @@ impl File {
         File::new(lp.inner(), fd)
     }
 
+    /// Takes ownership of a descriptor the crate already owns (the io_uring engine's `openat`).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn from_owned_fd(lp: &Loop, fd: std::os::fd::OwnedFd) -> File {
+        use std::os::fd::IntoRawFd;
+        File::new(lp.inner(), fd.into_raw_fd())
+    }
+
+    /// Gives up ownership as an `OwnedFd` (for the io_uring engine's close); refused while requests are in
+    /// flight, like [`File::into_raw`].
+    #[cfg(target_os = "linux")]
+    pub(crate) fn into_owned_fd(self) -> Result<std::os::fd::OwnedFd, File> {
+        use std::os::fd::FromRawFd;
+        if self.fd() < 0 {
+            return Err(self); // a `from_raw` File with nothing to close
+        }
+        let fd = self.into_raw()?;
+        // SAFETY: `into_raw` released the open descriptor (`fd >= 0`, checked above) that this `File` owned: by
+        // `File`'s invariant nothing else owns or closes it.
+        Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    }
+
     /// The raw descriptor, still owned by this `File`.
     pub fn fd(&self) -> sys::uv_file {
         self.inner.fd

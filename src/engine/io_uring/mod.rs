@@ -1,0 +1,472 @@
+//! The io_uring engine's driver (Linux): one ring per runtime, beside the libuv loop.
+//!
+//! - **Watching.** The ring's own fd is watched by a `uv::Poll` on the runtime's loop: it is readable while
+//!   completions wait in the completion queue, so no eventfd is needed.
+//! - **Batching.** Operations are queued in the submission queue and flushed once per loop iteration, by a
+//!   `uv::Prepare` callback (right before the loop polls), or at once when the queue is full. Completions are
+//!   reaped in the poll callback and right after each flush (cached reads often complete inside the submit).
+//! - **Ownership.** Each operation is a slot in a slab, keyed by the entry's `user_data`. The slot owns
+//!   everything the kernel may touch — the buffer, the path, the statx struct — and a clone of the file it works
+//!   on (so the fd stays open and its number is not reused), until the completion arrives. The completion gives
+//!   the buffer back to the operation's callback, which sends it to the waiting future through a `Replier`; if
+//!   the future was dropped meanwhile, the result and buffer are simply dropped *then*. Nothing the kernel may
+//!   write into is ever freed early, so a dropped future cannot cause a use-after-free. File operations always
+//!   complete (quickly), so in-flight ones are not cancelled: `IORING_OP_ASYNC_CANCEL` is not used.
+//! - **Shutdown.** Dropping the driver waits (`io_uring_enter` with `min_complete`) until every operation in
+//!   flight has completed, before the ring's memory is unmapped. Should waiting fail, the slots are leaked
+//!   rather than freed.
+//! - **Detection.** [`Driver::new`] creates the ring (ENOSYS, EPERM and ENOMEM mean "not available", with an
+//!   error naming the cause and the knob) and probes the opcodes: an operation whose opcode is missing runs on
+//!   libuv's thread pool instead ([`Driver::supports`]).
+//!
+//! Test switch (hidden): `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX` makes [`Driver::new`] act as if
+//! the ring setup failed with that error, or as if `IORING_OP_STATX` were missing.
+
+#![allow(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::path::Path;
+use std::rc::{Rc, Weak};
+
+use io_uring::{opcode, squeue, types, IoUring, Probe};
+use slab::Slab;
+
+use crate::uv::fs::{OpenFlags, Stat, Timespec};
+use crate::uv::{self, Handle as _, Loop, PollEvents};
+
+/// Submission queue entries per ring (the completion queue gets twice as many).
+const ENTRIES: u32 = 256;
+
+/// What a statx asks for: `STATX_BASIC_STATS | STATX_BTIME`, like libuv.
+const STATX_MASK: u32 = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
+
+/// The file operations this engine can carry, each behind its own opcode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Read,
+    Write,
+    Statx,
+    Fsync,
+    OpenAt,
+    Close,
+}
+
+impl Op {
+    const ALL: [Op; 6] = [Op::Read, Op::Write, Op::Statx, Op::Fsync, Op::OpenAt, Op::Close];
+
+    fn code(self) -> u8 {
+        match self {
+            Op::Read => opcode::Read::CODE,
+            Op::Write => opcode::Write::CODE,
+            Op::Statx => opcode::Statx::CODE,
+            Op::Fsync => opcode::Fsync::CODE,
+            Op::OpenAt => opcode::OpenAt::CODE,
+            Op::Close => opcode::Close::CODE,
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+/// A read or write's callback: the result and the buffer back.
+type BufDone = Box<dyn FnOnce(io::Result<usize>, Vec<u8>)>;
+
+/// An operation in flight: what the kernel may touch, and who gets the result.
+enum Pending {
+    /// The kernel writes into `buf`'s spare capacity.
+    Read { buf: Vec<u8>, _file: Rc<dyn Any>, done: BufDone },
+    /// The kernel reads `buf`.
+    Write { buf: Vec<u8>, _file: Rc<dyn Any>, done: BufDone },
+    /// The kernel reads `path`.
+    Open { _path: CString, lp: Loop, done: Box<dyn FnOnce(io::Result<uv::fs::File>)> },
+    /// The kernel reads `path` and writes `buf`.
+    Statx { _path: CString, buf: Box<libc::statx>, _file: Option<Rc<dyn Any>>, done: Box<dyn FnOnce(io::Result<Stat>)> },
+    /// fsync, fdatasync, close: a status only.
+    Status { _file: Option<Rc<dyn Any>>, done: Box<dyn FnOnce(io::Result<()>)> },
+}
+
+impl Pending {
+    /// Hands the completion's result to the callback. Runs only once the kernel is done with the slot.
+    fn complete(self, res: i32) {
+        let status = if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as usize) };
+        match self {
+            Pending::Read { mut buf, done, .. } => {
+                if let Ok(n) = status {
+                    let len = buf.len() + n;
+                    assert!(len <= buf.capacity(), "io_uring read past the buffer");
+                    // SAFETY: the kernel initialised `n` bytes of the spare capacity it was given (a read
+                    // never reports more than it was asked for, and the assert above checks the bound).
+                    unsafe { buf.set_len(len) };
+                }
+                done(status, buf)
+            }
+            Pending::Write { buf, done, .. } => done(status, buf),
+            Pending::Open { lp, done, .. } => done(status.map(|fd| {
+                // SAFETY: a successful openat returns a new descriptor that nothing else owns.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+                uv::fs::File::from_owned_fd(&lp, fd)
+            })),
+            Pending::Statx { buf, done, .. } => done(status.map(|_| stat_from_statx(&buf))),
+            Pending::Status { done, .. } => done(status.map(drop)),
+        }
+    }
+}
+
+/// libuv's `uv__statx_to_stat`, so both engines report the same [`Stat`].
+fn stat_from_statx(s: &libc::statx) -> Stat {
+    let ts = |t: &libc::statx_timestamp| Timespec { sec: t.tv_sec, nsec: t.tv_nsec };
+    Stat {
+        dev: libc::makedev(s.stx_dev_major, s.stx_dev_minor),
+        mode: u64::from(s.stx_mode),
+        nlink: u64::from(s.stx_nlink),
+        uid: u64::from(s.stx_uid),
+        gid: u64::from(s.stx_gid),
+        rdev: libc::makedev(s.stx_rdev_major, s.stx_rdev_minor),
+        ino: s.stx_ino,
+        size: s.stx_size,
+        blksize: u64::from(s.stx_blksize),
+        blocks: s.stx_blocks,
+        flags: 0,
+        gen: 0,
+        atime: ts(&s.stx_atime),
+        mtime: ts(&s.stx_mtime),
+        ctime: ts(&s.stx_ctime),
+        birthtime: ts(&s.stx_btime),
+    }
+}
+
+/// The io_uring engine of one runtime. `!Send`: it lives beside the loop.
+pub(crate) struct Driver {
+    // Field order matters: the poll watcher stops watching the ring's fd before the ring closes it.
+    poll: uv::Poll,
+    prepare: uv::Prepare,
+    ring: RefCell<IoUring>,
+    ops: RefCell<Slab<Pending>>,
+    /// Entries pushed but not submitted yet.
+    queued: Cell<bool>,
+    /// Bit per [`Op`] whose opcode this kernel has.
+    supported: u32,
+    lp: Loop,
+    /// Completions taken from the queue, reused between reaps.
+    scratch: RefCell<Vec<(u64, i32)>>,
+}
+
+/// A ring and the opcodes it supports, or why there is none.
+fn setup() -> io::Result<(IoUring, u32)> {
+    let simulate = std::env::var("UVIO_IO_URING_SIMULATE").unwrap_or_default();
+    let simulated = match simulate.as_str() {
+        "ENOSYS" => Some(libc::ENOSYS),
+        "EPERM" => Some(libc::EPERM),
+        "ENOMEM" => Some(libc::ENOMEM),
+        _ => None,
+    };
+    let ring = match simulated {
+        Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+        None => IoUring::new(ENTRIES),
+    };
+    let ring = ring.map_err(not_available)?;
+    let mut probe = Probe::new();
+    let supported = match ring.submitter().register_probe(&mut probe) {
+        Ok(()) => Op::ALL.iter().filter(|op| probe.is_supported(op.code())).fold(0, |bits, op| bits | op.bit()),
+        Err(e) => {
+            log::info!(target: "uvio", "io_uring: opcode probe failed ({e}): files stay on libuv's thread pool");
+            0
+        }
+    };
+    let supported = if simulate == "NO_STATX" { supported & !Op::Statx.bit() } else { supported };
+    Ok((ring, supported))
+}
+
+/// The error of a ring that cannot be created, naming the cause and the knob.
+fn not_available(e: io::Error) -> io::Error {
+    let why = match e.raw_os_error() {
+        Some(libc::ENOSYS) => "ENOSYS: the kernel has no io_uring (older than 5.1, or built without CONFIG_IO_URING)",
+        Some(libc::EPERM) => {
+            "EPERM: io_uring is forbidden here (a seccomp filter, or the sysctl kernel.io_uring_disabled)"
+        }
+        Some(libc::ENOMEM) => "ENOMEM: the locked-memory limit is too low for the ring (ulimit -l, RLIMIT_MEMLOCK)",
+        _ => "the ring could not be created",
+    };
+    io::Error::new(e.kind(), format!("io_uring is not available: {why} ({e})"))
+}
+
+/// Whether a ring can be created here (an `Err` says why); the ring is closed again at once.
+pub(crate) fn check_available() -> io::Result<()> {
+    setup().map(drop)
+}
+
+impl Driver {
+    /// Creates the ring and starts watching it on `lp`; an error if io_uring is not available.
+    pub(crate) fn new(lp: &Loop) -> io::Result<Rc<Driver>> {
+        let (ring, supported) = setup()?;
+        let poll = uv::Poll::new(lp, ring.as_raw_fd())?;
+        poll.unref(); // referenced only while operations are in flight
+        let prepare = uv::Prepare::new(lp)?;
+        prepare.unref();
+        let driver = Rc::new(Driver {
+            poll,
+            prepare,
+            ring: RefCell::new(ring),
+            ops: RefCell::new(Slab::with_capacity(ENTRIES as usize)),
+            queued: Cell::new(false),
+            supported,
+            lp: lp.clone(),
+            scratch: RefCell::new(Vec::with_capacity(ENTRIES as usize)),
+        });
+        let weak: Weak<Driver> = Rc::downgrade(&driver);
+        driver.poll.start(PollEvents::READABLE, move |_, _| {
+            if let Some(driver) = weak.upgrade() {
+                driver.reap();
+            }
+        })?;
+        let weak = Rc::downgrade(&driver);
+        driver.prepare.start(move |_| {
+            if let Some(driver) = weak.upgrade() {
+                driver.flush();
+            }
+        })?;
+        Ok(driver)
+    }
+
+    /// Whether this kernel carries `op` on the ring (else it runs on libuv's thread pool).
+    pub(crate) fn supports(&self, op: Op) -> bool {
+        self.supported & op.bit() != 0
+    }
+
+    /// Reads at most the spare capacity of `buf` (and at most 1 GiB) at `offset` into it; `done` gets the
+    /// count and the buffer, whose length grew by that count. `file` stays open until then.
+    pub(crate) fn read_at(
+        &self,
+        file: &Rc<uv::fs::File>,
+        mut buf: Vec<u8>,
+        offset: u64,
+        done: impl FnOnce(io::Result<usize>, Vec<u8>) + 'static,
+    ) -> io::Result<()> {
+        let len = (buf.capacity() - buf.len()).min(1 << 30) as u32;
+        let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        let entry = opcode::Read::new(types::Fd(file.fd()), dst, len).offset(offset).build();
+        let file: Rc<dyn Any> = file.clone();
+        // The Vec's heap block does not move when the Vec moves into the slot.
+        self.push(entry, Pending::Read { buf, _file: file, done: Box::new(done) })
+    }
+
+    /// Writes `buf` (at most 1 GiB of it) at `offset` (at the end for `None`: the file is in append mode, where
+    /// the kernel ignores the offset); `done` gets the count written and the buffer.
+    pub(crate) fn write_at(
+        &self,
+        file: &Rc<uv::fs::File>,
+        buf: Vec<u8>,
+        offset: Option<u64>,
+        done: impl FnOnce(io::Result<usize>, Vec<u8>) + 'static,
+    ) -> io::Result<()> {
+        let len = buf.len().min(1 << 30) as u32;
+        let entry = opcode::Write::new(types::Fd(file.fd()), buf.as_ptr(), len).offset(offset.unwrap_or(0)).build();
+        let file: Rc<dyn Any> = file.clone();
+        self.push(entry, Pending::Write { buf, _file: file, done: Box::new(done) })
+    }
+
+    /// Opens `path` (`openat` with `O_CLOEXEC`); `done` gets the file, owned by the uv layer.
+    pub(crate) fn open(
+        &self,
+        path: &Path,
+        flags: OpenFlags,
+        mode: u32,
+        done: impl FnOnce(io::Result<uv::fs::File>) + 'static,
+    ) -> io::Result<()> {
+        let path = c_path(path)?;
+        let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            .flags(flags.bits() | libc::O_CLOEXEC)
+            .mode(mode)
+            .build();
+        self.push(entry, Pending::Open { _path: path, lp: self.lp.clone(), done: Box::new(done) })
+    }
+
+    /// The metadata of `path` (statx), following a final symbolic link if `follow`.
+    pub(crate) fn statx(
+        &self,
+        path: &Path,
+        follow: bool,
+        done: impl FnOnce(io::Result<Stat>) + 'static,
+    ) -> io::Result<()> {
+        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+        self.statx_at(libc::AT_FDCWD, c_path(path)?, flags, None, Box::new(done))
+    }
+
+    /// The metadata of an open file (statx with `AT_EMPTY_PATH`).
+    pub(crate) fn fstatx(
+        &self,
+        file: &Rc<uv::fs::File>,
+        done: impl FnOnce(io::Result<Stat>) + 'static,
+    ) -> io::Result<()> {
+        let keep: Rc<dyn Any> = file.clone();
+        self.statx_at(file.fd(), CString::default(), libc::AT_EMPTY_PATH, Some(keep), Box::new(done))
+    }
+
+    fn statx_at(
+        &self,
+        dirfd: i32,
+        path: CString,
+        flags: i32,
+        file: Option<Rc<dyn Any>>,
+        done: Box<dyn FnOnce(io::Result<Stat>)>,
+    ) -> io::Result<()> {
+        // SAFETY: `libc::statx` is a plain C struct of integers, for which all-zero bytes are a valid value.
+        let mut buf: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
+        let dst: *mut libc::statx = &mut *buf;
+        let entry = opcode::Statx::new(types::Fd(dirfd), path.as_ptr(), dst.cast::<types::statx>())
+            .flags(flags)
+            .mask(STATX_MASK)
+            .build();
+        self.push(entry, Pending::Statx { _path: path, buf, _file: file, done })
+    }
+
+    /// Flushes the file's data, and its metadata too unless `data_only` (fsync / fdatasync).
+    pub(crate) fn fsync(
+        &self,
+        file: &Rc<uv::fs::File>,
+        data_only: bool,
+        done: impl FnOnce(io::Result<()>) + 'static,
+    ) -> io::Result<()> {
+        let flags = if data_only { types::FsyncFlags::DATASYNC } else { types::FsyncFlags::empty() };
+        let entry = opcode::Fsync::new(types::Fd(file.fd())).flags(flags).build();
+        let keep: Rc<dyn Any> = file.clone();
+        self.push(entry, Pending::Status { _file: Some(keep), done: Box::new(done) })
+    }
+
+    /// Closes `file`; `EBUSY` (and the file is dropped, closing when its requests finish) while libuv requests
+    /// on it are in flight.
+    pub(crate) fn close(&self, file: uv::fs::File, done: impl FnOnce(io::Result<()>) + 'static) -> io::Result<()> {
+        let fd = file.into_owned_fd().map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))?;
+        // The descriptor is the kernel's to close from here on; until the completion, its number stays taken.
+        let entry = opcode::Close::new(types::Fd(fd.into_raw_fd())).build();
+        self.push(entry, Pending::Status { _file: None, done: Box::new(done) })
+    }
+
+    /// Puts `pending` in a slot and its entry in the submission queue (submitting first if the queue is full).
+    fn push(&self, entry: squeue::Entry, pending: Pending) -> io::Result<()> {
+        let key = {
+            let mut ops = self.ops.borrow_mut();
+            if ops.is_empty() {
+                self.poll.ref_(); // operations in flight keep the loop alive
+            }
+            ops.insert(pending)
+        };
+        let entry = entry.user_data(key as u64);
+        let mut pushed = self.try_push(&entry);
+        if !pushed {
+            // Full: submit what is queued now, which frees the submission queue.
+            if self.submit().is_ok() {
+                pushed = self.try_push(&entry);
+            }
+        }
+        if !pushed {
+            // The kernel never saw this entry: its slot can go.
+            let pending = self.remove(key);
+            drop(pending);
+            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        self.queued.set(true);
+        Ok(())
+    }
+
+    fn try_push(&self, entry: &squeue::Entry) -> bool {
+        let mut ring = self.ring.borrow_mut();
+        // SAFETY: every pointer in the entry points into heap memory owned by the entry's slot in `ops` (a
+        // buffer, path or statx box, plus the file keeping its fd open), and a slot is only removed when the
+        // entry's completion has arrived (or here, when the push failed and the kernel never saw it).
+        let pushed = unsafe { ring.submission().push(entry).is_ok() };
+        pushed
+    }
+
+    /// Submits the queued entries; completions are reaped separately.
+    fn submit(&self) -> io::Result<usize> {
+        self.queued.set(false);
+        let ring = self.ring.borrow();
+        match ring.submit() {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                // EAGAIN/EBUSY: the kernel is short of resources or completions; the entries stay queued.
+                self.queued.set(true);
+                Err(e)
+            }
+        }
+    }
+
+    /// The prepare callback: submits what this iteration queued, then takes the completions already there.
+    fn flush(&self) {
+        if self.queued.get() {
+            if let Err(e) = self.submit() {
+                log::debug!(target: "uvio", "io_uring: submit failed ({e}); retrying next iteration");
+            }
+        }
+        self.reap();
+    }
+
+    /// Dispatches every completion in the queue to its slot's callback.
+    fn reap(&self) {
+        let mut batch = std::mem::take(&mut *self.scratch.borrow_mut());
+        loop {
+            batch.clear();
+            batch.extend(self.ring.borrow_mut().completion().map(|cqe| (cqe.user_data(), cqe.result())));
+            if batch.is_empty() {
+                // More completions than the queue holds wait in the kernel's overflow list (IORING_FEAT_NODROP)
+                // until an io_uring_enter flushes them: without this the ring fd would stay readable forever.
+                let mut ring = self.ring.borrow_mut();
+                if ring.submission().cq_overflow() && ring.submit().is_ok() {
+                    continue;
+                }
+                break;
+            }
+            for &(key, res) in &batch {
+                let pending = self.remove(key as usize);
+                // Outside every borrow: the callback may start new operations.
+                pending.complete(res);
+            }
+        }
+        *self.scratch.borrow_mut() = batch;
+    }
+
+    fn remove(&self, key: usize) -> Pending {
+        let mut ops = self.ops.borrow_mut();
+        let pending = ops.remove(key);
+        if ops.is_empty() {
+            self.poll.unref();
+        }
+        pending
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The kernel may still write into the slots' buffers: wait for every operation in flight before the
+        // slots are freed and the ring unmapped.
+        while !self.ops.get_mut().is_empty() {
+            let waited = self.ring.get_mut().submit_and_wait(1);
+            match waited {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => {
+                    // Cannot wait: leak the slots (and their buffers) rather than free memory in use.
+                    log::error!(target: "uvio", "io_uring: waiting for operations at shutdown failed ({e})");
+                    std::mem::forget(std::mem::take(self.ops.get_mut()));
+                    return;
+                }
+            }
+            self.reap();
+        }
+    }
+}
+
+/// A path as the kernel reads it; `InvalidInput` for a NUL byte inside.
+fn c_path(path: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
