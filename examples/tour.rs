@@ -171,7 +171,10 @@ fn async_tour() -> std::io::Result<()> {
         let t = Instant::now();
         uvio::time::sleep(Duration::from_millis(15)).await;
         let late = uvio::time::timeout(Duration::from_millis(5), uvio::time::sleep(Duration::from_secs(60))).await;
-        println!("async   slept {:.1} ms; a 5 ms timeout on a 60 s sleep gave {late:?}", t.elapsed().as_secs_f64() * 1e3);
+        println!(
+            "async   slept {:.1} ms; a 5 ms timeout on a 60 s sleep gave {late:?}",
+            t.elapsed().as_secs_f64() * 1e3
+        );
 
         // A child process, its output collected.
         let out = if cfg!(windows) {

@@ -102,9 +102,7 @@ fn large_transfer_is_byte_exact() {
         let c = TcpStream::connect(addr).await.unwrap();
         let (mut r, mut w) = c.into_split();
         let expected = data.clone();
-        let reader = spawn_local(async move {
-            read_all(&mut r).await == expected
-        });
+        let reader = spawn_local(async move { read_all(&mut r).await == expected });
         w.write_all(&data).await.unwrap();
         w.close().await.unwrap(); // half-close: the echo server sees EOF and closes its side
         assert!(reader.await.unwrap(), "echoed bytes differ");

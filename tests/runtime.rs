@@ -260,9 +260,8 @@ fn nested_block_on_panics() {
 fn spawn_blocking_runs_on_the_pool() {
     let rt = Runtime::new().unwrap();
     let main = std::thread::current().id();
-    let (v, other_thread) = rt.block_on(async move {
-        spawn_blocking(move || (21 * 2, std::thread::current().id() != main)).await.unwrap()
-    });
+    let (v, other_thread) = rt
+        .block_on(async move { spawn_blocking(move || (21 * 2, std::thread::current().id() != main)).await.unwrap() });
     assert_eq!(v, 42);
     assert!(other_thread);
     rt.close().expect("runtime closes cleanly");

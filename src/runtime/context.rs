@@ -21,9 +21,8 @@ pub(crate) fn register(ex: &Rc<Executor>) {
 }
 
 pub(crate) fn unregister(shared: &Arc<Shared>) {
-    let _ = LOCAL.try_with(|l| {
-        l.borrow_mut().retain(|w| w.upgrade().is_some_and(|ex| !Arc::ptr_eq(&ex.shared, shared)))
-    });
+    let _ =
+        LOCAL.try_with(|l| l.borrow_mut().retain(|w| w.upgrade().is_some_and(|ex| !Arc::ptr_eq(&ex.shared, shared))));
 }
 
 /// The live executor on this thread that owns `shared`, if this is its thread.
@@ -69,7 +68,8 @@ pub(crate) fn try_current() -> Option<Rc<Executor>> {
 
 /// The current executor; panics outside a runtime, like tokio.
 pub(crate) fn current() -> Rc<Executor> {
-    try_current().expect("this function must be called from within a uvio runtime (block_on, a task, or Runtime::enter)")
+    try_current()
+        .expect("this function must be called from within a uvio runtime (block_on, a task, or Runtime::enter)")
 }
 
 /// Whether any runtime's `block_on` is running on this thread.

@@ -157,9 +157,8 @@ impl Runtime {
     pub fn close(mut self) -> std::io::Result<()> {
         let ex = self.ex.take().expect("runtime closed twice");
         ex.shutdown();
-        let ex = Rc::try_unwrap(ex).map_err(|_| {
-            std::io::Error::other("runtime still referenced (a sleep or I/O object outlives it)")
-        })?;
+        let ex = Rc::try_unwrap(ex)
+            .map_err(|_| std::io::Error::other("runtime still referenced (a sleep or I/O object outlives it)"))?;
         let lp = ex.into_loop();
         if lp.is_borrowed() {
             return Ok(()); // the host delivers the close callbacks in its next run and closes its loop
