@@ -1,10 +1,12 @@
 //! A TCP echo server, on the async API (`uvio::net`, the default) or the callback API (`uvio::uv`).
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [--api async|callback] [--port 9123] [--max-seconds 10]
+//! cargo run --release --example echo_server -- [--api async|callback] [--backend auto|libuv|epoll|io_uring]
+//!     [--port 9123] [--max-seconds 10]
 //! ```
 //!
-//! Async: one task per connection reading into a 16 KiB buffer and writing it back (`write_all`).
+//! Async: one task per connection reading into a 16 KiB buffer and writing it back (`write_all`), on the engine
+//! `--backend` names (default: `UVIO_BACKEND`, else auto); the engine in use is printed at start.
 //!
 //! Callback: every received chunk is written back as is. Read data is only lent to the read callback, so it is copied
 //! into a buffer from a small pool; the buffer goes back to the pool when its write completes (the write
@@ -96,18 +98,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let port: u16 = arg_value(&args, "--port").map_or(Ok(9123), |p| p.parse())?;
     let max_seconds: Option<f64> = arg_value(&args, "--max-seconds").map(|s| s.parse()).transpose()?;
+    let backend: uvio::Backend = match arg_value(&args, "--backend") {
+        Some(name) => name.parse()?,
+        None => uvio::Backend::from_env()?.unwrap_or_default(),
+    };
     match arg_value(&args, "--api").as_deref().unwrap_or("async") {
-        "async" => serve_async(port, max_seconds),
+        "async" => serve_async(port, max_seconds, backend),
         "callback" => serve_callbacks(port, max_seconds),
         other => Err(format!("unknown --api {other:?}: use async or callback").into()),
     }
 }
 
-fn serve_async(port: u16, max_seconds: Option<f64>) -> Result<(), Box<dyn std::error::Error>> {
-    let rt = uvio::Runtime::new()?;
+fn serve_async(port: u16, max_seconds: Option<f64>, backend: uvio::Backend) -> Result<(), Box<dyn std::error::Error>> {
+    // An explicit --backend wins over UVIO_BACKEND (which otherwise overrides the builder for the process).
+    if std::env::var_os("UVIO_BACKEND").is_some() {
+        std::env::remove_var("UVIO_BACKEND");
+    }
+    let rt = uvio::Builder::new().backend(backend).build()?;
+    let engine = rt.backend();
     rt.block_on(async {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        println!("echo_server listening on {} (async API)", listener.local_addr()?);
+        println!("echo_server listening on {} (async API, {engine} engine)", listener.local_addr()?);
         std::io::stdout().flush()?;
         let accept_loop = async {
             loop {

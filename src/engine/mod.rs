@@ -183,7 +183,6 @@ impl Backend {
     /// Whether sockets use the epoll engine's readiness code: under `Epoll`, and under `IoUring`, whose
     /// networking is not on the ring yet.
     #[cfg(target_os = "linux")]
-    #[allow(dead_code)] // for the net dispatch
     pub(crate) fn readiness_sockets(self) -> bool {
         matches!(self, Backend::Epoll | Backend::IoUring)
     }
