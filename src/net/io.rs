@@ -101,3 +101,91 @@ impl<T: StreamKind> StreamIo<T> {
         }
     }
 }
+
+/// The owned halves of a stream type (`$stream` with an `io: StreamIo<$raw>` field, and a module-level
+/// `fn peer_addr(&StreamIo<$raw>) -> io::Result<$addr>`): `into_split`, the stream's `Drop` (linger when last),
+/// `OwnedReadHalf`/`OwnedWriteHalf` with `reunite` and `peer_addr`, and the read/write trait impls of all three.
+/// Written once for TCP and Unix streams.
+macro_rules! owned_halves {
+    ($stream:ident, $raw:ty, $addr:ty) => {
+        impl $stream {
+            /// Splits into a read half and a write half that can move into different tasks. The connection
+            /// closes when both are dropped.
+            pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+                let io = self.io.clone();
+                drop(self); // not the last owner: no linger
+                (OwnedReadHalf { io: io.clone() }, OwnedWriteHalf { io })
+            }
+        }
+
+        impl Drop for $stream {
+            fn drop(&mut self) {
+                self.io.release_if_last();
+            }
+        }
+
+        #[doc = concat!("The read half of [`", stringify!($stream), "::into_split`].")]
+        pub struct OwnedReadHalf {
+            io: $crate::net::io::StreamIo<$raw>,
+        }
+
+        #[doc = concat!("The write half of [`", stringify!($stream), "::into_split`]; `close()` shuts down the write side.")]
+        pub struct OwnedWriteHalf {
+            io: $crate::net::io::StreamIo<$raw>,
+        }
+
+        impl Drop for OwnedReadHalf {
+            fn drop(&mut self) {
+                self.io.release_if_last();
+            }
+        }
+
+        impl Drop for OwnedWriteHalf {
+            fn drop(&mut self) {
+                self.io.release_if_last();
+            }
+        }
+
+        impl OwnedReadHalf {
+            /// Puts the halves back together; `Err` gives them back if they came from different streams.
+            pub fn reunite(self, other: OwnedWriteHalf) -> Result<$stream, (OwnedReadHalf, OwnedWriteHalf)> {
+                if !self.io.same(&other.io) {
+                    return Err((self, other));
+                }
+                let io = self.io.clone();
+                drop((self, other));
+                Ok($stream { io })
+            }
+
+            /// The peer's address.
+            pub fn peer_addr(&self) -> std::io::Result<$addr> {
+                peer_addr(&self.io)
+            }
+        }
+
+        impl OwnedWriteHalf {
+            /// The peer's address.
+            pub fn peer_addr(&self) -> std::io::Result<$addr> {
+                peer_addr(&self.io)
+            }
+        }
+
+        impl std::fmt::Debug for OwnedReadHalf {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("OwnedReadHalf").finish_non_exhaustive()
+            }
+        }
+
+        impl std::fmt::Debug for OwnedWriteHalf {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("OwnedWriteHalf").finish_non_exhaustive()
+            }
+        }
+
+        $crate::net::stream::async_read!($stream);
+        $crate::net::stream::async_write!($stream);
+        $crate::net::stream::async_read!(OwnedReadHalf);
+        $crate::net::stream::async_write!(OwnedWriteHalf);
+    };
+}
+pub(crate) use owned_halves;

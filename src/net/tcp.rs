@@ -11,9 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::addr::ToSocketAddrs;
-use super::io::StreamIo;
+use super::io::{owned_halves, StreamIo};
 use super::listener::Listener;
-use super::stream::{async_read, async_write};
 #[cfg(target_os = "linux")]
 use crate::engine::epoll;
 use crate::error::Error;
@@ -254,20 +253,6 @@ impl TcpStream {
     pub async fn shutdown(&self) -> io::Result<()> {
         poll_fn(|cx| self.io.poll_shutdown(cx)).await
     }
-
-    /// Splits into a read half and a write half that can move into different tasks. The connection closes
-    /// when both are dropped.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let io = self.io.clone();
-        drop(self); // not the last owner: no linger
-        (OwnedReadHalf { io: io.clone() }, OwnedWriteHalf { io })
-    }
-}
-
-impl Drop for TcpStream {
-    fn drop(&mut self) {
-        self.io.release_if_last();
-    }
 }
 
 fn peer_addr(io: &StreamIo<uv::Tcp>) -> io::Result<SocketAddr> {
@@ -287,65 +272,4 @@ impl std::fmt::Debug for TcpStream {
     }
 }
 
-async_read!(TcpStream);
-async_write!(TcpStream);
-async_read!(OwnedReadHalf);
-async_write!(OwnedWriteHalf);
-
-/// The read half of [`TcpStream::into_split`].
-pub struct OwnedReadHalf {
-    io: StreamIo<uv::Tcp>,
-}
-
-/// The write half of [`TcpStream::into_split`]; `close()` shuts down the write side.
-pub struct OwnedWriteHalf {
-    io: StreamIo<uv::Tcp>,
-}
-
-impl Drop for OwnedReadHalf {
-    fn drop(&mut self) {
-        self.io.release_if_last();
-    }
-}
-
-impl Drop for OwnedWriteHalf {
-    fn drop(&mut self) {
-        self.io.release_if_last();
-    }
-}
-
-impl OwnedReadHalf {
-    /// Puts the halves back together; `Err` gives them back if they came from different streams.
-    pub fn reunite(self, other: OwnedWriteHalf) -> Result<TcpStream, (OwnedReadHalf, OwnedWriteHalf)> {
-        if !self.io.same(&other.io) {
-            return Err((self, other));
-        }
-        let io = self.io.clone();
-        drop((self, other));
-        Ok(TcpStream { io })
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.io)
-    }
-}
-
-impl OwnedWriteHalf {
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.io)
-    }
-}
-
-impl std::fmt::Debug for OwnedReadHalf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnedReadHalf").finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for OwnedWriteHalf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnedWriteHalf").finish_non_exhaustive()
-    }
-}
+owned_halves!(TcpStream, uv::Tcp, SocketAddr);

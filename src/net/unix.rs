@@ -14,9 +14,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::io::StreamIo;
+use super::io::{owned_halves, StreamIo};
 use super::listener::Listener;
-use super::stream::{async_read, async_write, bind_pipe, connect_pipe};
+use super::stream::{bind_pipe, connect_pipe};
 #[cfg(target_os = "linux")]
 use crate::engine::epoll;
 use crate::uv;
@@ -283,20 +283,6 @@ impl UnixStream {
     pub async fn shutdown(&self) -> io::Result<()> {
         poll_fn(|cx| self.io.poll_shutdown(cx)).await
     }
-
-    /// Splits into a read half and a write half that can move into different tasks. The connection closes
-    /// when both are dropped.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let io = self.io.clone();
-        drop(self); // not the last owner: no linger
-        (OwnedReadHalf { io: io.clone() }, OwnedWriteHalf { io })
-    }
-}
-
-impl Drop for UnixStream {
-    fn drop(&mut self) {
-        self.io.release_if_last();
-    }
 }
 
 fn peer_addr(io: &StreamIo<uv::Pipe>) -> io::Result<SocketAddr> {
@@ -316,65 +302,4 @@ impl std::fmt::Debug for UnixStream {
     }
 }
 
-async_read!(UnixStream);
-async_write!(UnixStream);
-async_read!(OwnedReadHalf);
-async_write!(OwnedWriteHalf);
-
-/// The read half of [`UnixStream::into_split`].
-pub struct OwnedReadHalf {
-    io: StreamIo<uv::Pipe>,
-}
-
-/// The write half of [`UnixStream::into_split`]; `close()` shuts down the write side.
-pub struct OwnedWriteHalf {
-    io: StreamIo<uv::Pipe>,
-}
-
-impl Drop for OwnedReadHalf {
-    fn drop(&mut self) {
-        self.io.release_if_last();
-    }
-}
-
-impl Drop for OwnedWriteHalf {
-    fn drop(&mut self) {
-        self.io.release_if_last();
-    }
-}
-
-impl OwnedReadHalf {
-    /// Puts the halves back together; `Err` gives them back if they came from different streams.
-    pub fn reunite(self, other: OwnedWriteHalf) -> Result<UnixStream, (OwnedReadHalf, OwnedWriteHalf)> {
-        if !self.io.same(&other.io) {
-            return Err((self, other));
-        }
-        let io = self.io.clone();
-        drop((self, other));
-        Ok(UnixStream { io })
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.io)
-    }
-}
-
-impl OwnedWriteHalf {
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        peer_addr(&self.io)
-    }
-}
-
-impl std::fmt::Debug for OwnedReadHalf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnedReadHalf").finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for OwnedWriteHalf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnedWriteHalf").finish_non_exhaustive()
-    }
-}
+owned_halves!(UnixStream, uv::Pipe, SocketAddr);
