@@ -42,6 +42,8 @@ pub mod engine;
 mod error;
 pub mod fs;
 pub mod guide;
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod net;
 pub mod process;
 mod runtime;

@@ -167,11 +167,21 @@ pub(crate) use io_uring::Driver;
 #[cfg(not(target_os = "linux"))]
 pub(crate) enum Driver {}
 
+/// The Linux ring knobs of [`crate::linux::BuilderExt`].
+#[cfg(target_os = "linux")]
+pub(crate) use io_uring::RingOptions;
+
 /// The io_uring driver of a runtime whose engine is `backend`, on its loop (`None` for the other engines).
-pub(crate) fn uring_driver(lp: &crate::uv::Loop, backend: Backend) -> io::Result<Option<std::rc::Rc<Driver>>> {
+/// `strict` (io_uring was asked for explicitly) makes a refused SQPOLL request an error instead of a fallback.
+pub(crate) fn uring_driver(
+    lp: &crate::uv::Loop,
+    backend: Backend,
+    #[cfg(target_os = "linux")] options: RingOptions,
+    #[cfg(target_os = "linux")] strict: bool,
+) -> io::Result<Option<std::rc::Rc<Driver>>> {
     match backend {
         #[cfg(target_os = "linux")]
-        Backend::IoUring => Driver::new(lp).map(Some),
+        Backend::IoUring => Driver::new(lp, options, strict).map(Some),
         _ => {
             let _ = lp;
             Ok(None)

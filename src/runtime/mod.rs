@@ -48,6 +48,9 @@ pub struct Builder {
     backend: Backend,
     idle_time_metrics: bool,
     block_sigprof: bool,
+    /// Ring size and SQPOLL, set through [`crate::linux::BuilderExt`].
+    #[cfg(target_os = "linux")]
+    pub(crate) ring: crate::engine::RingOptions,
 }
 
 impl Builder {
@@ -89,13 +92,17 @@ impl Builder {
     /// Shutting down: drop the `Runtime` (or [`close`](Runtime::close) it) on the loop's thread, then let the
     /// host run its loop once more to deliver the close callbacks before it calls `uv_loop_close`.
     pub fn build_on(self, lp: Loop) -> std::io::Result<Runtime> {
-        let backend = crate::engine::resolve(Backend::from_env()?.unwrap_or(self.backend))?;
+        let requested = Backend::from_env()?.unwrap_or(self.backend);
+        let backend = crate::engine::resolve(requested)?;
         if self.idle_time_metrics {
             lp.enable_idle_time_metrics()?;
         }
         if self.block_sigprof {
             lp.block_sigprof()?;
         }
+        #[cfg(target_os = "linux")]
+        let uring = crate::engine::uring_driver(&lp, backend, self.ring, requested == Backend::IoUring)?;
+        #[cfg(not(target_os = "linux"))]
         let uring = crate::engine::uring_driver(&lp, backend)?;
         Ok(Runtime { ex: Some(Executor::new(lp, backend, uring)?) })
     }
@@ -165,6 +172,12 @@ impl Runtime {
         }
         lp.run(RunMode::Default)?;
         lp.close().map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// The io_uring driver, when this runtime's engine is io_uring (for [`crate::linux::RuntimeExt`]).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn uring(&self) -> Option<&crate::engine::Driver> {
+        self.ex().uring.as_deref()
     }
 
     /// The engine this runtime runs (never [`Backend::Auto`]: what Auto resolved to).

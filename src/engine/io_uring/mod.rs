@@ -19,8 +19,16 @@
 //!   error naming the cause and the knob) and probes the opcodes: an operation whose opcode is missing runs on
 //!   libuv's thread pool instead ([`Driver::supports`]).
 //!
-//! Test switch (hidden): `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX` makes [`Driver::new`] act as if
-//! the ring setup failed with that error, or as if `IORING_OP_STATX` were missing.
+//! - **Knobs** ([`RingOptions`], from `uvio::linux::BuilderExt`). The ring size is passed to `io_uring_setup`,
+//!   which rounds it up to a power of two (`EINVAL`, out of range, becomes an `InvalidInput` error). With SQPOLL
+//!   a kernel thread consumes the submission queue: the flush still calls `IoUring::submit`, which (verified in
+//!   io-uring 0.7's `submit.rs`) makes no syscall unless the thread has gone idle (`IORING_SQ_NEED_WAKEUP`) or
+//!   completions overflowed; a full queue waits for the thread with `IORING_ENTER_SQ_WAIT`. SQPOLL is used only
+//!   when the kernel accepts unregistered files with it (`IORING_FEAT_SQPOLL_NONFIXED`, Linux 5.11).
+//!
+//! Test switch (hidden): `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX|SQPOLL_EPERM` makes
+//! [`Driver::new`] act as if the ring setup failed with that error, as if `IORING_OP_STATX` were missing, or as
+//! if the kernel refused SQPOLL rings with `EPERM`.
 
 #![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -32,6 +40,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::path::Path;
 use std::rc::{Rc, Weak};
+use std::time::Duration;
 
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use slab::Slab;
@@ -39,8 +48,19 @@ use slab::Slab;
 use crate::uv::fs::{OpenFlags, Stat, Timespec};
 use crate::uv::{self, Handle as _, Loop, PollEvents};
 
-/// Submission queue entries per ring (the completion queue gets twice as many).
+/// Submission queue entries per ring unless [`RingOptions::entries`] says otherwise (the completion queue gets
+/// twice as many).
 const ENTRIES: u32 = 256;
+
+/// How to set the ring up (the Linux knobs of `uvio::linux::BuilderExt`); the default is a plain ring of
+/// [`ENTRIES`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RingOptions {
+    /// Submission queue entries (`None`: [`ENTRIES`]).
+    pub(crate) entries: Option<u32>,
+    /// `IORING_SETUP_SQPOLL` with this idle time before the kernel thread sleeps (`None`: no SQPOLL).
+    pub(crate) sqpoll_idle: Option<Duration>,
+}
 
 /// What a statx asks for: `STATX_BASIC_STATS | STATX_BTIME`, like libuv.
 const STATX_MASK: u32 = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
@@ -156,10 +176,15 @@ pub(crate) struct Driver {
     lp: Loop,
     /// Completions taken from the queue, reused between reaps.
     scratch: RefCell<Vec<(u64, i32)>>,
+    /// Submission queue entries of the ring (the kernel's rounding of what was asked).
+    entries: u32,
+    /// Whether a kernel thread polls the submission queue (`IORING_SETUP_SQPOLL`).
+    sqpoll: bool,
 }
 
-/// A ring and the opcodes it supports, or why there is none.
-fn setup() -> io::Result<(IoUring, u32)> {
+/// A ring set up as `options` ask and the opcodes it supports, or why there is none. A refused SQPOLL request
+/// is an error if `strict`, else a plain ring (logged).
+fn setup(options: RingOptions, strict: bool) -> io::Result<(IoUring, u32)> {
     let simulate = std::env::var("UVIO_IO_URING_SIMULATE").unwrap_or_default();
     let simulated = match simulate.as_str() {
         "ENOSYS" => Some(libc::ENOSYS),
@@ -169,9 +194,10 @@ fn setup() -> io::Result<(IoUring, u32)> {
     };
     let ring = match simulated {
         Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-        None => IoUring::new(ENTRIES),
+        None => build_ring(options, strict, simulate == "SQPOLL_EPERM"),
     };
-    let ring = ring.map_err(not_available)?;
+    // Errors uvio made itself (a bad ring size, a refused SQPOLL) already name the knob; raw OS errors get the cause.
+    let ring = ring.map_err(|e| if e.raw_os_error().is_some() { not_available(e) } else { e })?;
     let mut probe = Probe::new();
     let supported = match ring.submitter().register_probe(&mut probe) {
         Ok(()) => Op::ALL.iter().filter(|op| probe.is_supported(op.code())).fold(0, |bits, op| bits | op.bit()),
@@ -182,6 +208,52 @@ fn setup() -> io::Result<(IoUring, u32)> {
     };
     let supported = if simulate == "NO_STATX" { supported & !Op::Statx.bit() } else { supported };
     Ok((ring, supported))
+}
+
+/// The ring `options` ask for (see [`setup`] for `strict`); `refuse_sqpoll` simulates a kernel refusing SQPOLL.
+fn build_ring(options: RingOptions, strict: bool, refuse_sqpoll: bool) -> io::Result<IoUring> {
+    let entries = options.entries.unwrap_or(ENTRIES);
+    let bad_size = |e: io::Error| match e.raw_os_error() {
+        Some(libc::EINVAL) => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("io_uring_entries({entries}) was rejected by the kernel: it must be 1 ..= 32768 ({e})"),
+        ),
+        _ => e,
+    };
+    if let Some(idle) = options.sqpoll_idle {
+        let idle_ms = u32::try_from(idle.as_millis()).unwrap_or(u32::MAX);
+        let sqpoll = if refuse_sqpoll {
+            Err(io::Error::from_raw_os_error(libc::EPERM))
+        } else {
+            IoUring::builder().setup_sqpoll(idle_ms).build(entries)
+        };
+        let sqpoll = sqpoll.and_then(|ring| {
+            if ring.params().is_feature_sqpoll_nonfixed() {
+                Ok(ring)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "io_uring_sqpoll: this kernel needs registered files for SQPOLL (Linux < 5.11)",
+                ))
+            }
+        });
+        match sqpoll {
+            Ok(ring) => return Ok(ring),
+            Err(e) if strict => {
+                let e = bad_size(e);
+                return Err(match e.kind() {
+                    io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported => e,
+                    kind => {
+                        let hint =
+                            if kind == io::ErrorKind::PermissionDenied { " (CAP_SYS_NICE before 5.11)" } else { "" };
+                        io::Error::new(kind, format!("io_uring_sqpoll: the kernel refused an SQPOLL ring{hint}: {e}"))
+                    }
+                });
+            }
+            Err(e) => log::info!(target: "uvio", "io_uring: SQPOLL refused ({e}); using a plain ring"),
+        }
+    }
+    IoUring::new(entries).map_err(bad_size)
 }
 
 /// The error of a ring that cannot be created, naming the cause and the knob.
@@ -199,13 +271,16 @@ fn not_available(e: io::Error) -> io::Error {
 
 /// Whether a ring can be created here (an `Err` says why); the ring is closed again at once.
 pub(crate) fn check_available() -> io::Result<()> {
-    setup().map(drop)
+    setup(RingOptions::default(), false).map(drop)
 }
 
 impl Driver {
-    /// Creates the ring and starts watching it on `lp`; an error if io_uring is not available.
-    pub(crate) fn new(lp: &Loop) -> io::Result<Rc<Driver>> {
-        let (ring, supported) = setup()?;
+    /// Creates the ring as `options` ask and starts watching it on `lp`; an error if io_uring is not available
+    /// (or, if `strict`, SQPOLL was asked for and refused).
+    pub(crate) fn new(lp: &Loop, options: RingOptions, strict: bool) -> io::Result<Rc<Driver>> {
+        let (ring, supported) = setup(options, strict)?;
+        let entries = ring.params().sq_entries();
+        let sqpoll = ring.params().is_setup_sqpoll();
         let poll = uv::Poll::new(lp, ring.as_raw_fd())?;
         poll.unref(); // referenced only while operations are in flight
         let prepare = uv::Prepare::new(lp)?;
@@ -214,11 +289,13 @@ impl Driver {
             poll,
             prepare,
             ring: RefCell::new(ring),
-            ops: RefCell::new(Slab::with_capacity(ENTRIES as usize)),
+            ops: RefCell::new(Slab::with_capacity(entries as usize)),
             queued: Cell::new(false),
             supported,
             lp: lp.clone(),
-            scratch: RefCell::new(Vec::with_capacity(ENTRIES as usize)),
+            scratch: RefCell::new(Vec::with_capacity(entries as usize)),
+            entries,
+            sqpoll,
         });
         let weak: Weak<Driver> = Rc::downgrade(&driver);
         driver.poll.start(PollEvents::READABLE, move |_, _| {
@@ -233,6 +310,16 @@ impl Driver {
             }
         })?;
         Ok(driver)
+    }
+
+    /// Submission queue entries of the ring.
+    pub(crate) fn entries(&self) -> u32 {
+        self.entries
+    }
+
+    /// Whether a kernel thread polls the submission queue (SQPOLL).
+    pub(crate) fn sqpoll(&self) -> bool {
+        self.sqpoll
     }
 
     /// Whether this kernel carries `op` on the ring (else it runs on libuv's thread pool).
@@ -363,6 +450,10 @@ impl Driver {
         if !pushed {
             // Full: submit what is queued now, which frees the submission queue.
             if self.submit().is_ok() {
+                pushed = self.try_push(&entry);
+            }
+            // SQPOLL: submit() only wakes the kernel thread; wait until it has taken entries off the queue.
+            if !pushed && self.sqpoll && self.ring.borrow().submitter().squeue_wait().is_ok() {
                 pushed = self.try_push(&entry);
             }
         }

@@ -1,0 +1,207 @@
+//! The Linux extension traits (`uvio::linux`): ring size and SQPOLL set on the builder, reported by the runtime,
+//! and files byte-exact through such rings; SQPOLL refused → `Auto` falls back, explicit `IoUring` errors.
+//!
+//! `UVIO_BACKEND` is respected: when it forces another engine, the ring knobs are ignored and the tests check
+//! that the runtime reports no ring. The hidden `UVIO_IO_URING_SIMULATE=SQPOLL_EPERM` switch is process-wide, so
+//! every test holds `ENV` while it runs.
+#![cfg(target_os = "linux")]
+mod common;
+
+use std::io::ErrorKind;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use common::TempDir;
+use uvio::linux::{BuilderExt, RuntimeExt};
+use uvio::{Backend, Builder, Runtime};
+
+static ENV: Mutex<()> = Mutex::new(());
+
+fn env_lock() -> MutexGuard<'static, ()> {
+    let guard = ENV.lock().unwrap_or_else(PoisonError::into_inner);
+    std::env::remove_var("UVIO_IO_URING_SIMULATE");
+    guard
+}
+
+/// The engine `UVIO_BACKEND` forces on every runtime of this process, if any.
+fn forced() -> Option<Backend> {
+    Backend::from_env().expect("valid UVIO_BACKEND").filter(|b| *b != Backend::Auto)
+}
+
+/// Whether a plain ring can be created here.
+fn io_uring_available() -> bool {
+    match Builder::new().backend(Backend::IoUring).build() {
+        Ok(rt) => rt.backend() == Backend::IoUring && rt.close().is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Writes 1 MiB through `rt`'s engine and reads it back, byte-exact; then closes `rt` cleanly.
+fn files_roundtrip(rt: Runtime) {
+    let dir = TempDir::new("linux-ext");
+    let path = dir.path().join("data");
+    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let back = rt.block_on(async {
+        uvio::fs::write(&path, &data).await.expect("write");
+        assert_eq!(uvio::fs::metadata(&path).await.expect("metadata").len(), data.len() as u64);
+        uvio::fs::read(&path).await.expect("read")
+    });
+    assert!(back == data, "1 MiB read back differs");
+    rt.close().expect("runtime closes cleanly");
+}
+
+#[test]
+fn entries_64_reported_and_files_work() {
+    let _env = env_lock();
+    let rt = Builder::new().io_uring_entries(64).build().expect("build");
+    if rt.backend() == Backend::IoUring {
+        assert_eq!(rt.io_uring_entries(), Some(64));
+        assert!(!rt.io_uring_sqpoll());
+    } else {
+        eprintln!("note: engine is {} (UVIO_BACKEND={:?}): no ring to check", rt.backend(), forced());
+        assert_eq!(rt.io_uring_entries(), None);
+        assert!(!rt.io_uring_sqpoll());
+    }
+    files_roundtrip(rt);
+}
+
+#[test]
+fn entries_not_a_power_of_two_is_handled_cleanly() {
+    let _env = env_lock();
+    match Builder::new().io_uring_entries(3).build() {
+        Ok(rt) => {
+            if rt.backend() == Backend::IoUring {
+                let got = rt.io_uring_entries().expect("a ring");
+                assert!(got >= 3 && got.is_power_of_two(), "kernel gave {got} entries");
+            } else {
+                assert_eq!(rt.io_uring_entries(), None);
+            }
+            files_roundtrip(rt);
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}"),
+    }
+}
+
+#[test]
+fn entries_zero_is_invalid_input_on_io_uring() {
+    let _env = env_lock();
+    if forced().is_some_and(|b| b != Backend::IoUring) || !io_uring_available() {
+        eprintln!("note: skipping, the engine is not io_uring here");
+        return;
+    }
+    let err = Builder::new().backend(Backend::IoUring).io_uring_entries(0).build().expect_err("0 entries");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("io_uring_entries(0)"), "{err}");
+    let err = Builder::new().io_uring_entries(1 << 20).build().expect_err("too many entries");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+#[test]
+fn sqpoll_explicit_ring_works_or_is_refused_cleanly() {
+    let _env = env_lock();
+    if forced().is_some_and(|b| b != Backend::IoUring) || !io_uring_available() {
+        eprintln!("note: skipping, the engine is not io_uring here");
+        return;
+    }
+    let built = Builder::new().backend(Backend::IoUring).io_uring_sqpoll(Some(Duration::from_millis(10))).build();
+    let rt = match built {
+        Ok(rt) => rt,
+        Err(e) if matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::Unsupported) => {
+            eprintln!("note: SQPOLL refused here: {e}");
+            return;
+        }
+        Err(e) => panic!("unexpected SQPOLL error: {e}"),
+    };
+    assert_eq!(rt.backend(), Backend::IoUring);
+    assert!(rt.io_uring_sqpoll());
+    assert_eq!(rt.io_uring_entries(), Some(256));
+    files_roundtrip(rt);
+}
+
+#[test]
+fn sqpoll_with_small_ring_survives_a_full_queue() {
+    let _env = env_lock();
+    if forced().is_some_and(|b| b != Backend::IoUring) || !io_uring_available() {
+        eprintln!("note: skipping, the engine is not io_uring here");
+        return;
+    }
+    let built = Builder::new()
+        .backend(Backend::IoUring)
+        .io_uring_entries(4)
+        .io_uring_sqpoll(Some(Duration::from_millis(1)))
+        .build();
+    let Ok(rt) = built else {
+        eprintln!("note: SQPOLL refused here");
+        return;
+    };
+    assert_eq!(rt.io_uring_entries(), Some(4));
+    let dir = TempDir::new("linux-ext-sq");
+    let paths: Vec<_> = (0..32).map(|i| dir.path().join(format!("f{i}"))).collect();
+    rt.block_on(async {
+        // More operations at once than the submission queue holds.
+        let writes = paths.iter().enumerate().map(|(i, p)| uvio::fs::write(p, vec![i as u8; 4096 + i]));
+        for r in futures::future::join_all(writes).await {
+            r.expect("write");
+        }
+        let reads = paths.iter().map(uvio::fs::read);
+        for (i, r) in futures::future::join_all(reads).await.into_iter().enumerate() {
+            assert_eq!(r.expect("read"), vec![i as u8; 4096 + i]);
+        }
+    });
+    rt.close().expect("runtime closes cleanly");
+}
+
+#[test]
+fn sqpoll_refused_auto_falls_back_explicit_errors() {
+    let _env = env_lock();
+    std::env::set_var("UVIO_IO_URING_SIMULATE", "SQPOLL_EPERM");
+    let sqpoll = || Builder::new().io_uring_sqpoll(Some(Duration::from_millis(10)));
+    let auto = sqpoll().build();
+    let explicit = sqpoll().backend(Backend::IoUring).build();
+    std::env::remove_var("UVIO_IO_URING_SIMULATE");
+
+    match forced() {
+        // UVIO_BACKEND=io_uring makes Auto explicit: the refusal is an error then.
+        Some(Backend::IoUring) => {
+            let err = auto.expect_err("SQPOLL refused under UVIO_BACKEND=io_uring");
+            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        }
+        Some(other) => {
+            eprintln!("note: UVIO_BACKEND={other}: no ring, SQPOLL ignored");
+            let rt = auto.expect("Auto under a forced engine");
+            assert_eq!(rt.io_uring_entries(), None);
+            assert!(!rt.io_uring_sqpoll());
+            rt.close().expect("runtime closes cleanly");
+            explicit.expect("forced engine overrides IoUring").close().expect("closes");
+            return;
+        }
+        None => {
+            let rt = auto.expect("Auto falls back to a plain ring");
+            if rt.backend() == Backend::IoUring {
+                assert!(!rt.io_uring_sqpoll());
+                assert_eq!(rt.io_uring_entries(), Some(256));
+            }
+            files_roundtrip(rt);
+        }
+    }
+    if io_uring_available() {
+        let err = explicit.expect_err("explicit IoUring with SQPOLL refused");
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        assert!(err.to_string().contains("io_uring_sqpoll"), "{err}");
+    }
+}
+
+#[test]
+fn auto_with_sqpoll_request_builds() {
+    let _env = env_lock();
+    if forced() == Some(Backend::IoUring) {
+        eprintln!("note: UVIO_BACKEND=io_uring makes this request explicit; covered above");
+        return;
+    }
+    let rt =
+        Builder::new().io_uring_sqpoll(Some(Duration::from_millis(10))).build().expect("Auto never fails on SQPOLL");
+    if rt.backend() != Backend::IoUring {
+        assert!(!rt.io_uring_sqpoll());
+    }
+    files_roundtrip(rt);
+}
