@@ -17,7 +17,7 @@ SKIP=(ten_thousand_concurrent_echo_tasks ${UVIO_VALGRIND_SKIP:-})
 # every binary runs on the libuv engine, then the binaries whose I/O differs per engine run again on epoll; the
 # one binary that asks for the ring explicitly is skipped (its cancellation tests check the bytes natively).
 SKIP_BINS=(engine_io_uring)
-EPOLL_BINS=(net_tcp net_udp net_unix tokio_io engine_epoll host_loop async_process)
+EPOLL_BINS=(net_tcp net_udp net_unix tokio_io engine_epoll engine_epoll_udp host_loop async_process)
 
 mapfile -t bins < <(cargo test --tests --features tokio-io --no-run --message-format=json 2>/dev/null |
     grep '"profile":{' | grep '"test":true' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')

@@ -1,10 +1,12 @@
-//! The epoll engine (Linux): sockets are non-blocking `socket2::Socket`s, read and written with plain syscalls
+//! The epoll engine (Linux): sockets are non-blocking `socket2::Socket`s ([`Sock`]: streams and listeners) or
+//! `std::net::UdpSocket`s ([`Dgram`]), read and written with plain syscalls
 //! straight into and out of the caller's buffer; readiness comes from one `uv_poll_t` per socket on the
 //! runtime's libuv loop (libuv's own epoll set), asked for only after a syscall said `EAGAIN`.
 //!
 //! - **Interest only while someone waits.** libuv's poll is level-triggered, so a watcher left on a readable
 //!   socket would fire at every loop iteration. A waiting reader (writer) adds `READABLE` (`WRITABLE`) to the
-//!   watcher's interest and stores its waker; the poll callback wakes it. `WRITABLE` is dropped at once (a
+//!   watcher's interest and stores its waker; the poll callback wakes it (every task waiting for that event, when
+//!   several share a socket: each retries its syscall). `WRITABLE` is dropped at once (a
 //!   socket is nearly always writable). `READABLE` stays while the woken reader is expected back — a reader
 //!   that was woken usually waits again right after — and is dropped the first time it fires with no reader
 //!   waiting: at most one idle callback, and no `epoll_ctl` pair per message in request/response traffic.
@@ -18,9 +20,10 @@
 //! - **Close order.** libuv must stop watching an fd before it is closed: [`Sock`] stops and drops its watcher
 //!   before the socket closes its fd.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
@@ -51,21 +54,111 @@ struct Waiters {
     interest: PollEvents,
     /// `READABLE` fired since the last read that drained the socket (only meaningful while it is watched).
     readable: bool,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+    readers: Wakers,
+    writers: Wakers,
 }
 
 impl Waiters {
     /// The interest the current waiters need, plus `READABLE` if `keep_read`.
     fn wanted(&self, keep_read: bool) -> PollEvents {
         let mut want = PollEvents::EMPTY;
-        if self.reader.is_some() || keep_read {
+        if !self.readers.is_empty() || keep_read {
             want |= PollEvents::READABLE;
         }
-        if self.writer.is_some() {
+        if !self.writers.is_empty() {
             want |= PollEvents::WRITABLE;
         }
         want
+    }
+
+    fn side(&mut self, event: PollEvents) -> &mut Wakers {
+        if event == PollEvents::READABLE {
+            &mut self.readers
+        } else {
+            &mut self.writers
+        }
+    }
+}
+
+/// The tasks waiting for one event. Usually one task (no allocation); several tasks sharing a socket (a UDP
+/// socket in an `Rc`) all get woken and retry their syscall.
+#[derive(Default)]
+struct Wakers {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Wakers {
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn register(&mut self, waker: &Waker) {
+        match &self.first {
+            None => self.first = Some(waker.clone()),
+            Some(w) if w.will_wake(waker) => {}
+            Some(_) if self.more.iter().any(|w| w.will_wake(waker)) => {}
+            Some(_) => self.more.push(waker.clone()),
+        }
+    }
+
+    /// Empties the set, handing out what it held (woken by the caller once no borrow is held).
+    fn take(&mut self) -> Wakers {
+        Wakers { first: self.first.take(), more: std::mem::take(&mut self.more) }
+    }
+
+    fn wake(self) {
+        if let Some(w) = self.first {
+            w.wake();
+        }
+        for w in self.more {
+            w.wake();
+        }
+    }
+}
+
+/// Stores the waker for `event` (`READABLE` or `WRITABLE`) and makes sure `poll` watches it.
+fn wait(poll: &uv::Poll, waiters: &RefCell<Waiters>, cx: &Context<'_>, event: PollEvents) -> io::Result<()> {
+    let mut w = waiters.borrow_mut();
+    w.side(event).register(cx.waker());
+    let want = w.interest | event;
+    if want != w.interest {
+        if let Err(e) = poll.restart(want) {
+            w.side(event).take();
+            return Err(e.into());
+        }
+        w.interest = want;
+    }
+    Ok(())
+}
+
+/// Retries `op` while it is interrupted; `WouldBlock` waits for `event` on `poll`.
+fn poll_syscall<R>(
+    poll: &uv::Poll,
+    waiters: &RefCell<Waiters>,
+    cx: &Context<'_>,
+    event: PollEvents,
+    mut op: impl FnMut() -> io::Result<R>,
+) -> Poll<io::Result<R>> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait(poll, waiters, cx, event)?;
+                return Poll::Pending;
+            }
+            res => return Poll::Ready(res),
+        }
+    }
+}
+
+/// Retries `op` while it is interrupted (the `try_*` calls: `WouldBlock` is the caller's).
+fn retry<R>(mut op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            res => return res,
+        }
     }
 }
 
@@ -97,21 +190,7 @@ impl Sock {
 
     /// Stores the waker for `event` (`READABLE` or `WRITABLE`) and makes sure the watcher watches it.
     fn wait(&self, cx: &Context<'_>, event: PollEvents) -> io::Result<()> {
-        let mut w = self.waiters.borrow_mut();
-        let slot = if event == PollEvents::READABLE { &mut w.reader } else { &mut w.writer };
-        match slot {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
-        let want = w.interest | event;
-        if want != w.interest {
-            if let Err(e) = self.poll.restart(want) {
-                *(if event == PollEvents::READABLE { &mut w.reader } else { &mut w.writer }) = None;
-                return Err(e.into());
-            }
-            w.interest = want;
-        }
-        Ok(())
+        wait(&self.poll, &self.waiters, cx, event)
     }
 
     /// Reads into `out` (`recv(2)`); waits for readability only when the kernel has nothing.
@@ -269,6 +348,115 @@ impl Drop for Sock {
     }
 }
 
+/// The receive buffer (`SO_RCVBUF`) a UDP socket made by this engine asks for. Without a user-space queue the
+/// kernel's buffer is all that absorbs a burst nobody reads yet; the libuv engine adds a 256-datagram queue on
+/// top of it, so this engine asks for room for about as many more (Linux's default, 208 KiB, holds 256 small
+/// datagrams; asking 256 KiB gets 512 KiB where `net.core.rmem_max` allows, and twice the default where it is
+/// the default). Sockets taken over with `from_std` keep what their owner set.
+const DGRAM_RCVBUF: usize = 256 * 1024;
+
+/// A non-blocking UDP socket and its readiness watcher. Every operation is one syscall on the caller's buffer
+/// (`recvfrom(2)`, `sendto(2)`): nothing is queued here, so a dropped future loses nothing (a datagram not yet
+/// received stays in the kernel; one sent is the kernel's) and nothing is allocated per datagram.
+pub(crate) struct Dgram {
+    // Field order matters: `poll` is dropped (stopped, then closed by libuv) before `sock` closes the fd.
+    poll: uv::Poll,
+    waiters: Rc<RefCell<Waiters>>,
+    sock: std::net::UdpSocket,
+    /// Whether the socket has a peer: libuv refuses `send_to` then (`EISCONN`), and so does this engine, while
+    /// Linux would send.
+    connected: Cell<bool>,
+}
+
+impl Dgram {
+    /// Watches `sock` on the current runtime's loop, non-blocking; the watcher stays stopped until someone waits.
+    pub(crate) fn new(sock: std::net::UdpSocket) -> io::Result<Dgram> {
+        sock.set_nonblocking(true)?;
+        let ex = crate::runtime::current();
+        let poll = uv::Poll::new(&ex.lp, sock.as_raw_fd())?;
+        let waiters: Rc<RefCell<Waiters>> = Rc::default();
+        let weak = Rc::downgrade(&waiters);
+        // Empty interest: stores the callback without starting the watcher.
+        poll.start(PollEvents::EMPTY, move |p, res| on_ready(p, &weak, res))?;
+        let connected = Cell::new(sock.peer_addr().is_ok());
+        Ok(Dgram { poll, waiters, sock, connected })
+    }
+
+    /// A new socket bound to `addr`, with a receive buffer of at least [`DGRAM_RCVBUF`] (see there).
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Dgram> {
+        let sock = std::net::UdpSocket::bind(addr)?;
+        let sref = socket2::SockRef::from(&sock);
+        // Linux reports twice what was asked (its bookkeeping overhead), capped by `net.core.rmem_max`.
+        if sref.recv_buffer_size()? < 2 * DGRAM_RCVBUF {
+            // Only a wish: a smaller buffer still works, it just absorbs a shorter burst.
+            let _ = sref.set_recv_buffer_size(DGRAM_RCVBUF);
+        }
+        Dgram::new(sock)
+    }
+
+    /// The socket itself (addresses, options).
+    pub(crate) fn socket(&self) -> &std::net::UdpSocket {
+        &self.sock
+    }
+
+    /// Connects to `addr` (`connect(2)`; a connected socket gets the new peer).
+    pub(crate) fn connect(&self, addr: SocketAddr) -> io::Result<()> {
+        let res = self.sock.connect(addr);
+        self.connected.set(self.sock.peer_addr().is_ok());
+        res
+    }
+
+    fn check_target(&self, target: Option<SocketAddr>) -> io::Result<()> {
+        match target {
+            Some(_) if self.connected.get() => Err(io::Error::from_raw_os_error(libc::EISCONN)),
+            _ => Ok(()),
+        }
+    }
+
+    fn send_now(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
+        match target {
+            Some(to) => self.sock.send_to(buf, to),
+            None => self.sock.send(buf),
+        }
+    }
+
+    /// Receives one datagram into `buf` (truncated to its length, the rest discarded), with its sender; waits
+    /// for readability when none is queued in the kernel.
+    pub(crate) fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
+        poll_syscall(&self.poll, &self.waiters, cx, PollEvents::READABLE, || self.sock.recv_from(buf))
+    }
+
+    /// Receives one datagram now, or `WouldBlock`.
+    pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        retry(|| self.sock.recv_from(buf))
+    }
+
+    /// Sends one datagram (to `target`, or to the peer when `None`); waits for writability when the kernel's
+    /// buffer is full.
+    pub(crate) fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: Option<SocketAddr>,
+    ) -> Poll<io::Result<usize>> {
+        self.check_target(target)?;
+        poll_syscall(&self.poll, &self.waiters, cx, PollEvents::WRITABLE, || self.send_now(buf, target))
+    }
+
+    /// Sends one datagram now, or `WouldBlock`.
+    pub(crate) fn try_send_to(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
+        self.check_target(target)?;
+        retry(|| self.send_now(buf, target))
+    }
+}
+
+impl Drop for Dgram {
+    fn drop(&mut self) {
+        // Stop watching before the fd closes (the fields then drop: the watcher first, the socket last).
+        let _ = self.poll.stop();
+    }
+}
+
 /// The watcher's callback: wakes the waiters whose event came and drops the interest nobody waits for anymore.
 fn on_ready(poll: &uv::Poll, waiters: &Weak<RefCell<Waiters>>, res: crate::Result<PollEvents>) {
     let Some(waiters) = waiters.upgrade() else { return };
@@ -288,11 +476,11 @@ fn on_ready(poll: &uv::Poll, waiters: &Weak<RefCell<Waiters>>, res: crate::Resul
     if readable {
         w.readable = true;
     }
-    let reader = if readable { w.reader.take() } else { None };
-    let writer = if writable { w.writer.take() } else { None };
+    let readers = if readable { w.readers.take() } else { Wakers::default() };
+    let writers = if writable { w.writers.take() } else { Wakers::default() };
     // Keep READABLE for a reader just woken (it usually comes back), or one not reported on this time; drop it
     // when it fired with nobody waiting.
-    let keep_read = w.interest.contains(PollEvents::READABLE) && (!readable || reader.is_some());
+    let keep_read = w.interest.contains(PollEvents::READABLE) && (!readable || !readers.is_empty());
     let want = w.wanted(keep_read);
     if want != w.interest {
         // Cannot fail on an open watcher; if it did, the waiters still get woken and retry.
@@ -300,10 +488,6 @@ fn on_ready(poll: &uv::Poll, waiters: &Weak<RefCell<Waiters>>, res: crate::Resul
         w.interest = want;
     }
     drop(w);
-    if let Some(r) = reader {
-        r.wake();
-    }
-    if let Some(wr) = writer {
-        wr.wake();
-    }
+    readers.wake();
+    writers.wake();
 }

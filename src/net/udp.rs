@@ -1,6 +1,11 @@
-//! [`UdpSocket`]: async UDP over libuv's `uv_udp_t`.
+//! [`UdpSocket`]: async UDP over libuv's `uv_udp_t`, or on Linux over the epoll engine.
 //!
-//! Receiving: libuv hands each datagram to a callback, lending its bytes for the call only, so they are copied
+//! On the epoll engine (and io_uring's, whose sockets use the same code for now) a socket is a non-blocking
+//! `std::net::UdpSocket` whose operations are plain syscalls on the caller's buffer (see `engine::epoll::Dgram`):
+//! no queue, no copy, no allocation per datagram; a `uv_poll_t` is asked for readiness only after `EAGAIN`. The
+//! semantics are the same as below (truncation, errors in order, `send_to` on a connected socket refused).
+//!
+//! libuv engine. Receiving: libuv hands each datagram to a callback, lending its bytes for the call only, so they are copied
 //! into a queue of at most [`RECV_QUEUE`] datagrams that `recv`/`recv_from` drain (the copies reuse the buffers
 //! of datagrams already read, so a steady flow does not allocate). Receiving starts with the first `recv` and
 //! goes on between calls; when the queue is full it pauses (`uv_udp_recv_stop`), leaving further datagrams to
@@ -21,6 +26,8 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::addr::ToSocketAddrs;
+#[cfg(target_os = "linux")]
+use crate::engine::epoll::Dgram;
 use crate::error::Error;
 use crate::runtime::reply::{reply, Reply};
 use crate::runtime::Executor;
@@ -56,7 +63,14 @@ pub(crate) const SEND_HIGH: usize = 256 * 1024;
 /// }).unwrap();
 /// ```
 pub struct UdpSocket {
-    inner: Rc<Inner>,
+    io: UdpIo,
+}
+
+/// The socket on whichever engine the runtime ran when it was made.
+enum UdpIo {
+    Libuv(Rc<Inner>),
+    #[cfg(target_os = "linux")]
+    Epoll(Dgram),
 }
 
 struct Inner {
@@ -133,6 +147,10 @@ impl UdpSocket {
     }
 
     fn bind_one(addr: SocketAddr) -> io::Result<UdpSocket> {
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            return Ok(UdpSocket { io: UdpIo::Epoll(Dgram::bind(addr)?) });
+        }
         let ex = crate::runtime::current();
         let udp = uv::Udp::new(&ex.lp)?;
         udp.bind(addr, UdpBindFlags::default())?;
@@ -142,6 +160,10 @@ impl UdpSocket {
     /// Takes over a bound std socket (`uv_udp_open_ex`; made non-blocking). Must be called inside a uvio
     /// runtime.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            return Ok(UdpSocket { io: UdpIo::Epoll(Dgram::new(socket)?) });
+        }
         let ex = crate::runtime::current();
         let udp = uv::Udp::open(&ex.lp, socket)?;
         Ok(UdpSocket::from_uv(udp, &ex))
@@ -156,7 +178,7 @@ impl UdpSocket {
             lingering: Cell::new(None),
             me: me.clone(),
         });
-        UdpSocket { inner }
+        UdpSocket { io: UdpIo::Libuv(inner) }
     }
 
     /// Connects the socket to `addr` (the first address that works): `send`/`recv` then talk to it only, and
@@ -165,7 +187,17 @@ impl UdpSocket {
         let addrs = addr.to_socket_addrs().await?;
         let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to");
         for a in addrs {
-            let udp = &self.inner.udp;
+            let udp = match &self.io {
+                UdpIo::Libuv(inner) => &inner.udp,
+                #[cfg(target_os = "linux")]
+                UdpIo::Epoll(d) => match d.connect(a) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                },
+            };
             if udp.peer_addr().is_ok() {
                 udp.connect(None)?; // libuv refuses to connect a connected socket (EISCONN)
             }
@@ -179,12 +211,20 @@ impl UdpSocket {
 
     /// The local address (with the actual port when bound to port 0) (`uv_udp_getsockname`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.udp.local_addr()?)
+        match &self.io {
+            UdpIo::Libuv(inner) => Ok(inner.udp.local_addr()?),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.socket().local_addr(),
+        }
     }
 
     /// The connected peer's address; `NotConnected` when not connected (`uv_udp_getpeername`).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.udp.peer_addr()?)
+        match &self.io {
+            UdpIo::Libuv(inner) => Ok(inner.udp.peer_addr()?),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.socket().peer_addr(),
+        }
     }
 
     /// Sends a datagram to the connected peer; returns its length once the kernel has it. Not connected:
@@ -204,7 +244,12 @@ impl UdpSocket {
     }
 
     async fn send_impl(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
-        match poll_fn(|cx| self.inner.poll_send(cx, buf, target, true)).await? {
+        let inner = match &self.io {
+            UdpIo::Libuv(inner) => inner,
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => return poll_fn(|cx| d.poll_send_to(cx, buf, target)).await,
+        };
+        match poll_fn(|cx| inner.poll_send(cx, buf, target, true)).await? {
             Sent::Now(n) => Ok(n),
             Sent::Queued(reply) => {
                 if let Some(reply) = reply {
@@ -219,23 +264,39 @@ impl UdpSocket {
     /// (`Pending` while 256 KiB are queued). The error of a queued datagram comes out of the
     /// next send.
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.inner.poll_send(cx, buf, None, false).map_ok(|_| buf.len())
+        self.poll_send_impl(cx, buf, None)
     }
 
     /// Polls to send a datagram to `target`; see [`poll_send`](UdpSocket::poll_send).
     pub fn poll_send_to(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>> {
-        self.inner.poll_send(cx, buf, Some(target), false).map_ok(|_| buf.len())
+        self.poll_send_impl(cx, buf, Some(target))
+    }
+
+    fn poll_send_impl(&self, cx: &mut Context<'_>, buf: &[u8], target: Option<SocketAddr>) -> Poll<io::Result<usize>> {
+        match &self.io {
+            UdpIo::Libuv(inner) => inner.poll_send(cx, buf, target, false).map_ok(|_| buf.len()),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.poll_send_to(cx, buf, target),
+        }
     }
 
     /// Sends a datagram to the connected peer if the kernel takes it now (`uv_udp_try_send`); `WouldBlock`
     /// otherwise (also while sends are queued).
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        Ok(self.inner.udp.try_send(buf, None)?)
+        self.try_send_impl(buf, None)
     }
 
     /// Sends a datagram to `target` if the kernel takes it now; see [`try_send`](UdpSocket::try_send).
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        Ok(self.inner.udp.try_send(buf, Some(target))?)
+        self.try_send_impl(buf, Some(target))
+    }
+
+    fn try_send_impl(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
+        match &self.io {
+            UdpIo::Libuv(inner) => Ok(inner.udp.try_send(buf, target)?),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.try_send_to(buf, target),
+        }
     }
 
     /// Receives the next datagram into `buf`: its length, or `buf.len()` if it was larger (the rest is
@@ -256,7 +317,11 @@ impl UdpSocket {
 
     /// Polls to receive a datagram into `buf`, with its sender; see [`recv_from`](UdpSocket::recv_from).
     pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
-        self.inner.poll_recv_from(Some(cx), buf)
+        match &self.io {
+            UdpIo::Libuv(inner) => inner.poll_recv_from(Some(cx), buf),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.poll_recv_from(cx, buf),
+        }
     }
 
     /// Receives a datagram that has already arrived, or fails with `WouldBlock` (and starts receiving, so a
@@ -267,7 +332,12 @@ impl UdpSocket {
 
     /// Receives a datagram that has already arrived, with its sender; see [`try_recv`](UdpSocket::try_recv).
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        match self.inner.poll_recv_from(None, buf) {
+        let inner = match &self.io {
+            UdpIo::Libuv(inner) => inner,
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => return d.try_recv_from(buf),
+        };
+        match inner.poll_recv_from(None, buf) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -275,29 +345,53 @@ impl UdpSocket {
 
     /// Allows sending to broadcast addresses (`SO_BROADCAST`, `uv_udp_set_broadcast`).
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        Ok(self.inner.udp.set_broadcast(on)?)
+        match &self.io {
+            UdpIo::Libuv(inner) => Ok(inner.udp.set_broadcast(on)?),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.socket().set_broadcast(on),
+        }
     }
 
     /// The time-to-live of outgoing unicast datagrams, 1 through 255 (`uv_udp_set_ttl`); else `InvalidInput`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        Ok(self.inner.udp.set_ttl(u8::try_from(ttl).map_err(|_| Error::EINVAL)?)?)
+        if !(1..=255).contains(&ttl) {
+            return Err(Error::EINVAL.into());
+        }
+        match &self.io {
+            UdpIo::Libuv(inner) => Ok(inner.udp.set_ttl(ttl as u8)?),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.socket().set_ttl(ttl),
+        }
     }
 
     /// The time-to-live of outgoing IPv4 multicast datagrams, 0 through 255 (`uv_udp_set_multicast_ttl`).
     pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
-        Ok(self.inner.udp.set_multicast_ttl(u8::try_from(ttl).map_err(|_| Error::EINVAL)?)?)
+        let ttl = u8::try_from(ttl).map_err(|_| Error::EINVAL)?;
+        match &self.io {
+            UdpIo::Libuv(inner) => Ok(inner.udp.set_multicast_ttl(ttl)?),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.socket().set_multicast_ttl_v4(ttl.into()),
+        }
     }
 
     /// Whether multicast datagrams sent by this IPv4 socket loop back to local sockets
     /// (`uv_udp_set_multicast_loop`).
     pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
-        Ok(self.inner.udp.set_multicast_loop(on)?)
+        match &self.io {
+            UdpIo::Libuv(inner) => Ok(inner.udp.set_multicast_loop(on)?),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.socket().set_multicast_loop_v4(on),
+        }
     }
 
     /// Whether multicast datagrams sent by this IPv6 socket loop back to local sockets
     /// (`uv_udp_set_multicast_loop`).
     pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
-        Ok(self.inner.udp.set_multicast_loop(on)?)
+        match &self.io {
+            UdpIo::Libuv(inner) => Ok(inner.udp.set_multicast_loop(on)?),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => d.socket().set_multicast_loop_v6(on),
+        }
     }
 
     /// Joins the IPv4 multicast group `multiaddr` on the interface with address `interface`
@@ -324,8 +418,61 @@ impl UdpSocket {
     }
 
     fn membership(&self, group: IpAddr, interface: Option<&str>, m: Membership) -> io::Result<()> {
-        Ok(self.inner.udp.set_membership(group, interface, m)?)
+        match &self.io {
+            UdpIo::Libuv(inner) => Ok(inner.udp.set_membership(group, interface, m)?),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => epoll_membership(d.socket(), group, interface, m),
+        }
     }
+}
+
+/// `membership` on the epoll engine, reading `interface` as libuv does: an IPv4 address, or for IPv6 an address
+/// whose scope (`%eth0` or `%3`) names the interface (none, or an unknown name: the system's choice).
+#[cfg(target_os = "linux")]
+fn epoll_membership(s: &std::net::UdpSocket, group: IpAddr, interface: Option<&str>, m: Membership) -> io::Result<()> {
+    let join = matches!(m, Membership::Join);
+    match group {
+        IpAddr::V4(group) => {
+            let interface = match interface {
+                Some(i) => i.parse::<Ipv4Addr>().map_err(|_| Error::EINVAL)?,
+                None => Ipv4Addr::UNSPECIFIED,
+            };
+            match join {
+                true => s.join_multicast_v4(&group, &interface),
+                false => s.leave_multicast_v4(&group, &interface),
+            }
+        }
+        IpAddr::V6(group) => {
+            let index = match interface {
+                Some(i) => {
+                    let (addr, scope) = i.split_once('%').unwrap_or((i, ""));
+                    addr.parse::<Ipv6Addr>().map_err(|_| Error::EINVAL)?;
+                    interface_index(scope)
+                }
+                None => 0,
+            };
+            match join {
+                true => s.join_multicast_v6(&group, index),
+                false => s.leave_multicast_v6(&group, index),
+            }
+        }
+    }
+}
+
+/// The index of the interface `scope` names (a number, or a name looked up in sysfs); 0 when unknown, as
+/// libuv's `uv_ip6_addr`.
+#[cfg(target_os = "linux")]
+fn interface_index(scope: &str) -> u32 {
+    if let Ok(index) = scope.parse() {
+        return index;
+    }
+    if scope.is_empty() || scope.contains('/') || scope.starts_with('.') {
+        return 0;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{scope}/ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 impl Inner {
@@ -473,7 +620,12 @@ impl Inner {
 
 impl Drop for UdpSocket {
     fn drop(&mut self) {
-        let inner = &self.inner;
+        // The epoll engine queues nothing: its `Dgram` stops its watcher and closes the socket by itself.
+        let inner = match &self.io {
+            UdpIo::Libuv(inner) => inner,
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(_) => return,
+        };
         if inner.tx.borrow().count == 0 {
             return;
         }
