@@ -149,9 +149,23 @@ fn child_echo_tokio(multi: bool) {
 }
 
 /// Starts a server child process and returns it with the port it printed.
+/// Pins every thread of process `pid` to one CPU with `taskset` (client and server then do not fight for the same
+/// core, which on a small machine is most of the run-to-run noise). Returns whether it worked.
+fn pin(pid: u32, cpu: usize) -> bool {
+    Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn start_server(mut cmd: Command) -> (std::process::Child, u16) {
     use std::io::BufRead;
     let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    // The server on CPU 1, the client (this process) on CPU 0, when the machine has two CPUs or more.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        pin(child.id(), 1);
+    }
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     let port = line
@@ -238,7 +252,11 @@ fn process_cpu_seconds(pid: u32) -> f64 {
 }
 
 fn echo(conns: usize, size: usize, secs: f64) {
-    println!("echo: {conns} connections, {size}-byte messages, {secs} s per server (client: uvio callbacks)");
+    let pinned = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 && pin(std::process::id(), 0);
+    println!(
+        "echo: {conns} connections, {size}-byte messages, {secs} s per server (client: uvio callbacks{})",
+        if pinned { "; client pinned to CPU 0, server to CPU 1" } else { "; not pinned" }
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = Command::new(cargo).args(["build", "--release", "--example", "echo_server"]).status().unwrap();
     assert!(built.success(), "building examples/echo_server failed");
