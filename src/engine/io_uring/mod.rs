@@ -171,6 +171,9 @@ pub(crate) struct Driver {
     ops: RefCell<Slab<Pending>>,
     /// Entries pushed but not submitted yet.
     queued: Cell<bool>,
+    /// Entries that did not fit in a full submission queue, in order; pushed as room frees up. Their slots are
+    /// in `ops` like any other, so everything they point to stays alive.
+    backlog: RefCell<std::collections::VecDeque<squeue::Entry>>,
     /// Bit per [`Op`] whose opcode this kernel has.
     supported: u32,
     lp: Loop,
@@ -291,6 +294,7 @@ impl Driver {
             ring: RefCell::new(ring),
             ops: RefCell::new(Slab::with_capacity(entries as usize)),
             queued: Cell::new(false),
+            backlog: RefCell::new(std::collections::VecDeque::new()),
             supported,
             lp: lp.clone(),
             scratch: RefCell::new(Vec::with_capacity(entries as usize)),
@@ -446,8 +450,9 @@ impl Driver {
             ops.insert(pending)
         };
         let entry = entry.user_data(key as u64);
-        let mut pushed = self.try_push(&entry);
-        if !pushed {
+        // Order matters: while older entries wait in the backlog, newer ones queue behind them.
+        let mut pushed = self.backlog.borrow().is_empty() && self.try_push(&entry);
+        if !pushed && self.backlog.borrow().is_empty() {
             // Full: submit what is queued now, which frees the submission queue.
             if self.submit().is_ok() {
                 pushed = self.try_push(&entry);
@@ -458,13 +463,25 @@ impl Driver {
             }
         }
         if !pushed {
-            // The kernel never saw this entry: its slot can go.
-            let pending = self.remove(key);
-            drop(pending);
-            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+            // Still full (the kernel, or its SQPOLL thread, has not caught up): keep the entry for the next
+            // flush instead of failing an operation the caller did nothing wrong with.
+            self.backlog.borrow_mut().push_back(entry);
         }
         self.queued.set(true);
         Ok(())
+    }
+
+    /// Moves backlogged entries into the submission queue, oldest first, while there is room.
+    fn push_backlog(&self) {
+        loop {
+            let next = self.backlog.borrow_mut().pop_front();
+            let Some(entry) = next else { return };
+            if !self.try_push(&entry) {
+                self.backlog.borrow_mut().push_front(entry);
+                return;
+            }
+            self.queued.set(true);
+        }
     }
 
     fn try_push(&self, entry: &squeue::Entry) -> bool {
@@ -492,9 +509,19 @@ impl Driver {
 
     /// The prepare callback: submits what this iteration queued, then takes the completions already there.
     fn flush(&self) {
-        if self.queued.get() {
+        // Two passes: a submit frees the queue (without SQPOLL), so a backlog left by a full queue can follow at
+        // once instead of waiting for the next iteration.
+        for _ in 0..2 {
+            self.push_backlog();
+            if !self.queued.get() {
+                break;
+            }
             if let Err(e) = self.submit() {
                 log::debug!(target: "uvio", "io_uring: submit failed ({e}); retrying next iteration");
+                break;
+            }
+            if self.backlog.borrow().is_empty() {
+                break;
             }
         }
         self.reap();
@@ -539,6 +566,7 @@ impl Drop for Driver {
         // The kernel may still write into the slots' buffers: wait for every operation in flight before the
         // slots are freed and the ring unmapped.
         while !self.ops.get_mut().is_empty() {
+            self.push_backlog(); // backlogged entries must reach the kernel, or their slots would never complete
             let waited = self.ring.get_mut().submit_and_wait(1);
             match waited {
                 Ok(_) => {}
