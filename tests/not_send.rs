@@ -43,6 +43,9 @@ assert_not_impl_any!(uvio::net::UnixStream: Send, Sync);
 // ...except the doors between threads.
 assert_impl_all!(uvio::Handle: Send, Sync, Clone);
 assert_impl_all!(uvio::task::JoinHandle<u64>: Send, Sync);
+assert_impl_all!(uvio::task::JoinHandle<std::cell::Cell<u64>>: Send, Sync);
+// A `!Send` output (possible with spawn_local) pins its handle to the task's thread.
+assert_not_impl_any!(uvio::task::JoinHandle<std::rc::Rc<u64>>: Send, Sync);
 assert_impl_all!(uvio::task::JoinError: Send, Sync);
 
 assert_impl_all!(AsyncSender: Send, Sync, Clone);

@@ -315,3 +315,116 @@ fn enter_lets_spawn_local_work_outside_block_on() {
     assert_eq!(rt.block_on(j).unwrap(), 8);
     rt.close().expect("runtime closes cleanly");
 }
+
+/// Records on which thread it was dropped.
+struct DropThread(Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>, std::marker::PhantomData<Rc<()>>);
+
+impl Drop for DropThread {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(std::thread::current().id());
+    }
+}
+
+#[test]
+fn a_local_future_is_dropped_on_its_thread_even_if_a_waker_outlives_it_elsewhere() {
+    // The task's !Send future holds a DropThread; its waker goes to another thread that keeps it past the
+    // runtime's close and drops it last. The future must still be dropped on the runtime's thread.
+    let dropped_on = Arc::new(std::sync::Mutex::new(None));
+    let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+    let keeper = std::thread::spawn(move || {
+        let waker = rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        waker.wake_by_ref(); // the runtime is gone: a no-op
+        drop(waker); // the last reference to the task
+    });
+    let rt = Runtime::new().unwrap();
+    let d = dropped_on.clone();
+    rt.block_on(async move {
+        let guard = DropThread(d, std::marker::PhantomData);
+        let task = spawn_local(async move {
+            let _guard = guard;
+            std::future::poll_fn(|cx| {
+                tx.send(cx.waker().clone()).unwrap();
+                std::task::Poll::<()>::Pending
+            })
+            .await;
+        });
+        yield_now().await;
+        drop(task); // detached: it stays pending until the runtime drops it
+    });
+    rt.close().expect("runtime closes cleanly");
+    assert_eq!(*dropped_on.lock().unwrap(), Some(std::thread::current().id()));
+    keeper.join().unwrap();
+}
+
+#[test]
+fn a_detached_tasks_output_is_dropped_on_its_thread() {
+    let dropped_on = Arc::new(std::sync::Mutex::new(None));
+    let rt = Runtime::new().unwrap();
+    let d = dropped_on.clone();
+    let d2 = dropped_on.clone();
+    rt.block_on(async move {
+        let task = spawn_local(async move {
+            sleep(Duration::from_millis(5)).await;
+            DropThread(d, std::marker::PhantomData)
+        });
+        drop(task);
+        // Wait (bounded) until the task finished and its output was dropped.
+        let done = uvio::time::timeout(Duration::from_secs(10), async {
+            while d2.lock().unwrap().is_none() {
+                sleep(Duration::from_millis(1)).await;
+            }
+        });
+        done.await.expect("the detached task finished");
+    });
+    assert_eq!(*dropped_on.lock().unwrap(), Some(std::thread::current().id()));
+    rt.close().expect("runtime closes cleanly");
+}
+
+#[test]
+fn a_task_can_await_its_own_handle_without_deadlock() {
+    // The join slot and the future are separate: polling one's own handle from inside must not block.
+    let rt = Runtime::new().unwrap();
+    let polled = rt.block_on(async {
+        let (tx, rx) = futures::channel::oneshot::channel::<uvio::task::JoinHandle<u32>>();
+        let task = spawn_local(async move {
+            let mut own = rx.await.unwrap();
+            // Poll it once: still running (it is us), so Pending.
+            let pending = futures::poll!(&mut own).is_pending();
+            own.abort(); // ends us at the next turn
+            uvio::task::yield_now().await;
+            pending as u32
+        });
+        let probe = spawn_local(async {});
+        tx.send(task).unwrap();
+        probe.await.unwrap();
+        sleep(Duration::from_millis(5)).await;
+        true
+    });
+    assert!(polled);
+    rt.close().expect("runtime closes cleanly");
+}
+
+#[test]
+fn a_panicking_drop_after_a_panic_is_contained() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("drop panics too");
+            }
+        }
+    }
+    let rt = Runtime::new().unwrap();
+    let err = rt.block_on(async {
+        let t = spawn_local(async {
+            let _p = PanicOnDrop;
+            yield_now().await;
+            panic!("first");
+        });
+        t.await.unwrap_err()
+    });
+    assert!(err.is_panic());
+    assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "first");
+    rt.close().expect("runtime closes cleanly");
+}

@@ -146,3 +146,39 @@ fn interval_missed_tick_policies() {
     });
     rt.close().expect("runtime closes cleanly");
 }
+
+#[test]
+fn cancelled_far_sleeps_are_compacted_and_live_ones_still_fire_in_order() {
+    // 20 000 far deadlines registered then dropped (their slots are reclaimed by compaction, not by the
+    // deadline), interleaved with live short sleeps and resets that must all still end, in order.
+    let rt = Runtime::new().unwrap();
+    let order = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    rt.block_on(async {
+        let mut live = Vec::new();
+        for i in 0..20_000u64 {
+            let mut far = Box::pin(sleep(Duration::from_secs(3600 + i)));
+            assert!(futures::poll!(far.as_mut()).is_pending());
+            drop(far);
+            if i % 2000 == 0 {
+                let order = order.clone();
+                let ms = 10 * (20 - i / 2000); // later-spawned ones are due sooner, 10 ms apart
+                live.push(spawn_local(async move {
+                    let mut s = Box::pin(sleep(Duration::from_secs(3600)));
+                    assert!(futures::poll!(s.as_mut()).is_pending());
+                    s.as_mut().reset(Instant::now() + Duration::from_millis(ms));
+                    s.await;
+                    order.borrow_mut().push(ms);
+                }));
+            }
+        }
+        for h in live {
+            h.await.unwrap();
+        }
+    });
+    let got = order.borrow().clone();
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert_eq!(got.len(), 10);
+    assert_eq!(got, sorted, "sleeps ended out of deadline order");
+    rt.close().expect("runtime closes cleanly");
+}

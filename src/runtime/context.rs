@@ -5,9 +5,9 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
+use super::cell::RawTask;
 use super::executor::Executor;
 use super::shared::Shared;
-use super::task::Header;
 
 thread_local! {
     /// Every executor created on this thread and not yet dropped.
@@ -34,13 +34,13 @@ pub(crate) fn local_executor(shared: &Arc<Shared>) -> Option<Rc<Executor>> {
 }
 
 /// Pushes a woken task onto its executor's local queue if that executor lives on this thread.
-pub(crate) fn push_local(shared: &Arc<Shared>, header: Arc<Header>) -> Result<(), Arc<Header>> {
+pub(crate) fn push_local(shared: &Arc<Shared>, task: Arc<dyn RawTask>) -> Result<(), Arc<dyn RawTask>> {
     match local_executor(shared) {
         Some(ex) => {
-            ex.push_ready(header);
+            ex.push_ready(task);
             Ok(())
         }
-        None => Err(header),
+        None => Err(task),
     }
 }
 

@@ -11,40 +11,37 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Waker};
 
 use slab::Slab;
 
+use super::cell::{RawTask, TaskRef};
 use super::context;
-use super::shared::{Injected, Shared};
-use super::task::{task_future, Header, JoinHandle, JoinState};
+use super::shared::Shared;
+use super::task::JoinHandle;
 use super::timers::Timers;
 use crate::uv::{Async, Check, Handle as _, Idle, Loop};
 
 /// How many tasks one check callback polls before letting the loop run I/O again.
 pub(crate) const BATCH: usize = 128;
 
-/// A task in the slab: 24 bytes. Its waker is made from `header` at each poll (one atomic increment), and its
-/// join handle learns of cancellation from a guard inside the future.
-struct Slot {
-    /// `None` while the task is being polled.
-    fut: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    header: Arc<Header>,
-}
+/// A task in the slab (24 bytes): its owning reference, `None` while it is being polled (taken out so that the
+/// task may spawn or wake others freely). Removing it drops the task's future.
+type Slot = Option<TaskRef>;
 
 pub(crate) struct Executor {
     pub(crate) lp: Loop,
     /// The engine for sockets and files (resolved: never `Auto`).
     pub(crate) backend: crate::engine::Backend,
     /// The io_uring driver when `backend` is `IoUring` (its ring is watched on `lp`).
+    // Read only by Linux code: elsewhere `Driver` is uninhabited and this field is always `None`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) uring: Option<Rc<crate::engine::Driver>>,
     pub(crate) shared: Arc<Shared>,
     slots: RefCell<Slab<Slot>>,
-    ready: RefCell<VecDeque<Arc<Header>>>,
+    ready: RefCell<VecDeque<Arc<dyn RawTask>>>,
     idle: Idle,
     idle_armed: Cell<bool>,
     check: Check,
@@ -111,22 +108,22 @@ impl Executor {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let header = Header::new(self.shared.clone());
-        let join = JoinState::new();
-        self.insert(Box::pin(task_future(fut, join.clone())), header.clone());
-        JoinHandle::new(join, header)
+        let (task, handle) = TaskRef::new_local(fut, self.shared.clone());
+        self.insert(task);
+        handle
     }
 
-    fn insert(&self, fut: Pin<Box<dyn Future<Output = ()>>>, header: Arc<Header>) {
-        let key = self.slots.borrow_mut().insert(Slot { fut: Some(fut), header: header.clone() });
-        header.key.store(key, Ordering::Release);
-        header.scheduled.store(true, Ordering::Release);
-        self.push_ready(header);
+    fn insert(&self, task: TaskRef) {
+        let raw = task.raw();
+        let key = self.slots.borrow_mut().insert(Some(task));
+        raw.header().key.store(key, Ordering::Release);
+        raw.header().scheduled.store(true, Ordering::Release);
+        self.push_ready(raw);
     }
 
     /// Queues a task to be polled and makes sure the loop will not block before that.
-    pub(crate) fn push_ready(&self, header: Arc<Header>) {
-        self.ready.borrow_mut().push_back(header);
+    pub(crate) fn push_ready(&self, task: Arc<dyn RawTask>) {
+        self.ready.borrow_mut().push_back(task);
         self.arm();
     }
 
@@ -160,11 +157,11 @@ impl Executor {
         if main {
             self.main_woken.set(true);
         }
-        for header in woken {
-            self.push_ready(header);
+        for task in woken {
+            self.push_ready(task);
         }
-        for Injected { fut, header } in injected {
-            self.insert(fut, header);
+        for task in injected {
+            self.insert(task.into_local());
         }
     }
 
@@ -174,40 +171,37 @@ impl Executor {
         self.adopt_remote();
         for _ in 0..BATCH {
             let next = self.ready.borrow_mut().pop_front();
-            let Some(header) = next else { break };
-            self.poll_task(header);
+            let Some(task) = next else { break };
+            self.poll_task(task);
         }
         if self.ready.borrow().is_empty() && !self.main_woken.get() {
             self.disarm();
         }
     }
 
-    fn poll_task(&self, header: Arc<Header>) {
-        let key = header.key.load(Ordering::Acquire);
-        // Taken out of the slab while polled, so that the task may spawn (insert) or wake others freely.
+    fn poll_task(&self, woken: Arc<dyn RawTask>) {
+        let key = woken.header().key.load(Ordering::Acquire);
         let taken = {
             let mut slots = self.slots.borrow_mut();
             match slots.get_mut(key) {
-                // A stale header (a finished task whose key was reused) must not touch the new occupant.
-                Some(slot) if Arc::ptr_eq(&slot.header, &header) => slot.fut.take(),
+                // A wake of a finished task whose key was reused must not touch the new occupant.
+                Some(slot) if slot.as_ref().is_some_and(|t| t.is(&woken)) => slot.take(),
                 _ => None,
             }
         };
-        let Some(mut fut) = taken else { return };
-        header.scheduled.store(false, Ordering::Release);
-        if header.aborted.load(Ordering::Acquire) {
+        drop(woken);
+        let Some(task) = taken else { return };
+        task.header().scheduled.store(false, Ordering::Release);
+        if task.header().aborted.load(Ordering::Acquire) {
             self.slots.borrow_mut().remove(key);
-            drop(fut); // the join handle reports cancellation
+            drop(task); // drops the future; the join handle reports cancellation
             return;
         }
-        let waker = Waker::from(header);
-        let done = fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
-        if done {
-            let slot = self.slots.borrow_mut().remove(key);
-            drop(fut);
-            drop(slot);
+        if task.poll() {
+            self.slots.borrow_mut().remove(key);
+            drop(task);
         } else {
-            self.slots.borrow_mut()[key].fut = Some(fut);
+            self.slots.borrow_mut()[key] = Some(task);
         }
     }
 

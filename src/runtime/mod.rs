@@ -4,8 +4,10 @@
 //! loop's callbacks (see `executor.rs`), so I/O callbacks and tasks interleave fairly, and the same machinery
 //! serves [`Runtime::block_on`] and loops that a host application runs itself.
 
+mod cell;
 mod context;
 mod executor;
+mod radix_heap;
 pub(crate) mod reply;
 mod shared;
 pub(crate) mod task;
@@ -19,7 +21,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 pub(crate) use context::current;
 pub(crate) use executor::Executor;
-use shared::{Injected, Shared};
+use shared::Shared;
 pub use task::{JoinError, JoinHandle};
 pub(crate) use timers::TimerKey;
 
@@ -277,11 +279,9 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let header = task::Header::new(self.shared.clone());
-        let join = task::JoinState::new();
-        let fut = Box::pin(task::task_future(fut, join.clone()));
-        self.shared.inject(Injected { fut, header: header.clone() });
-        JoinHandle::new(join, header)
+        let (task, handle) = cell::RemoteTask::new(fut, self.shared.clone());
+        self.shared.inject(task);
+        handle
     }
 }
 
@@ -325,16 +325,15 @@ where
     T: Send + 'static,
 {
     let ex = context::current();
-    let header = task::Header::new(ex.shared.clone());
-    let join = task::JoinState::new();
-    let done = join.clone();
+    let job = Arc::new(task::BlockingJoin { cell: task::JoinCell::new() });
+    let done = job.clone();
     let work = move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     let queued = crate::uv::queue_work(&ex.lp, work, move |result| match result {
-        Ok(outcome) => done.complete(outcome),
-        Err(_) => done.cancel(),
+        Ok(outcome) => done.cell.complete(outcome),
+        Err(_) => done.cell.cancel(),
     });
     if queued.is_err() {
-        join.cancel();
+        job.cell.cancel();
     }
-    JoinHandle::new(join, header)
+    JoinHandle::new(job)
 }

@@ -1,26 +1,18 @@
 //! The `Send + Sync` part of a runtime: its remote queue and the `uv_async_t` that wakes its loop.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::cell::{RawTask, RemoteTask};
 use super::context;
-use super::task::Header;
 use crate::uv::AsyncSender;
-
-/// A task spawned from another thread, waiting for the loop thread to adopt it.
-pub(crate) struct Injected {
-    pub(crate) fut: Pin<Box<dyn Future<Output = ()> + Send>>,
-    pub(crate) header: Arc<Header>,
-}
 
 #[derive(Default)]
 pub(crate) struct Remote {
     /// Tasks woken from other threads.
-    pub(crate) woken: Vec<Arc<Header>>,
+    pub(crate) woken: Vec<Arc<dyn RawTask>>,
     /// Tasks spawned from other threads.
-    pub(crate) injected: Vec<Injected>,
+    pub(crate) injected: Vec<RemoteTask>,
     /// Whether the main future of `block_on` was woken from another thread.
     pub(crate) main_woken: bool,
     /// Set when the runtime shuts down: nothing is accepted any more.
@@ -45,23 +37,23 @@ impl Shared {
 
     /// Queues a woken task: directly on the local ready queue when called on the runtime's own thread,
     /// else through the remote queue and a loop wakeup.
-    pub(crate) fn schedule(self: &Arc<Self>, header: Arc<Header>) {
-        let header = match context::push_local(self, header) {
+    pub(crate) fn schedule(self: &Arc<Self>, task: Arc<dyn RawTask>) {
+        let task = match context::push_local(self, task) {
             Ok(()) => return,
-            Err(header) => header,
+            Err(task) => task,
         };
         let mut remote = self.lock();
         if remote.closed {
             return;
         }
-        remote.woken.push(header);
+        remote.woken.push(task);
         self.remote_pending.store(true, Ordering::Release);
         drop(remote);
         let _ = self.sender.send();
     }
 
     /// Hands a task spawned on another thread to the loop; if the runtime is gone, the task is cancelled.
-    pub(crate) fn inject(&self, task: Injected) {
+    pub(crate) fn inject(&self, task: RemoteTask) {
         let mut remote = self.lock();
         if remote.closed {
             drop(remote);
@@ -87,9 +79,10 @@ impl Shared {
     }
 
     /// Refuses further work and cancels what was queued (runtime shutdown).
-    pub(crate) fn close(&self) -> Vec<Injected> {
+    pub(crate) fn close(&self) -> Vec<RemoteTask> {
         let mut remote = self.lock();
         remote.closed = true;
+        // Wakes are only references: their tasks' futures are dropped by their executor.
         remote.woken.clear();
         std::mem::take(&mut remote.injected)
     }

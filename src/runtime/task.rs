@@ -1,53 +1,16 @@
-//! Tasks as the executor sees them: a header that wakers point to, and the join state a [`JoinHandle`] reads.
+//! Joining tasks: [`JoinHandle`], [`JoinError`], and the join slot a task shares with its handle.
 //!
-//! A task's future is `!Send` in general and lives only on the runtime's thread (in the executor's slab). What
-//! may cross threads is small and `Send + Sync`: the [`Header`] (a waker is an `Arc<Header>`) and the join
-//! state. Waking from the runtime's thread pushes onto the local ready queue; waking from anywhere else goes
-//! through the runtime's remote queue and its `uv_async_t`.
+//! The task itself (header, future, join slot in one allocation) is in `cell.rs`. A `spawn_blocking` job has
+//! only a join slot ([`BlockingJoin`]).
 
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-
-use super::shared::Shared;
-
-/// What a waker points to: where the task lives and whether it is already queued.
-pub(crate) struct Header {
-    /// The task's key in the executor's slab; `usize::MAX` until a remotely spawned task is inserted.
-    pub(crate) key: AtomicUsize,
-    /// Set while the task sits in a ready queue, so that repeated wakes queue it once.
-    pub(crate) scheduled: AtomicBool,
-    /// Set by [`JoinHandle::abort`]: the executor drops the future instead of polling it.
-    pub(crate) aborted: AtomicBool,
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl Header {
-    pub(crate) fn new(shared: Arc<Shared>) -> Arc<Header> {
-        Arc::new(Header {
-            key: AtomicUsize::new(usize::MAX),
-            scheduled: AtomicBool::new(false),
-            aborted: AtomicBool::new(false),
-            shared,
-        })
-    }
-}
-
-impl std::task::Wake for Header {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
-            self.shared.schedule(self.clone());
-        }
-    }
-}
 
 /// Why a task did not produce its output.
 pub struct JoinError {
@@ -113,34 +76,54 @@ impl From<JoinError> for std::io::Error {
     }
 }
 
-/// The shared slot between a task and its [`JoinHandle`].
-pub(crate) struct JoinState<T> {
-    inner: Mutex<JoinSlot<T>>,
+/// The slot between a task and its [`JoinHandle`]: the outcome, and the handle's waker.
+pub(crate) struct JoinCell<T> {
+    slot: Mutex<JoinSlot<T>>,
     finished: AtomicBool,
 }
 
 struct JoinSlot<T> {
     result: Option<std::thread::Result<T>>,
     cancelled: bool,
+    /// The handle was dropped: an output that arrives now is dropped at once (on the task's thread).
+    detached: bool,
     waker: Option<Waker>,
 }
 
-impl<T> JoinState<T> {
-    pub(crate) fn new() -> Arc<JoinState<T>> {
-        Arc::new(JoinState {
-            inner: Mutex::new(JoinSlot { result: None, cancelled: false, waker: None }),
+impl<T> JoinCell<T> {
+    pub(crate) fn new() -> JoinCell<T> {
+        JoinCell {
+            slot: Mutex::new(JoinSlot { result: None, cancelled: false, detached: false, waker: None }),
             finished: AtomicBool::new(false),
-        })
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, JoinSlot<T>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn finish(&self, f: impl FnOnce(&mut JoinSlot<T>)) {
+    /// Delivers the task's outcome (kept for the handle, or dropped here if the handle is gone).
+    pub(crate) fn complete(&self, result: std::thread::Result<T>) {
+        let (waker, unclaimed) = {
+            let mut slot = self.lock();
+            let unclaimed = if slot.detached { Some(result) } else { slot.result.replace(result) };
+            (slot.waker.take(), unclaimed)
+        };
+        self.finished.store(true, Ordering::Release);
+        drop(unclaimed);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Reports cancellation, unless the task already finished.
+    pub(crate) fn cancel(&self) {
+        if self.finished.load(Ordering::Acquire) {
+            return;
+        }
         let waker = {
             let mut slot = self.lock();
-            f(&mut slot);
+            slot.cancelled = true;
             slot.waker.take()
         };
         self.finished.store(true, Ordering::Release);
@@ -149,80 +132,8 @@ impl<T> JoinState<T> {
         }
     }
 
-    pub(crate) fn complete(&self, result: std::thread::Result<T>) {
-        self.finish(|s| s.result = Some(result));
-    }
-}
-
-impl<T> JoinState<T> {
-    /// Reports cancellation, unless the task already finished.
-    pub(crate) fn cancel(&self) {
-        if !self.finished.load(Ordering::Acquire) {
-            self.finish(|s| s.cancelled = true);
-        }
-    }
-}
-
-/// Owned by the task's future: if the future is dropped before it completes (abort, runtime shutdown, a
-/// remote spawn refused), the join handle learns it was cancelled. One guard instead of a second pointer
-/// to the join state in every task slot.
-struct CancelOnDrop<T>(Arc<JoinState<T>>);
-
-impl<T> Drop for CancelOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
-/// Wraps the user's future: runs it, catches its panic, and stores the outcome for the [`JoinHandle`].
-pub(crate) fn task_future<F>(fut: F, join: Arc<JoinState<F::Output>>) -> impl Future<Output = ()>
-where
-    F: Future,
-{
-    use futures::FutureExt;
-    // Built outside the async block so that it is dropped with the future even if never polled.
-    let guard = CancelOnDrop(join);
-    async move {
-        let guard = guard;
-        let result = std::panic::AssertUnwindSafe(fut).catch_unwind().await;
-        guard.0.complete(result);
-    }
-}
-
-/// An owned permission to await a task's output. Dropping it *detaches* the task, which keeps running
-/// (tokio's convention); [`abort`](JoinHandle::abort) cancels it.
-///
-/// Awaiting gives `Ok(output)`, or `Err(JoinError)` if the task panicked (the runtime keeps running) or was
-/// aborted.
-pub struct JoinHandle<T> {
-    state: Arc<JoinState<T>>,
-    header: Arc<Header>,
-}
-
-impl<T> JoinHandle<T> {
-    pub(crate) fn new(state: Arc<JoinState<T>>, header: Arc<Header>) -> JoinHandle<T> {
-        JoinHandle { state, header }
-    }
-
-    /// Cancels the task: its future is dropped at the executor's next turn instead of being polled again, and
-    /// awaiting this handle gives a cancelled [`JoinError`] (unless the task had already finished). Callable
-    /// from any thread.
-    pub fn abort(&self) {
-        self.header.aborted.store(true, Ordering::Release);
-        std::task::Wake::wake_by_ref(&self.header);
-    }
-
-    /// Whether the task has finished (completed, panicked or been cancelled).
-    pub fn is_finished(&self) -> bool {
-        self.state.finished.load(Ordering::Acquire)
-    }
-}
-
-impl<T> Future for JoinHandle<T> {
-    type Output = Result<T, JoinError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.state.lock();
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+        let mut slot = self.lock();
         if let Some(result) = slot.result.take() {
             return Poll::Ready(result.map_err(JoinError::panic));
         }
@@ -234,6 +145,79 @@ impl<T> Future for JoinHandle<T> {
             _ => slot.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+
+    /// The handle is gone: drop an output already delivered (here, on the handle's thread) and any later one.
+    fn detach(&self) {
+        let (result, waker) = {
+            let mut slot = self.lock();
+            slot.detached = true;
+            (slot.result.take(), slot.waker.take())
+        };
+        drop((result, waker));
+    }
+}
+
+/// What a [`JoinHandle`] holds: a task (`cell.rs`) or a blocking job.
+pub(crate) trait Join<T>: Send + Sync {
+    fn join(&self) -> &JoinCell<T>;
+    fn abort(self: Arc<Self>);
+}
+
+/// The join side of a `spawn_blocking` job (it cannot be aborted once queued: libuv's pool runs it).
+pub(crate) struct BlockingJoin<T> {
+    pub(crate) cell: JoinCell<T>,
+}
+
+impl<T: Send> Join<T> for BlockingJoin<T> {
+    fn join(&self) -> &JoinCell<T> {
+        &self.cell
+    }
+
+    fn abort(self: Arc<Self>) {}
+}
+
+/// An owned permission to await a task's output. Dropping it *detaches* the task, which keeps running
+/// (tokio's convention); [`abort`](JoinHandle::abort) cancels it.
+///
+/// Awaiting gives `Ok(output)`, or `Err(JoinError)` if the task panicked (the runtime keeps running) or was
+/// aborted.
+pub struct JoinHandle<T> {
+    task: Arc<dyn Join<T>>,
+    /// `Send` and `Sync` exactly when `T` is `Send` (as with a `Mutex<T>`): a `!Send` output never leaves the
+    /// task's thread through its handle.
+    _output: PhantomData<Mutex<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: Arc<dyn Join<T>>) -> JoinHandle<T> {
+        JoinHandle { task, _output: PhantomData }
+    }
+
+    /// Cancels the task: its future is dropped at the executor's next turn instead of being polled again, and
+    /// awaiting this handle gives a cancelled [`JoinError`] (unless the task had already finished). Callable
+    /// from any thread. A `spawn_blocking` job that was queued still runs.
+    pub fn abort(&self) {
+        self.task.clone().abort();
+    }
+
+    /// Whether the task has finished (completed, panicked or been cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.task.join().finished.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.task.join().poll(cx)
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        self.task.join().detach();
     }
 }
 

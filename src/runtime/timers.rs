@@ -1,11 +1,10 @@
 //! The runtime's timers: one libuv timer per runtime, armed for the earliest deadline, over a binary heap of
-//! deadlines. A pending sleep costs a heap entry and a slab slot (no libuv handle, no allocation of its own),
-//! so millions of sleeps stay cheap. A dropped sleep frees its slot at once; its heap entry is skipped when it
-//! comes due (its sequence number no longer matches).
+//! deadlines. A pending sleep costs a 16-byte heap entry and a 24-byte slab slot (no libuv handle, no allocation
+//! of its own), so millions of sleeps stay cheap. A dropped sleep marks its slot cancelled; the slot is freed
+//! when its heap entry comes due (or when cancelled entries dominate and the heap is compacted), so a heap
+//! entry's key always names its own slot.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::rc::Weak;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -13,27 +12,29 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use super::executor::Executor;
+use super::radix_heap::RadixHeap;
 use crate::uv::{Handle as _, Loop, Timer};
 
-struct Entry {
-    seq: u64,
-    waker: Option<Waker>,
-    fired: bool,
+enum Entry {
+    /// Due in the future; woken through this waker.
+    Waiting(Waker),
+    /// The deadline passed (its heap entry is gone); freed when the sleep unregisters.
+    Fired,
+    /// The sleep went away first; freed when its heap entry comes due or the heap is compacted.
+    Cancelled,
 }
 
-/// A registered deadline: the slab key and the sequence number that proves the slot is still ours.
+/// A registered deadline: its slot in the slab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TimerKey {
-    key: usize,
-    seq: u64,
-}
+pub(crate) struct TimerKey(usize);
 
 pub(crate) struct Timers {
     uv: Timer,
-    /// `(deadline in loop milliseconds, sequence, slab key)`, earliest first.
-    heap: RefCell<BinaryHeap<Reverse<(u64, u64, usize)>>>,
+    /// `(deadline in loop milliseconds, slab key)`, earliest first.
+    heap: RefCell<RadixHeap>,
     entries: RefCell<Slab<Entry>>,
-    next_seq: Cell<u64>,
+    /// How many entries are `Cancelled` (to know when compacting pays).
+    cancelled: Cell<usize>,
     /// The deadline the libuv timer is armed for.
     armed_for: Cell<Option<u64>>,
     /// The `Instant` that corresponds to loop time 0, to convert `Instant` deadlines to loop milliseconds.
@@ -45,9 +46,9 @@ impl Timers {
     pub(crate) fn new(lp: &Loop) -> crate::Result<Timers> {
         Ok(Timers {
             uv: Timer::new(lp)?,
-            heap: RefCell::new(BinaryHeap::new()),
+            heap: RefCell::new(RadixHeap::new()),
             entries: RefCell::new(Slab::new()),
-            next_seq: Cell::new(0),
+            cancelled: Cell::new(0),
             armed_for: Cell::new(None),
             origin: Cell::new(None),
             lp: lp.clone(),
@@ -84,27 +85,20 @@ impl Timers {
     /// Registers a deadline; `waker` is woken when it passes.
     pub(crate) fn register(&self, deadline: Instant, waker: &Waker) -> TimerKey {
         let at = self.loop_ms(deadline);
-        let seq = self.next_seq.get();
-        self.next_seq.set(seq + 1);
-        let key = self.entries.borrow_mut().insert(Entry { seq, waker: Some(waker.clone()), fired: false });
-        self.heap.borrow_mut().push(Reverse((at, seq, key)));
+        let key = self.entries.borrow_mut().insert(Entry::Waiting(waker.clone()));
+        self.heap.borrow_mut().push(at, key);
         if self.armed_for.get().is_none_or(|armed| at < armed) {
             self.arm(at);
         }
-        TimerKey { key, seq }
+        TimerKey(key)
     }
 
     /// Whether the deadline passed; otherwise remembers the latest waker.
     pub(crate) fn poll(&self, t: TimerKey, waker: &Waker) -> bool {
-        let mut entries = self.entries.borrow_mut();
-        match entries.get_mut(t.key) {
-            Some(e) if e.seq == t.seq => {
-                if e.fired {
-                    return true;
-                }
-                match &e.waker {
-                    Some(w) if w.will_wake(waker) => {}
-                    _ => e.waker = Some(waker.clone()),
+        match self.entries.borrow_mut().get_mut(t.0) {
+            Some(Entry::Waiting(w)) => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
                 }
                 false
             }
@@ -115,21 +109,35 @@ impl Timers {
     /// Forgets a deadline (the sleep was dropped or finished).
     pub(crate) fn cancel(&self, t: TimerKey) {
         let mut entries = self.entries.borrow_mut();
-        if entries.get(t.key).is_some_and(|e| e.seq == t.seq) {
-            entries.remove(t.key);
-        }
+        let waker = match entries.get_mut(t.0) {
+            Some(Entry::Fired) => {
+                entries.remove(t.0);
+                return;
+            }
+            Some(e @ Entry::Waiting(_)) => std::mem::replace(e, Entry::Cancelled),
+            _ => return,
+        };
         drop(entries);
+        drop(waker);
+        self.cancelled.set(self.cancelled.get() + 1);
         self.compact_if_sparse();
     }
 
-    /// Drops heap entries of cancelled sleeps when they outnumber live ones, so that many cancelled
+    /// Drops the heap entries and slots of cancelled sleeps when they dominate, so that many cancelled
     /// timeouts with far deadlines do not pile up.
     fn compact_if_sparse(&self) {
-        let live = self.entries.borrow().len();
+        let cancelled = self.cancelled.get();
         let mut heap = self.heap.borrow_mut();
-        if heap.len() > 1024 && heap.len() > 4 * live {
-            let entries = self.entries.borrow();
-            heap.retain(|Reverse((_, seq, key))| entries.get(*key).is_some_and(|e| e.seq == *seq));
+        if heap.len() > 1024 && cancelled > 3 * (heap.len() - cancelled) {
+            let mut entries = self.entries.borrow_mut();
+            heap.retain(|key| {
+                let keep = !matches!(entries.get(key), Some(Entry::Cancelled));
+                if !keep {
+                    entries.remove(key);
+                }
+                keep
+            });
+            self.cancelled.set(0);
         }
     }
 
@@ -147,23 +155,25 @@ impl Timers {
         {
             let mut heap = self.heap.borrow_mut();
             let mut entries = self.entries.borrow_mut();
-            while let Some(&Reverse((at, seq, key))) = heap.peek() {
-                if at > now {
-                    break;
-                }
-                heap.pop();
-                if let Some(e) = entries.get_mut(key).filter(|e| e.seq == seq) {
-                    e.fired = true;
-                    if let Some(w) = e.waker.take() {
-                        due.push(w);
+            while let Some((_, key)) = heap.pop_due(now) {
+                match entries.get_mut(key) {
+                    Some(Entry::Cancelled) => {
+                        entries.remove(key);
+                        self.cancelled.set(self.cancelled.get() - 1);
                     }
+                    Some(e) => {
+                        if let Entry::Waiting(w) = std::mem::replace(e, Entry::Fired) {
+                            due.push(w);
+                        }
+                    }
+                    None => {}
                 }
             }
         }
         for w in due {
             w.wake();
         }
-        let next = self.heap.borrow().peek().map(|Reverse((at, _, _))| *at);
+        let next = self.heap.borrow().peek();
         if let Some(at) = next {
             self.arm(at);
         }
@@ -172,7 +182,9 @@ impl Timers {
     /// Drops every pending deadline (runtime shutdown).
     pub(crate) fn clear(&self) {
         self.heap.borrow_mut().clear();
-        self.entries.borrow_mut().clear();
+        let entries = std::mem::take(&mut *self.entries.borrow_mut());
+        drop(entries); // wakers dropped outside the borrow
+        self.cancelled.set(0);
         let _ = self.uv.stop();
         self.armed_for.set(None);
     }
