@@ -1,4 +1,4 @@
-//! Signals: [`ctrl_c`] on every OS, and any signal on Unix with [`unix::signal`]. Built on libuv's
+//! Signals: [`ctrl_c`] on every OS, and any signal on Unix with `unix::signal`. Built on libuv's
 //! `uv_signal_t`, one watcher per listener on the runtime's loop; shaped like `tokio::signal`.
 //!
 //! Signals are process-wide: every listener of a signal, on any runtime, sees each delivery. Several

@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::{ErrorKind, SeekFrom};
-use std::path::Path;
 use std::rc::Rc;
 
 use common::TempDir;
@@ -792,7 +791,7 @@ fn symlink_read_link_and_symlink_metadata() {
         // A relative, dangling link.
         let dangling = tmp.path().join("dangling");
         fs::symlink("does-not-exist", &dangling).await.unwrap();
-        assert_eq!(fs::read_link(&dangling).await.unwrap(), Path::new("does-not-exist"));
+        assert_eq!(fs::read_link(&dangling).await.unwrap(), std::path::Path::new("does-not-exist"));
         assert!(!fs::try_exists(&dangling).await.unwrap());
         assert!(fs::symlink_metadata(&dangling).await.unwrap().is_symlink());
         // remove_file removes the link, not the target.

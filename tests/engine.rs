@@ -3,9 +3,14 @@ use uvio::{Backend, Builder};
 
 #[test]
 fn names_round_trip() {
-    let mut all = vec![Backend::Auto, Backend::Libuv];
-    #[cfg(target_os = "linux")]
-    all.extend([Backend::Epoll, Backend::IoUring]);
+    let all = [
+        Backend::Auto,
+        Backend::Libuv,
+        #[cfg(target_os = "linux")]
+        Backend::Epoll,
+        #[cfg(target_os = "linux")]
+        Backend::IoUring,
+    ];
     for b in all {
         assert_eq!(b.name().parse::<Backend>().unwrap(), b);
         assert_eq!(b.to_string(), b.name());

@@ -244,19 +244,10 @@ impl UdpSocket {
     }
 
     async fn send_impl(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
-        let inner = match &self.io {
-            UdpIo::Libuv(inner) => inner,
+        match &self.io {
+            UdpIo::Libuv(inner) => inner.send(buf, target).await,
             #[cfg(target_os = "linux")]
-            UdpIo::Epoll(d) => return poll_fn(|cx| d.poll_send_to(cx, buf, target)).await,
-        };
-        match poll_fn(|cx| inner.poll_send(cx, buf, target, true)).await? {
-            Sent::Now(n) => Ok(n),
-            Sent::Queued(reply) => {
-                if let Some(reply) = reply {
-                    reply.await.unwrap_or(Err(Error::ECANCELED))?;
-                }
-                Ok(buf.len())
-            }
+            UdpIo::Epoll(d) => poll_fn(|cx| d.poll_send_to(cx, buf, target)).await,
         }
     }
 
@@ -332,14 +323,10 @@ impl UdpSocket {
 
     /// Receives a datagram that has already arrived, with its sender; see [`try_recv`](UdpSocket::try_recv).
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let inner = match &self.io {
-            UdpIo::Libuv(inner) => inner,
+        match &self.io {
+            UdpIo::Libuv(inner) => inner.try_recv_from(buf),
             #[cfg(target_os = "linux")]
-            UdpIo::Epoll(d) => return d.try_recv_from(buf),
-        };
-        match inner.poll_recv_from(None, buf) {
-            Poll::Ready(r) => r,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+            UdpIo::Epoll(d) => d.try_recv_from(buf),
         }
     }
 
@@ -551,6 +538,40 @@ impl Inner {
         Poll::Pending
     }
 
+    /// Sends one datagram; when it had to be queued, waits for libuv's outcome.
+    async fn send(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
+        match poll_fn(|cx| self.poll_send(cx, buf, target, true)).await? {
+            Sent::Now(n) => Ok(n),
+            Sent::Queued(reply) => {
+                if let Some(reply) = reply {
+                    reply.await.unwrap_or(Err(Error::ECANCELED))?;
+                }
+                Ok(buf.len())
+            }
+        }
+    }
+
+    /// A datagram already queued, else `WouldBlock` (receiving starts, so a later call may succeed).
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        match self.poll_recv_from(None, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// On drop of the `UdpSocket`: with sends still queued, keeps the socket open until they reach the kernel
+    /// (see `on_sent`); else lets it close now.
+    fn linger_while_sending(self: &Rc<Self>) {
+        if self.tx.borrow().count == 0 {
+            return;
+        }
+        let _ = self.udp.recv_stop();
+        self.rx.borrow_mut().receiving = false;
+        if let Some(ex) = self.ex.upgrade() {
+            self.lingering.set(Some(ex.linger(self.clone())));
+        }
+    }
+
     /// Sends at once if the kernel takes it, else queues an owned copy (`want_reply`: with a reply of the
     /// outcome; without, a failure is kept for the next send).
     fn poll_send(
@@ -620,20 +641,11 @@ impl Inner {
 
 impl Drop for UdpSocket {
     fn drop(&mut self) {
-        // The epoll engine queues nothing: its `Dgram` stops its watcher and closes the socket by itself.
-        let inner = match &self.io {
-            UdpIo::Libuv(inner) => inner,
+        match &self.io {
+            UdpIo::Libuv(inner) => inner.linger_while_sending(),
+            // The epoll engine queues nothing: its `Dgram` stops its watcher and closes the socket by itself.
             #[cfg(target_os = "linux")]
-            UdpIo::Epoll(_) => return,
-        };
-        if inner.tx.borrow().count == 0 {
-            return;
-        }
-        // Sends are queued: keep the socket open until they reach the kernel (see `on_sent`).
-        let _ = inner.udp.recv_stop();
-        inner.rx.borrow_mut().receiving = false;
-        if let Some(ex) = inner.ex.upgrade() {
-            inner.lingering.set(Some(ex.linger(inner.clone())));
+            UdpIo::Epoll(_) => {}
         }
     }
 }

@@ -14,7 +14,30 @@ use super::listener::Listener;
 use super::stream::{async_read, async_write, bind_pipe, connect_pipe, AsyncStream};
 use crate::uv;
 
-/// A named pipe server: binds to a name like `\\.\pipe\my-app`, then yields connections.
+/// A named pipe server: binds to a name like `\\.\pipe\my-app`, then yields connections with
+/// [`accept`](NamedPipeListener::accept). Binding a name that another server already holds is `AddrInUse`;
+/// dropping the listener closes its pending pipe instances (connections already accepted stay open).
+///
+/// ```
+/// use futures::{AsyncReadExt, AsyncWriteExt};
+/// use uvio::net::{NamedPipeListener, NamedPipeStream};
+///
+/// let name = format!(r"\\.\pipe\uvio-doc-{}", std::process::id());
+/// uvio::block_on(async {
+///     let listener = NamedPipeListener::bind(&name)?;
+///     let server = uvio::spawn_local(async move {
+///         let mut conn = listener.accept().await?;
+///         conn.write_all(b"hi").await?;
+///         std::io::Result::Ok(())
+///     });
+///     let mut client = NamedPipeStream::connect(&name).await?;
+///     let mut buf = [0u8; 2];
+///     client.read_exact(&mut buf).await?;
+///     assert_eq!(&buf, b"hi");
+///     server.await??;
+///     std::io::Result::Ok(())
+/// }).unwrap();
+/// ```
 pub struct NamedPipeListener {
     inner: Listener<uv::Pipe>,
 }
@@ -65,7 +88,15 @@ impl NamedPipeStream {
         NamedPipeStream { io: AsyncStream::new(pipe) }
     }
 
-    /// Shuts down the write side once queued bytes are written: the peer reads end-of-stream.
+    /// Shuts down the write side once queued bytes are written (`uv_shutdown`).
+    ///
+    /// # Portability
+    ///
+    /// Named pipes have no half-close, so libuv emulates it. Once this end has read end-of-stream, shutting
+    /// down closes the pipe and the peer reads end-of-stream. Before that, the pipe stays open (the peer sees
+    /// nothing) until a read of this end waits 50 ms without data: libuv then closes the pipe in both
+    /// directions, and both ends read end-of-stream. So "write, shut down, then read the reply" loses a reply
+    /// that takes longer than 50 ms; there, keep the stream open and frame the request instead.
     pub async fn shutdown(&self) -> io::Result<()> {
         poll_fn(|cx| self.io.poll_shutdown(cx)).await
     }

@@ -8,7 +8,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::Duration;
@@ -263,6 +263,7 @@ impl Loop {
     pub fn block_sigprof(&self) -> Result<()> {
         #[cfg(unix)]
         {
+            use std::ffi::c_int;
             // SAFETY: the loop is initialised; the option takes one int, the signal number.
             let ret = unsafe {
                 sys::uv_loop_configure(self.as_raw(), sys::uv_loop_option_UV_LOOP_BLOCK_SIGNAL, sys::SIGPROF as c_int)

@@ -303,9 +303,8 @@ impl_handle!(Process);
 impl Process {
     /// Spawns a child as `options` say (`uv_spawn`); `exit_cb` gets `(process, exit_status, term_signal)`
     /// when it exits. Fails with the reason the child could not start: `ENOENT` for a missing program,
-    /// `EACCES`, `EPERM` for [`uid`](ProcessOptions::uid)/[`gid`](ProcessOptions::gid) without the privilege
-    /// (`ENOTSUP` on Windows), `EINVAL` for a NUL byte in a string or an unusable [`Stdio::Pipe`]. libuv copies
-    /// what it needs, so `options` may be reused.
+    /// `EACCES`, `EPERM` for a `uid`/`gid` option (Unix only) without the privilege, `EINVAL` for a NUL byte in
+    /// a string or an unusable [`Stdio::Pipe`]. libuv copies what it needs, so `options` may be reused.
     pub fn spawn(
         lp: &Loop,
         options: &ProcessOptions<'_>,

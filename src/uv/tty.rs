@@ -65,7 +65,7 @@ pub enum TtyMode {
 
 impl Tty {
     /// Opens the standard stream `fd` (0, 1 or 2) as a terminal (`uv_tty_init`). `EINVAL` for other
-    /// descriptors (use [`Tty::from_fd`] to hand over one you own) or when `fd` is not a terminal.
+    /// descriptors (on Unix, use `Tty::from_fd` to hand over one you own) or when `fd` is not a terminal.
     pub fn new(lp: &Loop, fd: i32) -> Result<Tty> {
         if !(0..=2).contains(&fd) {
             return Err(Error::EINVAL);
