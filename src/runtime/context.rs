@@ -35,7 +35,9 @@ pub(crate) fn local_executor(shared: &Arc<Shared>) -> Option<Rc<Executor>> {
 
 /// Pushes a woken task onto its executor's local queue if that executor lives on this thread.
 pub(crate) fn push_local(shared: &Arc<Shared>, task: Arc<dyn RawTask>) -> Result<(), Arc<dyn RawTask>> {
-    match local_executor(shared) {
+    // Fast path: the innermost entered runtime (wakes from its own tasks and I/O callbacks); else the registry.
+    let entered = CURRENT.try_with(|c| c.borrow().last().filter(|ex| Arc::ptr_eq(&ex.shared, shared)).cloned());
+    match entered.ok().flatten().or_else(|| local_executor(shared)) {
         Some(ex) => {
             ex.push_ready(task);
             Ok(())
