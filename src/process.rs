@@ -4,8 +4,8 @@
 //! The exit status arrives through libuv's exit callback (on Unix libuv reaps the child in its `SIGCHLD`
 //! handler). A [`Child`] dropped before its process exits does not kill it (unless
 //! [`kill_on_drop`](Command::kill_on_drop)); the runtime keeps the libuv handle until the exit, so the process
-//! is still reaped and never left a zombie — as long as the runtime lives: a runtime shut down first gives up
-//! the handle and with it the reaping.
+//! is still reaped and never left a zombie. A runtime shut down first gives up the handle; the child's pid then
+//! goes to a background reaper thread (Unix), so it is not left a zombie either.
 //!
 //! ```
 //! # #[cfg(unix)] {

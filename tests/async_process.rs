@@ -293,6 +293,26 @@ fn runtime_closes_with_a_dropped_child_still_running() {
     });
     rt.close().expect("runtime closes cleanly");
     uvio::uv::kill(pid as i32, uvio::uv::signum::SIGKILL).unwrap();
+    // Its handle closed before it exited, so libuv no longer reaps it: the background reaper must, or it
+    // would stay a zombie (which `kill(pid, 0)` still finds).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while exists(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!exists(pid), "the orphaned child was reaped");
+}
+
+#[test]
+fn a_child_dropped_with_its_runtime_is_reaped_after_it_exits_by_itself() {
+    let rt = Runtime::new().unwrap();
+    let pid = rt.block_on(async { sleeper("0.3").spawn().unwrap().id().unwrap() });
+    rt.close().expect("runtime closes cleanly");
+    assert!(exists(pid), "still running (or a zombie) right after the runtime closed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while exists(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!exists(pid), "reaped once it exited");
 }
 
 #[test]

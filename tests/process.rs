@@ -408,3 +408,19 @@ fn process_wide_helpers() {
     assert_eq!(kill(i32::MAX, 0).unwrap_err(), Error::ESRCH);
     uvio::uv::disable_stdio_inheritance(); // best effort, no observable result here
 }
+
+#[test]
+fn a_process_dropped_before_its_exit_is_reaped_in_the_background() {
+    // libuv stops waiting for a child whose handle closed; uvio must reap it, or it stays a zombie.
+    let lp = Loop::new().unwrap();
+    let (p, exit) = sh(&lp, "sleep 0.2", |_| {});
+    let pid = p.pid();
+    drop(p);
+    close_clean(lp);
+    assert_eq!(exit.get(), None, "no exit callback after the handle closed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while kill(pid, 0).is_ok() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(kill(pid, 0), Err(Error::ESRCH), "exited and reaped");
+}

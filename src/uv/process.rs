@@ -300,6 +300,60 @@ pub struct Process {
 
 impl_handle!(Process);
 
+/// Dropping a `Process` whose child still runs closes the handle, and libuv then stops waiting for the child
+/// (no exit callback). On Unix the child would stay a zombie once it exits, so its pid goes to a background
+/// reaper (see [`reap_orphan`]).
+impl Drop for Process {
+    fn drop(&mut self) {
+        // libuv stops a process handle when it has reaped the child: active means not reaped yet. The exit
+        // callback cannot run between this check and the close (both happen on the loop's thread).
+        #[cfg(unix)]
+        if self.h.check_open().is_ok() && self.is_active() && self.pid() > 0 {
+            reap_orphan(self.pid());
+        }
+    }
+}
+
+/// Children whose handles were dropped before they exited, waited for by one background thread (started
+/// when needed, gone when the list is empty). A pid cannot be reused before it is reaped, so `waitpid` on it
+/// reaches only our child.
+#[cfg(unix)]
+static ORPHANS: std::sync::Mutex<(Vec<libc::pid_t>, bool)> = std::sync::Mutex::new((Vec::new(), false));
+
+/// Reaps `pid` now if it has exited, else in the background (polled every 50 ms).
+#[cfg(unix)]
+fn reap_orphan(pid: libc::pid_t) {
+    if try_reap(pid) {
+        return;
+    }
+    let mut orphans = ORPHANS.lock().unwrap_or_else(|e| e.into_inner());
+    orphans.0.push(pid);
+    if orphans.1 {
+        return; // the reaper is running and will see it
+    }
+    let started = std::thread::Builder::new().name("uvio-reaper".into()).spawn(|| loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut orphans = ORPHANS.lock().unwrap_or_else(|e| e.into_inner());
+        orphans.0.retain(|&pid| !try_reap(pid));
+        if orphans.0.is_empty() {
+            orphans.1 = false;
+            return;
+        }
+    });
+    // Without a thread (resource exhaustion) the pid stays listed for the next reaper that starts.
+    orphans.1 = started.is_ok();
+}
+
+/// `waitpid(pid, WNOHANG)`: whether `pid` is gone (reaped now, or not our child any more).
+#[cfg(unix)]
+fn try_reap(pid: libc::pid_t) -> bool {
+    let mut status = 0;
+    // SAFETY: waitpid writes only the int it is given; `pid` is positive (one specific child), never 0 or -1,
+    // so no other child of this process can be reaped by mistake.
+    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    ret == pid || (ret == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+}
+
 impl Process {
     /// Spawns a child as `options` say (`uv_spawn`); `exit_cb` gets `(process, exit_status, term_signal)`
     /// when it exits. Fails with the reason the child could not start: `ENOENT` for a missing program,
