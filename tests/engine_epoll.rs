@@ -333,3 +333,25 @@ fn unix_streams_run_on_the_engine_too() {
         assert!(b.peer_addr().unwrap().is_unnamed());
     });
 }
+
+#[test]
+fn data_and_end_of_stream_in_one_edge_are_both_read() {
+    // The peer's last bytes and its FIN arrive together (one edge). The read that returns the bytes is short,
+    // which normally means "drained: wait for the next edge" — but the end-of-stream makes no further edge, so
+    // the next read must still return 0 instead of waiting forever.
+    run(async {
+        let (mut client, mut server) = pair().await;
+        let reader = spawn_local(async move {
+            let mut buf = [0u8; 64];
+            let n = server.read(&mut buf).await.unwrap();
+            let eof = uvio::time::timeout(Duration::from_secs(5), server.read(&mut buf)).await;
+            (buf[..n].to_vec(), eof.map(|r| r.unwrap()))
+        });
+        uvio::task::yield_now().await; // the reader waits first
+        client.write_all(b"last words").await.unwrap();
+        client.close().await.unwrap(); // shutdown(SHUT_WR): FIN right behind the data
+        let (got, eof) = reader.await.unwrap();
+        assert_eq!(got, b"last words");
+        assert_eq!(eof, Ok(0), "end-of-stream seen, not waited for");
+    });
+}

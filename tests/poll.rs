@@ -9,6 +9,8 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 
 use common::close_clean;
+// Every `unsafe { Poll::new(..) }` here: the fd belongs to a socket or file that the test drops after the Poll
+// (or never opened: -1), so it stays open while watched.
 use uvio::uv::{Handle, Loop, Poll, PollEvents, RunMode};
 use uvio::Error;
 
@@ -17,7 +19,7 @@ fn readable_after_peer_writes() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let a = Rc::new(a);
     let lp = Loop::new().unwrap();
-    let poll = Poll::new(&lp, a.as_raw_fd()).unwrap();
+    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
     b.write_all(b"hello").unwrap();
     let got = Rc::new(RefCell::new(Vec::new()));
     let (g2, a2) = (got.clone(), a.clone());
@@ -39,7 +41,7 @@ fn readable_after_peer_writes() {
 fn writable_at_once_and_level_triggered() {
     let (a, _b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = Poll::new(&lp, a.as_raw_fd()).unwrap();
+    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
     let n = Rc::new(Cell::new(0));
     let n2 = n.clone();
     poll.start(PollEvents::WRITABLE | PollEvents::READABLE, move |p, events| {
@@ -61,7 +63,7 @@ fn writable_at_once_and_level_triggered() {
 fn stopped_poll_is_not_called() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = Poll::new(&lp, a.as_raw_fd()).unwrap();
+    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
     poll.start(PollEvents::READABLE, |_, _| panic!("stopped poll was called")).unwrap();
     assert!(poll.is_active());
     b.write_all(b"x").unwrap();
@@ -80,7 +82,7 @@ fn stopped_poll_is_not_called() {
 fn disconnect_when_peer_closes() {
     let (a, b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = Poll::new(&lp, a.as_raw_fd()).unwrap();
+    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
     let seen = Rc::new(Cell::new(PollEvents::EMPTY));
     let s2 = seen.clone();
     poll.start(PollEvents::READABLE | PollEvents::DISCONNECT, move |p, events| {
@@ -104,7 +106,7 @@ fn drop_in_own_callback_then_start_is_einval() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
     let slot = Rc::new(RefCell::new(None::<Poll>));
-    let poll = Poll::new(&lp, a.as_raw_fd()).unwrap();
+    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
     let (s2, n) = (slot.clone(), Rc::new(Cell::new(0)));
     let n2 = n.clone();
     poll.start(PollEvents::READABLE, move |p, _| {
@@ -126,7 +128,7 @@ fn drop_in_own_callback_then_start_is_einval() {
 fn restart_changes_events_and_callback() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = Poll::new(&lp, a.as_raw_fd()).unwrap();
+    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     let l2 = log.clone();
     poll.start(PollEvents::WRITABLE, move |p, events| {
@@ -150,7 +152,7 @@ fn restart_changes_events_and_callback() {
 fn restart_keeps_callback_and_changes_interest() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = Poll::new(&lp, a.as_raw_fd()).unwrap();
+    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     let l2 = log.clone();
     poll.start(PollEvents::WRITABLE, move |p, events| {
@@ -179,18 +181,18 @@ fn restart_keeps_callback_and_changes_interest() {
 #[test]
 fn bad_fds_are_errors() {
     let lp = Loop::new().unwrap();
-    assert_eq!(Poll::new(&lp, -1).unwrap_err(), Error::EBADF);
+    assert_eq!(unsafe { Poll::new(&lp, -1) }.unwrap_err(), Error::EBADF);
     let (a, _b) = UnixStream::pair().unwrap();
-    let first = Poll::new(&lp, a.as_raw_fd()).unwrap();
+    let first = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
     first.start(PollEvents::READABLE, |_, _| {}).unwrap();
     // One watcher per fd and loop.
-    assert_eq!(Poll::new(&lp, a.as_raw_fd()).unwrap_err(), Error::EEXIST);
+    assert_eq!(unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap_err(), Error::EEXIST);
     #[cfg(target_os = "linux")]
     {
         // epoll refuses regular files.
         let dir = common::TempDir::new("poll");
         let file = std::fs::File::create(dir.path().join("f")).unwrap();
-        assert_eq!(Poll::new(&lp, file.as_raw_fd()).unwrap_err(), Error::EPERM);
+        assert_eq!(unsafe { Poll::new(&lp, file.as_raw_fd()) }.unwrap_err(), Error::EPERM);
     }
     drop(first);
     close_clean(lp);

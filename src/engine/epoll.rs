@@ -1,39 +1,47 @@
 //! The epoll engine (Linux): sockets are non-blocking `socket2::Socket`s ([`Sock`]: streams and listeners) or
-//! `std::net::UdpSocket`s ([`Dgram`]), read and written with plain syscalls
-//! straight into and out of the caller's buffer; readiness comes from one `uv_poll_t` per socket on the
-//! runtime's libuv loop (libuv's own epoll set), asked for only after a syscall said `EAGAIN`.
+//! `std::net::UdpSocket`s ([`Dgram`]), read and written with plain syscalls straight into and out of the
+//! caller's buffer; readiness comes from one edge-triggered epoll set per runtime (a [`Reactor`], through mio),
+//! whose fd the runtime's libuv loop watches with one `uv_poll_t`.
 //!
-//! - **Interest only while someone waits.** libuv's poll is level-triggered, so a watcher left on a readable
-//!   socket would fire at every loop iteration. A waiting reader (writer) adds `READABLE` (`WRITABLE`) to the
-//!   watcher's interest and stores its waker; the poll callback wakes it (every task waiting for that event, when
-//!   several share a socket: each retries its syscall). `WRITABLE` is dropped at once (a
-//!   socket is nearly always writable). `READABLE` stays while the woken reader is expected back — a reader
-//!   that was woken usually waits again right after — and is dropped the first time it fires with no reader
-//!   waiting: at most one idle callback, and no `epoll_ctl` pair per message in request/response traffic.
-//!   Interest changes are `uv_poll_start` with the new set (`uv_poll_stop` when empty): no allocation.
-//! - **No `EAGAIN` round trip when the answer is known.** A read that returned less than asked drained the
-//!   socket; while `READABLE` is watched and has not fired since, the next read waits without a syscall (the
-//!   level-triggered watcher reports any byte that arrives meanwhile).
+//! - **Edge-triggered, registered once.** Each socket joins the set for reading and writing when it is made
+//!   and leaves it when dropped: no `epoll_ctl` per operation, whatever the traffic. (An earlier version used
+//!   one level-triggered `uv_poll_t` per socket; libuv's `uv_poll_start` removes and re-adds the fd on every
+//!   interest change, and with many connections woken at once some fired again before their task ran, so the
+//!   interest churned: two `epoll_ctl` per request at 1000 connections.)
+//! - **Readiness flags.** A socket remembers whether it may be readable/writable: set by an edge, cleared by an
+//!   `EAGAIN` (or a short read, which drained the socket). While a flag is clear the operation waits without a
+//!   syscall; the next edge wakes it. Everything runs on the loop's thread, so no edge can slip between a
+//!   syscall and the flag.
 //! - **No user-space buffers.** A read that is dropped consumed nothing: the bytes stay in the kernel for the
 //!   next read. A write is `send(2)` (`MSG_NOSIGNAL`): `Ok(n)` means the kernel has the `n` bytes, so nothing
 //!   is queued here, nothing can be lost on drop, and flushing is immediate.
-//! - **Close order.** libuv must stop watching an fd before it is closed: [`Sock`] stops and drops its watcher
-//!   before the socket closes its fd.
+//! - **Close order.** A socket leaves the epoll set (`EPOLL_CTL_DEL`) before its fd closes; the reactor's
+//!   `uv_poll_t` is closed before the epoll fd.
+
+#![allow(unsafe_code)] // one call: uv::Poll::new on the reactor's own epoll fd
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Token};
+use slab::Slab;
 use socket2::{SockAddr, Socket, Type};
 
 use crate::uv::{self, PollEvents};
 
 /// Connections the OS may queue before `accept` (the listen backlog, as for the libuv engine).
 const BACKLOG: i32 = 1024;
+
+/// Events taken from the epoll set per `epoll_wait` (more wait for the next call in the same callback).
+const EVENTS: usize = 1024;
 
 #[cfg(feature = "tokio-io")]
 /// Bytes the tokio read path reads at most per call (through a per-thread scratch buffer, see
@@ -47,40 +55,234 @@ thread_local! {
     static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
 }
 
-/// Who waits for what on one socket; shared with the watcher's callback.
-#[derive(Default)]
-struct Waiters {
-    /// The events the watcher watches now (empty: stopped).
-    interest: PollEvents,
-    /// `READABLE` fired since the last read that drained the socket (only meaningful while it is watched).
-    readable: bool,
-    readers: Wakers,
-    writers: Wakers,
+/// One runtime's epoll set: the sockets of this engine, and the `uv_poll_t` that tells the loop when the set
+/// has events.
+pub(crate) struct Reactor {
+    // Field order matters: the watcher is closed before `poll` closes the epoll fd.
+    watcher: uv::Poll,
+    poll: RefCell<mio::Poll>,
+    events: RefCell<Events>,
+    sources: RefCell<Slab<Rc<IoState>>>,
+    /// How many (socket, direction) pairs have a task waiting: the watcher keeps the loop alive only then, as a
+    /// libuv stream does only while it reads or writes.
+    waiting: Cell<usize>,
 }
 
-impl Waiters {
-    /// The interest the current waiters need, plus `READABLE` if `keep_read`.
-    fn wanted(&self, keep_read: bool) -> PollEvents {
-        let mut want = PollEvents::EMPTY;
-        if !self.readers.is_empty() || keep_read {
-            want |= PollEvents::READABLE;
-        }
-        if !self.writers.is_empty() {
-            want |= PollEvents::WRITABLE;
-        }
-        want
+impl Reactor {
+    /// A new epoll set watched on `lp`.
+    pub(crate) fn new(lp: &uv::Loop) -> io::Result<Rc<Reactor>> {
+        let poll = mio::Poll::new()?;
+        // SAFETY: the epoll fd stays open while the watcher exists: both end up in the reactor, whose field
+        // order drops (closes) the watcher before the epoll instance.
+        let watcher = unsafe { uv::Poll::new(lp, poll.as_raw_fd())? };
+        let reactor = Rc::new(Reactor {
+            watcher,
+            poll: RefCell::new(poll),
+            events: RefCell::new(Events::with_capacity(EVENTS)),
+            sources: RefCell::new(Slab::new()),
+            waiting: Cell::new(0),
+        });
+        let weak: Weak<Reactor> = Rc::downgrade(&reactor);
+        reactor.watcher.start(PollEvents::READABLE, move |_, _| {
+            if let Some(r) = weak.upgrade() {
+                r.dispatch();
+            }
+        })?;
+        // Only sockets with waiting tasks keep the loop alive (see `waiting`).
+        uv::Handle::unref(&reactor.watcher);
+        Ok(reactor)
     }
 
-    fn side(&mut self, event: PollEvents) -> &mut Wakers {
-        if event == PollEvents::READABLE {
-            &mut self.readers
-        } else {
-            &mut self.writers
+    /// The current runtime's reactor (made on first use).
+    fn current() -> io::Result<Rc<Reactor>> {
+        crate::runtime::current().epoll_reactor()
+    }
+
+    /// Adds `fd` to the set (edge-triggered, readable and writable); the returned key removes it.
+    fn register(&self, fd: RawFd, state: Rc<IoState>) -> io::Result<usize> {
+        let key = self.sources.borrow_mut().insert(state);
+        let res = self.poll.borrow().registry().register(
+            &mut SourceFd(&fd),
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if let Err(e) = res {
+            self.sources.borrow_mut().remove(key);
+            return Err(e);
+        }
+        Ok(key)
+    }
+
+    /// Removes `fd` from the set (before it is closed); its waiters are dropped.
+    fn deregister(&self, fd: RawFd, key: usize) {
+        let _ = self.poll.borrow().registry().deregister(&mut SourceFd(&fd));
+        let state = self.sources.borrow_mut().try_remove(key);
+        if let Some(state) = state {
+            let readers = state.readers.borrow_mut().take();
+            let writers = state.writers.borrow_mut().take();
+            self.waiters_gone(&readers);
+            self.waiters_gone(&writers);
+        }
+    }
+
+    /// A direction got its first waiter.
+    fn waiter_added(&self) {
+        if self.waiting.replace(self.waiting.get() + 1) == 0 {
+            uv::Handle::ref_(&self.watcher);
+        }
+    }
+
+    /// A direction's waiters were taken (woken or dropped).
+    fn waiters_gone(&self, taken: &Wakers) {
+        if taken.first.is_some() && self.waiting.replace(self.waiting.get() - 1) == 1 {
+            uv::Handle::unref(&self.watcher);
+        }
+    }
+
+    /// The watcher's callback: takes every pending event and wakes who waits for it.
+    fn dispatch(&self) {
+        loop {
+            let mut events = self.events.borrow_mut();
+            loop {
+                match self.poll.borrow_mut().poll(&mut events, Some(Duration::ZERO)) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // Nothing sensible to do with a failing epoll_wait here; the next callback retries.
+                    _ => break,
+                }
+            }
+            let mut n = 0;
+            for ev in events.iter() {
+                n += 1;
+                let state = self.sources.borrow().get(ev.token().0).cloned();
+                // A stale event (its socket left the set in this batch, its key maybe reused) at worst makes a
+                // socket try a syscall that says EAGAIN.
+                if let Some(state) = state {
+                    let err = ev.is_error();
+                    if ev.is_read_closed() || err {
+                        state.read_closed.set(true);
+                    }
+                    if ev.is_write_closed() || err {
+                        state.write_closed.set(true);
+                    }
+                    state.ready(
+                        self,
+                        ev.is_readable() || ev.is_read_closed() || err,
+                        ev.is_writable() || ev.is_write_closed() || err,
+                    );
+                }
+            }
+            if n < EVENTS {
+                return;
+            }
         }
     }
 }
 
-/// The tasks waiting for one event. Usually one task (no allocation); several tasks sharing a socket (a UDP
+/// One socket's readiness as the epoll set last reported it, and who waits for it.
+struct IoState {
+    /// No `EAGAIN` seen since the last readable edge (true at first: the first read tries the syscall).
+    readable: Cell<bool>,
+    writable: Cell<bool>,
+    /// The peer's end-of-stream or a socket error was reported: sticky, because no further edge will come, and
+    /// a read that returns data before the end-of-stream must not make the next read wait for one (tokio keeps
+    /// its closed bits the same way).
+    read_closed: Cell<bool>,
+    write_closed: Cell<bool>,
+    readers: RefCell<Wakers>,
+    writers: RefCell<Wakers>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Read,
+    Write,
+}
+
+impl IoState {
+    fn new() -> Rc<IoState> {
+        Rc::new(IoState {
+            readable: Cell::new(true),
+            writable: Cell::new(true),
+            read_closed: Cell::new(false),
+            write_closed: Cell::new(false),
+            readers: RefCell::default(),
+            writers: RefCell::default(),
+        })
+    }
+
+    fn flag(&self, dir: Dir) -> &Cell<bool> {
+        match dir {
+            Dir::Read => &self.readable,
+            Dir::Write => &self.writable,
+        }
+    }
+
+    /// Whether an operation in `dir` should try its syscall (it may be ready, or the direction is closed).
+    fn may_be_ready(&self, dir: Dir) -> bool {
+        match dir {
+            Dir::Read => self.readable.get() || self.read_closed.get(),
+            Dir::Write => self.writable.get() || self.write_closed.get(),
+        }
+    }
+
+    fn waiting(&self, dir: Dir) -> &RefCell<Wakers> {
+        match dir {
+            Dir::Read => &self.readers,
+            Dir::Write => &self.writers,
+        }
+    }
+
+    /// An edge: marks the directions ready and wakes their waiters.
+    fn ready(&self, reactor: &Reactor, readable: bool, writable: bool) {
+        let mut woken = [None, None];
+        for (dir, yes) in [(Dir::Read, readable), (Dir::Write, writable)] {
+            if yes {
+                self.flag(dir).set(true);
+                let taken = self.waiting(dir).borrow_mut().take();
+                reactor.waiters_gone(&taken);
+                woken[dir as usize] = Some(taken);
+            }
+        }
+        for w in woken.into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// Stores the task's waker for `dir`'s next edge.
+    fn register(&self, reactor: &Reactor, cx: &Context<'_>, dir: Dir) {
+        if self.waiting(dir).borrow_mut().register(cx.waker()) {
+            reactor.waiter_added();
+        }
+    }
+}
+
+impl Registration {
+    /// Marks `dir` not ready and waits for its next edge.
+    fn wait(&self, cx: &Context<'_>, dir: Dir) {
+        self.state.flag(dir).set(false);
+        self.state.register(&self.reactor, cx, dir);
+    }
+
+    /// Runs `op` (retrying while interrupted) unless `dir` is known not ready; `WouldBlock` waits for its edge.
+    fn poll_io<R>(&self, cx: &Context<'_>, dir: Dir, mut op: impl FnMut() -> io::Result<R>) -> Poll<io::Result<R>> {
+        if !self.state.may_be_ready(dir) {
+            self.state.register(&self.reactor, cx, dir);
+            return Poll::Pending;
+        }
+        loop {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(cx, dir);
+                    return Poll::Pending;
+                }
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+}
+
+/// The tasks waiting for one direction. Usually one task (no allocation); several tasks sharing a socket (a UDP
 /// socket in an `Rc`) all get woken and retry their syscall.
 #[derive(Default)]
 struct Wakers {
@@ -89,17 +291,18 @@ struct Wakers {
 }
 
 impl Wakers {
-    fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    fn register(&mut self, waker: &Waker) {
+    /// Adds `waker` (once); `true` if the set was empty.
+    fn register(&mut self, waker: &Waker) -> bool {
         match &self.first {
-            None => self.first = Some(waker.clone()),
+            None => {
+                self.first = Some(waker.clone());
+                return true;
+            }
             Some(w) if w.will_wake(waker) => {}
             Some(_) if self.more.iter().any(|w| w.will_wake(waker)) => {}
             Some(_) => self.more.push(waker.clone()),
         }
+        false
     }
 
     /// Empties the set, handing out what it held (woken by the caller once no borrow is held).
@@ -117,38 +320,27 @@ impl Wakers {
     }
 }
 
-/// Stores the waker for `event` (`READABLE` or `WRITABLE`) and makes sure `poll` watches it.
-fn wait(poll: &uv::Poll, waiters: &RefCell<Waiters>, cx: &Context<'_>, event: PollEvents) -> io::Result<()> {
-    let mut w = waiters.borrow_mut();
-    w.side(event).register(cx.waker());
-    let want = w.interest | event;
-    if want != w.interest {
-        if let Err(e) = poll.restart(want) {
-            w.side(event).take();
-            return Err(e.into());
-        }
-        w.interest = want;
-    }
-    Ok(())
+/// A socket's membership in its runtime's epoll set; leaving it (on drop) comes before the fd closes, which the
+/// owner guarantees by declaring this field before the socket.
+struct Registration {
+    reactor: Rc<Reactor>,
+    state: Rc<IoState>,
+    key: usize,
+    fd: RawFd,
 }
 
-/// Retries `op` while it is interrupted; `WouldBlock` waits for `event` on `poll`.
-fn poll_syscall<R>(
-    poll: &uv::Poll,
-    waiters: &RefCell<Waiters>,
-    cx: &Context<'_>,
-    event: PollEvents,
-    mut op: impl FnMut() -> io::Result<R>,
-) -> Poll<io::Result<R>> {
-    loop {
-        match op() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(poll, waiters, cx, event)?;
-                return Poll::Pending;
-            }
-            res => return Poll::Ready(res),
-        }
+impl Registration {
+    fn new(fd: RawFd) -> io::Result<Registration> {
+        let reactor = Reactor::current()?;
+        let state = IoState::new();
+        let key = reactor.register(fd, state.clone())?;
+        Ok(Registration { reactor, state, key, fd })
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.reactor.deregister(self.fd, self.key);
     }
 }
 
@@ -162,25 +354,18 @@ fn retry<R>(mut op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
     }
 }
 
-/// A non-blocking socket and its readiness watcher: a TCP or Unix stream, or a listener.
+/// A non-blocking socket in the runtime's epoll set: a TCP or Unix stream, or a listener.
 pub(crate) struct Sock {
-    // Field order matters: `poll` is dropped (stopped, then closed by libuv) before `sock` closes the fd.
-    poll: uv::Poll,
-    waiters: Rc<RefCell<Waiters>>,
+    // Field order matters: the registration leaves the epoll set before `sock` closes the fd.
+    reg: Registration,
     sock: Socket,
 }
 
 impl Sock {
-    /// Watches `sock` on the current runtime's loop (`uv_poll_init`, which also makes it non-blocking). The
-    /// watcher stays stopped until someone waits.
+    /// Adds `sock` (made non-blocking) to the current runtime's epoll set.
     pub(crate) fn new(sock: Socket) -> io::Result<Sock> {
-        let ex = crate::runtime::current();
-        let poll = uv::Poll::new(&ex.lp, sock.as_raw_fd())?;
-        let waiters: Rc<RefCell<Waiters>> = Rc::default();
-        let weak = Rc::downgrade(&waiters);
-        // Empty interest: stores the callback without starting the watcher.
-        poll.start(PollEvents::EMPTY, move |p, res| on_ready(p, &weak, res))?;
-        Ok(Sock { poll, waiters, sock })
+        sock.set_nonblocking(true)?;
+        Ok(Sock { reg: Registration::new(sock.as_raw_fd())?, sock })
     }
 
     /// The socket itself (addresses, options).
@@ -188,39 +373,18 @@ impl Sock {
         &self.sock
     }
 
-    /// Stores the waker for `event` (`READABLE` or `WRITABLE`) and makes sure the watcher watches it.
-    fn wait(&self, cx: &Context<'_>, event: PollEvents) -> io::Result<()> {
-        wait(&self.poll, &self.waiters, cx, event)
-    }
-
     /// Reads into `out` (`recv(2)`); waits for readability only when the kernel has nothing.
     pub(crate) fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
-        if !out.is_empty() {
-            let w = self.waiters.borrow();
-            if w.interest.contains(PollEvents::READABLE) && !w.readable {
-                // Drained by the last read, and the watcher has seen nothing since: it will tell us.
-                drop(w);
-                self.wait(cx, PollEvents::READABLE)?;
-                return Poll::Pending;
-            }
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
         }
-        loop {
-            match (&self.sock).read(out) {
-                Ok(n) => {
-                    if n < out.len() {
-                        self.waiters.borrow_mut().readable = false;
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.waiters.borrow_mut().readable = false;
-                    self.wait(cx, PollEvents::READABLE)?;
-                    return Poll::Pending;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let n = std::task::ready!(self.reg.poll_io(cx, Dir::Read, || (&self.sock).read(out)))?;
+        if n > 0 && n < out.len() {
+            // A short read drained the socket: the next byte to arrive makes an edge, so wait for it without
+            // an EAGAIN syscall. (Not on end-of-stream, which makes no further edge.)
+            self.reg.state.readable.set(false);
         }
+        Poll::Ready(Ok(n))
     }
 
     #[cfg(feature = "tokio-io")]
@@ -250,17 +414,7 @@ impl Sock {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        loop {
-            match self.sock.send_with_flags(data, libc::MSG_NOSIGNAL) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(cx, PollEvents::WRITABLE)?;
-                    return Poll::Pending;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        self.reg.poll_io(cx, Dir::Write, || self.sock.send_with_flags(data, libc::MSG_NOSIGNAL))
     }
 
     /// Nothing to flush: written bytes are already the kernel's.
@@ -282,14 +436,10 @@ impl Sock {
     /// queued in the kernel.
     pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Sock, SockAddr)>> {
         loop {
-            match self.sock.accept() {
+            match std::task::ready!(self.reg.poll_io(cx, Dir::Read, || self.sock.accept())) {
                 Ok((conn, peer)) => return Poll::Ready(Sock::new(conn).map(|s| (s, peer))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(cx, PollEvents::READABLE)?;
-                    return Poll::Pending;
-                }
-                // Interrupted, or a connection reset while queued (as libuv): try the next one.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                // A connection reset while queued (as libuv): try the next one.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
@@ -315,7 +465,7 @@ impl Sock {
         match self.sock.peer_addr() {
             Ok(_) => Poll::Ready(Ok(())),
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                self.wait(cx, PollEvents::WRITABLE)?;
+                self.reg.wait(cx, Dir::Write);
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e)),
@@ -341,13 +491,6 @@ impl Sock {
     }
 }
 
-impl Drop for Sock {
-    fn drop(&mut self) {
-        // Stop watching before the fd closes (the fields then drop: the watcher first, the socket last).
-        let _ = self.poll.stop();
-    }
-}
-
 /// The receive buffer (`SO_RCVBUF`) a UDP socket made by this engine asks for. Without a user-space queue the
 /// kernel's buffer is all that absorbs a burst nobody reads yet; the libuv engine adds a 256-datagram queue on
 /// top of it, so this engine asks for room for about as many more (Linux's default, 208 KiB, holds 256 small
@@ -355,13 +498,12 @@ impl Drop for Sock {
 /// the default). Sockets taken over with `from_std` keep what their owner set.
 const DGRAM_RCVBUF: usize = 256 * 1024;
 
-/// A non-blocking UDP socket and its readiness watcher. Every operation is one syscall on the caller's buffer
+/// A non-blocking UDP socket in the runtime's epoll set. Every operation is one syscall on the caller's buffer
 /// (`recvfrom(2)`, `sendto(2)`): nothing is queued here, so a dropped future loses nothing (a datagram not yet
 /// received stays in the kernel; one sent is the kernel's) and nothing is allocated per datagram.
 pub(crate) struct Dgram {
-    // Field order matters: `poll` is dropped (stopped, then closed by libuv) before `sock` closes the fd.
-    poll: uv::Poll,
-    waiters: Rc<RefCell<Waiters>>,
+    // Field order matters: the registration leaves the epoll set before `sock` closes the fd.
+    reg: Registration,
     sock: std::net::UdpSocket,
     /// Whether the socket has a peer: libuv refuses `send_to` then (`EISCONN`), and so does this engine, while
     /// Linux would send.
@@ -369,17 +511,11 @@ pub(crate) struct Dgram {
 }
 
 impl Dgram {
-    /// Watches `sock` on the current runtime's loop, non-blocking; the watcher stays stopped until someone waits.
+    /// Adds `sock` (made non-blocking) to the current runtime's epoll set.
     pub(crate) fn new(sock: std::net::UdpSocket) -> io::Result<Dgram> {
         sock.set_nonblocking(true)?;
-        let ex = crate::runtime::current();
-        let poll = uv::Poll::new(&ex.lp, sock.as_raw_fd())?;
-        let waiters: Rc<RefCell<Waiters>> = Rc::default();
-        let weak = Rc::downgrade(&waiters);
-        // Empty interest: stores the callback without starting the watcher.
-        poll.start(PollEvents::EMPTY, move |p, res| on_ready(p, &weak, res))?;
         let connected = Cell::new(sock.peer_addr().is_ok());
-        Ok(Dgram { poll, waiters, sock, connected })
+        Ok(Dgram { reg: Registration::new(sock.as_raw_fd())?, sock, connected })
     }
 
     /// A new socket bound to `addr`, with a receive buffer of at least [`DGRAM_RCVBUF`] (see there).
@@ -423,7 +559,7 @@ impl Dgram {
     /// Receives one datagram into `buf` (truncated to its length, the rest discarded), with its sender; waits
     /// for readability when none is queued in the kernel.
     pub(crate) fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
-        poll_syscall(&self.poll, &self.waiters, cx, PollEvents::READABLE, || self.sock.recv_from(buf))
+        self.reg.poll_io(cx, Dir::Read, || self.sock.recv_from(buf))
     }
 
     /// Receives one datagram now, or `WouldBlock`.
@@ -440,7 +576,7 @@ impl Dgram {
         target: Option<SocketAddr>,
     ) -> Poll<io::Result<usize>> {
         self.check_target(target)?;
-        poll_syscall(&self.poll, &self.waiters, cx, PollEvents::WRITABLE, || self.send_now(buf, target))
+        self.reg.poll_io(cx, Dir::Write, || self.send_now(buf, target))
     }
 
     /// Sends one datagram now, or `WouldBlock`.
@@ -448,46 +584,4 @@ impl Dgram {
         self.check_target(target)?;
         retry(|| self.send_now(buf, target))
     }
-}
-
-impl Drop for Dgram {
-    fn drop(&mut self) {
-        // Stop watching before the fd closes (the fields then drop: the watcher first, the socket last).
-        let _ = self.poll.stop();
-    }
-}
-
-/// The watcher's callback: wakes the waiters whose event came and drops the interest nobody waits for anymore.
-fn on_ready(poll: &uv::Poll, waiters: &Weak<RefCell<Waiters>>, res: crate::Result<PollEvents>) {
-    let Some(waiters) = waiters.upgrade() else { return };
-    let mut w = waiters.borrow_mut();
-    let (readable, writable) = match res {
-        Ok(ev) => (
-            ev.contains(PollEvents::READABLE) || ev.contains(PollEvents::DISCONNECT),
-            ev.contains(PollEvents::WRITABLE),
-        ),
-        // A socket error (libuv reports it as EBADF and stops the watcher): everyone retries its syscall,
-        // which reports the real error.
-        Err(_) => {
-            w.interest = PollEvents::EMPTY;
-            (true, true)
-        }
-    };
-    if readable {
-        w.readable = true;
-    }
-    let readers = if readable { w.readers.take() } else { Wakers::default() };
-    let writers = if writable { w.writers.take() } else { Wakers::default() };
-    // Keep READABLE for a reader just woken (it usually comes back), or one not reported on this time; drop it
-    // when it fired with nobody waiting.
-    let keep_read = w.interest.contains(PollEvents::READABLE) && (!readable || !readers.is_empty());
-    let want = w.wanted(keep_read);
-    if want != w.interest {
-        // Cannot fail on an open watcher; if it did, the waiters still get woken and retry.
-        let _ = poll.restart(want);
-        w.interest = want;
-    }
-    drop(w);
-    readers.wake();
-    writers.wake();
 }

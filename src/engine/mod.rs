@@ -7,8 +7,8 @@
 //! | engine | where | sockets | files |
 //! |---|---|---|---|
 //! | [`Backend::Libuv`] | every OS | libuv streams (`uv_read_start`, `uv_write`) | libuv fs requests on its thread pool |
-//! | [`Backend::Epoll`] (Linux) | Linux | non-blocking syscalls straight into the caller's buffer; readiness from a `uv_poll_t` on the loop, only after `EAGAIN` | as libuv |
-//! | [`Backend::IoUring`] (Linux) | Linux ≥ 5.6 | as epoll | one ring per runtime, its fd watched by the loop; submissions batched once per loop iteration |
+//! | `Backend::Epoll` (Linux) | Linux | non-blocking syscalls straight into the caller's buffer; readiness from a `uv_poll_t` on the loop, only after `EAGAIN` | as libuv |
+//! | `Backend::IoUring` (Linux) | Linux ≥ 5.6 | TCP and Unix streams on the ring (Linux ≥ 5.19: recv from a provided-buffer ring, send, multishot accept, connect, shutdown); UDP, and streams on older kernels, as epoll | one ring per runtime, its fd watched by the loop; submissions batched once per loop iteration |
 //!
 //! ## The contract every engine keeps
 //! - **Same semantics.** Byte streams are byte-exact and in order; errors map to the same `io::ErrorKind`s; a
@@ -23,7 +23,7 @@
 //! [`Backend::Auto`] (the default) picks the fastest engine that works here and logs (`log`, target `uvio`) what
 //! it picked and why. io_uring failing with `ENOSYS` (old kernel), `EPERM` (seccomp,
 //! `kernel.io_uring_disabled`) or `ENOMEM` (locked-memory limit) counts as "not available": `Auto` falls back
-//! (epoll, then libuv). An explicit [`Backend::IoUring`] that is not available is an error from
+//! (epoll, then libuv). An explicit `Backend::IoUring` that is not available is an error from
 //! [`Builder::build`](crate::Builder::build). The environment variable `UVIO_BACKEND=auto|libuv|epoll|io_uring`
 //! overrides the builder's choice for a whole process, so a test suite can run once per engine.
 //!
@@ -33,15 +33,27 @@
 //!   other fs operation stays on libuv's thread pool, and so does any of these whose opcode this kernel lacks
 //!   (probed at startup, per operation). Submissions are flushed once per loop iteration (a `uv_prepare_t`),
 //!   completions are reaped when the loop sees the ring's fd readable (a `uv_poll_t`).
-//! - **Networking on the ring is not there yet**: sockets under [`Backend::IoUring`] run on the epoll engine's
-//!   readiness code (non-blocking syscalls, `uv_poll_t` after `EAGAIN`).
+//! - **TCP and Unix stream sockets** go through the ring: connect (`IORING_OP_CONNECT`), accept (one multishot
+//!   `IORING_OP_ACCEPT` per listener), reads (single-shot `IORING_OP_RECV` picking a buffer from one
+//!   provided-buffer ring per runtime, armed only while a reader waits), writes (queued, one `IORING_OP_SEND` in
+//!   flight per connection), shutdown (`IORING_OP_SHUTDOWN`); the socket is closed once its last operation has
+//!   completed. The design and its reasons are in `src/engine/io_uring/net.rs`. This needs Linux 5.19 (the
+//!   socket opcodes, multishot accept and provided-buffer rings, probed at startup); without them stream
+//!   sockets run on the epoll engine's readiness code (logged at `info`).
+//! - **UDP stays on the epoll engine's code** under `Backend::IoUring`: datagrams are one syscall each
+//!   straight into the caller's buffer already, and a ring recv would add a copy from a provided buffer.
+//! - A dropped socket future never loses bytes and never frees what the kernel may touch: a dropped read leaves
+//!   the connection's recv armed (its bytes go to the next read), a dropped connect is cancelled
+//!   (`IORING_OP_ASYNC_CANCEL`) and its socket closed when the completion arrives, a dropped accept leaves
+//!   accepted connections queued in the listener, and a dropped stream's queued bytes are still sent.
 //! - Dropping a future with a ring operation in flight never frees what the kernel may touch: the operation's
 //!   slot owns its buffer, path, statx struct and file until the completion arrives; a runtime that shuts down
 //!   waits for the operations still in flight. File operations are not cancelled (they complete quickly).
 //!
-//! A hidden test switch, the environment variable `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX`, makes
-//! the ring setup fail with that error (or hides the statx opcode), so the fallback paths are tested on
-//! machines that have io_uring. It is read when a runtime is built; it is not a stable interface.
+//! A hidden test switch, the environment variable `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX|NO_NET`,
+//! makes the ring setup fail with that error (or hides the statx opcode, or ring networking), so the fallback
+//! paths are tested on machines that have io_uring. It is read when a runtime is built; it is not a stable
+//! interface.
 
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
@@ -125,7 +137,7 @@ fn linux_names() -> &'static str {
 }
 
 /// The engine a runtime runs, resolved from the requested [`Backend`] (never `Auto`). An explicit
-/// [`Backend::IoUring`] that is not available here is an error saying why.
+/// `Backend::IoUring` that is not available here is an error saying why.
 pub(crate) fn resolve(requested: Backend) -> io::Result<Backend> {
     let chosen = match requested {
         Backend::Auto => auto(),
@@ -190,8 +202,8 @@ pub(crate) fn uring_driver(
 }
 
 impl Backend {
-    /// Whether sockets use the epoll engine's readiness code: under `Epoll`, and under `IoUring`, whose
-    /// networking is not on the ring yet.
+    /// Whether sockets use the epoll engine's readiness code: under `Epoll`, and under `IoUring` for UDP and
+    /// for stream sockets when the ring does not carry them (`net::io::uring_sockets` is asked first).
     #[cfg(target_os = "linux")]
     pub(crate) fn readiness_sockets(self) -> bool {
         matches!(self, Backend::Epoll | Backend::IoUring)

@@ -35,6 +35,7 @@ enum Op {
     Write,
     Statx,
     Fsync,
+    Ftruncate,
 }
 
 /// The most one read or write request moves, and the size of the file's buffer.
@@ -195,8 +196,9 @@ impl File {
         self.sync(true).await
     }
 
-    /// Truncates or extends the file to `size` bytes, after the writes already accepted (`uv_fs_ftruncate`).
-    /// The cursor does not move. Reports the error of an earlier write first.
+    /// Truncates or extends the file to `size` bytes, after the writes already accepted (`uv_fs_ftruncate`;
+    /// `IORING_OP_FTRUNCATE` on the io_uring engine). The cursor does not move. Reports the error of an earlier
+    /// write first.
     pub async fn set_len(&self, size: u64) -> io::Result<()> {
         self.settle().await?;
         {
@@ -204,6 +206,13 @@ impl File {
             inner.ahead = 0..0; // the bytes read ahead may be gone
             inner.read_end = None;
         }
+        let driver = self.inner.borrow().uring(Op::Ftruncate);
+        #[cfg(target_os = "linux")]
+        if let Some(driver) = driver {
+            let file = self.inner.borrow().file.clone();
+            return super::ring(driver, |d, tx| d.ftruncate(&file, size, send(tx))).await;
+        }
+        drop(driver);
         self.call(|lp, f, tx| uv::fs::ftruncate(lp, f, size, send(tx))).await
     }
 

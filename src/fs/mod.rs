@@ -1,8 +1,10 @@
 //! Asynchronous file system access, shaped like `tokio::fs`, on libuv's fs requests (`uv_fs_*`).
 //!
 //! Every operation is one or more libuv requests run on libuv's thread pool; the future waits for the callback.
-//! On the io_uring engine (Linux), opening, closing, reading and writing a [`File`], `statx` metadata and
-//! fsync go through the runtime's ring instead (see [`crate::engine`]); the results are the same.
+//! On the io_uring engine (Linux), opening, closing, reading and writing a [`File`], `statx` metadata, fsync,
+//! [`File::set_len`], [`rename`], [`remove_file`], [`remove_dir`], [`create_dir`], [`symlink`] and
+//! [`hard_link`] go through the runtime's ring instead (see [`crate::engine`]), each falling back to libuv's
+//! thread pool where the kernel lacks its opcode; the results and errors are the same.
 //! [`File`] implements `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}`, [`ReadDir`] is a `futures::Stream`,
 //! and the free functions mirror `std::fs`. Errors are [`std::io::Error`] with the usual kinds
 //! (`NotFound`, `AlreadyExists`, `PermissionDenied`, …); a NUL byte in a path is an `InvalidInput` error.
@@ -209,27 +211,51 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
     Ok(metadata(to).await?.len())
 }
 
-/// Renames `from` to `to`, replacing `to` if it is a file (`uv_fs_rename`).
+/// Renames `from` to `to`, replacing `to` if it is a file (`uv_fs_rename`; `IORING_OP_RENAMEAT` on the
+/// io_uring engine).
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
     let (from, to) = (from.as_ref(), to.as_ref());
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::RenameAt) {
+        return ring(driver, |d, tx| d.rename(from, to, send(tx))).await;
+    }
     request(|lp, tx| uv::fs::rename(lp, from, to, send(tx))).await
 }
 
-/// Removes a file or a symbolic link (`uv_fs_unlink`).
+/// Removes a file or a symbolic link (`uv_fs_unlink`; `IORING_OP_UNLINKAT` on the io_uring engine).
 pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
     let path = path.as_ref();
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::UnlinkAt) {
+        return ring(driver, |d, tx| d.unlink(path, false, send(tx))).await;
+    }
     request(|lp, tx| uv::fs::unlink(lp, path, send(tx))).await
 }
 
-/// Creates a directory (`uv_fs_mkdir`, permission bits `0o777` before the umask). `AlreadyExists` if the path
-/// exists, `NotFound` if its parent does not; see [`create_dir_all`].
+/// Creates a directory (`uv_fs_mkdir`, permission bits `0o777` before the umask; `IORING_OP_MKDIRAT` on the
+/// io_uring engine). `AlreadyExists` if the path exists, `NotFound` if its parent does not; see
+/// [`create_dir_all`].
 pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
-    DirBuilder::new().create(path).await
+    mkdir(path.as_ref(), 0o777).await
 }
 
-/// Removes an empty directory (`uv_fs_rmdir`); see [`remove_dir_all`].
+/// One directory with the permission bits `mode` before the umask: on the ring, or on libuv's thread pool.
+async fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::MkDirAt) {
+        return ring(driver, |d, tx| d.mkdir(path, mode, send(tx))).await;
+    }
+    request(|lp, tx| uv::fs::mkdir(lp, path, mode, send(tx))).await
+}
+
+/// Removes an empty directory (`uv_fs_rmdir`; `IORING_OP_UNLINKAT` with `AT_REMOVEDIR` on the io_uring
+/// engine); see [`remove_dir_all`].
 pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
     let path = path.as_ref();
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::UnlinkAt) {
+        return ring(driver, |d, tx| d.unlink(path, true, send(tx))).await;
+    }
     request(|lp, tx| uv::fs::rmdir(lp, path, send(tx))).await
 }
 
@@ -260,17 +286,28 @@ pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
     request(|lp, tx| uv::fs::realpath(lp, path, send(tx))).await
 }
 
-/// Creates a hard link `link` to the file `original` (`uv_fs_link`).
+/// Creates a hard link `link` to the file `original` (`uv_fs_link`; `IORING_OP_LINKAT` on the io_uring
+/// engine).
 pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
     let (original, link) = (original.as_ref(), link.as_ref());
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::LinkAt) {
+        return ring(driver, |d, tx| d.link(original, link, send(tx))).await;
+    }
     request(|lp, tx| uv::fs::link(lp, original, link, send(tx))).await
 }
 
 async fn symlink_with(original: &Path, link: &Path, flags: uv::fs::SymlinkFlags) -> io::Result<()> {
+    // The flags only matter on Windows: on Linux they are always empty.
+    #[cfg(target_os = "linux")]
+    if let Some(driver) = uring(crate::engine::io_uring::Op::SymlinkAt) {
+        return ring(driver, |d, tx| d.symlink(original, link, send(tx))).await;
+    }
     request(|lp, tx| uv::fs::symlink(lp, original, link, flags, send(tx))).await
 }
 
-/// Creates a symbolic link `link` pointing to `original` (`uv_fs_symlink`). Unix only; on Windows use
+/// Creates a symbolic link `link` pointing to `original` (`uv_fs_symlink`; `IORING_OP_SYMLINKAT` on the
+/// io_uring engine). Unix only; on Windows use
 /// `symlink_file` or `symlink_dir`.
 #[cfg(unix)]
 pub async fn symlink(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {

@@ -9,22 +9,35 @@ use std::task::{Context, Poll};
 use super::stream::AsyncStream;
 #[cfg(target_os = "linux")]
 use crate::engine::epoll;
+#[cfg(target_os = "linux")]
+use crate::engine::io_uring::net as uring;
 use crate::uv::stream::StreamKind;
 
-/// A connection's I/O: a libuv stream, or (Linux) an epoll-engine socket.
+/// A connection's I/O: a libuv stream, or (Linux) an epoll-engine socket, or a socket on the io_uring ring.
 pub(crate) enum StreamIo<T: StreamKind> {
     /// libuv's streams (`uv_read_start`, `uv_write`).
     Libuv(Rc<AsyncStream<T>>),
     /// The epoll engine: syscalls straight into the caller's buffer.
     #[cfg(target_os = "linux")]
     Epoll(Rc<epoll::Sock>),
+    /// The io_uring engine: recv/send/shutdown operations on the runtime's ring.
+    #[cfg(target_os = "linux")]
+    Uring(Rc<uring::Conn>),
 }
 
-/// Whether sockets made now go to the epoll engine's readiness code (the current runtime's engine is epoll, or
-/// io_uring, whose networking uses the same code for now).
+/// Whether sockets made now go to the epoll engine's readiness code: the current runtime's engine is epoll, or
+/// io_uring for what its ring does not carry (UDP always, stream sockets when [`uring_sockets`] is `None`).
+/// Stream types ask [`uring_sockets`] first.
 #[cfg(target_os = "linux")]
 pub(crate) fn epoll_sockets() -> bool {
     crate::runtime::current().backend.readiness_sockets()
+}
+
+/// The current runtime's io_uring driver, if its engine is io_uring and stream sockets run on the ring (this
+/// kernel has the socket opcodes and provided-buffer rings).
+#[cfg(target_os = "linux")]
+pub(crate) fn uring_sockets() -> Option<Rc<crate::engine::Driver>> {
+    crate::runtime::current().uring.clone().filter(|driver| driver.net())
 }
 
 /// Runs `$body` with `$s` bound to the engine's stream, whichever it is.
@@ -34,6 +47,8 @@ macro_rules! dispatch {
             StreamIo::Libuv($s) => $body,
             #[cfg(target_os = "linux")]
             StreamIo::Epoll($s) => $body,
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring($s) => $body,
         }
     };
 }
@@ -44,6 +59,8 @@ impl<T: StreamKind> Clone for StreamIo<T> {
             StreamIo::Libuv(s) => StreamIo::Libuv(s.clone()),
             #[cfg(target_os = "linux")]
             StreamIo::Epoll(s) => StreamIo::Epoll(s.clone()),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(s) => StreamIo::Uring(s.clone()),
         }
     }
 }
@@ -81,12 +98,13 @@ impl<T: StreamKind> StreamIo<T> {
     }
 
     /// For the `Drop` of a user-facing owner: a libuv stream lingers if this was its last owner and writes are
-    /// still queued; an epoll socket has no queue (the kernel has every accepted byte) and just closes.
+    /// still queued; an epoll socket has no queue (the kernel has every accepted byte) and just closes; a ring
+    /// socket's queued sends own the socket until they complete (see `uring::Conn`'s `Drop`).
     pub(crate) fn release_if_last(&self) {
         match self {
             StreamIo::Libuv(s) => AsyncStream::release_if_last(s),
             #[cfg(target_os = "linux")]
-            StreamIo::Epoll(_) => {}
+            StreamIo::Epoll(_) | StreamIo::Uring(_) => {}
         }
     }
 
@@ -96,6 +114,8 @@ impl<T: StreamKind> StreamIo<T> {
             (StreamIo::Libuv(a), StreamIo::Libuv(b)) => Rc::ptr_eq(a, b),
             #[cfg(target_os = "linux")]
             (StreamIo::Epoll(a), StreamIo::Epoll(b)) => Rc::ptr_eq(a, b),
+            #[cfg(target_os = "linux")]
+            (StreamIo::Uring(a), StreamIo::Uring(b)) => Rc::ptr_eq(a, b),
             #[cfg(target_os = "linux")]
             _ => false,
         }

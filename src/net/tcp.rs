@@ -1,5 +1,6 @@
 //! [`TcpListener`] and [`TcpStream`]: async TCP over libuv's `uv_tcp_t`, or on Linux over the epoll engine's
-//! non-blocking sockets when the runtime runs that engine (see [`crate::engine`]).
+//! non-blocking sockets or the io_uring engine's ring operations when the runtime runs that engine (see
+//! [`crate::engine`]).
 
 use std::future::poll_fn;
 use std::io;
@@ -15,6 +16,8 @@ use super::io::{owned_halves, StreamIo};
 use super::listener::Listener;
 #[cfg(target_os = "linux")]
 use crate::engine::epoll;
+#[cfg(target_os = "linux")]
+use crate::engine::io_uring::net as uring;
 use crate::error::Error;
 use crate::uv;
 
@@ -53,6 +56,8 @@ enum ListenerIo {
     Libuv(Listener<uv::Tcp>),
     #[cfg(target_os = "linux")]
     Epoll(epoll::Sock),
+    #[cfg(target_os = "linux")]
+    Uring(uring::Listener),
 }
 
 /// An internet address from the socket layer (a TCP socket never has another kind).
@@ -77,6 +82,10 @@ impl TcpListener {
 
     fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
         #[cfg(target_os = "linux")]
+        if let Some(driver) = super::io::uring_sockets() {
+            return Ok(TcpListener { inner: ListenerIo::Uring(uring::Listener::listen(&driver, &addr.into(), true)?) });
+        }
+        #[cfg(target_os = "linux")]
         if super::io::epoll_sockets() {
             return Ok(TcpListener { inner: ListenerIo::Epoll(epoll::Sock::listen(&addr.into(), true)?) });
         }
@@ -88,6 +97,11 @@ impl TcpListener {
 
     /// Takes over a bound std listener (set to listen here). Must be called inside a uvio runtime.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        #[cfg(target_os = "linux")]
+        if let Some(driver) = super::io::uring_sockets() {
+            let listener = uring::Listener::from_listening(&driver, listener.into())?;
+            return Ok(TcpListener { inner: ListenerIo::Uring(listener) });
+        }
         #[cfg(target_os = "linux")]
         if super::io::epoll_sockets() {
             return Ok(TcpListener { inner: ListenerIo::Epoll(epoll::Sock::from_listening(listener.into())?) });
@@ -114,6 +128,11 @@ impl TcpListener {
                 let (conn, peer) = std::task::ready!(l.poll_accept(cx))?;
                 Poll::Ready(Ok((TcpStream { io: StreamIo::Epoll(Rc::new(conn)) }, inet(peer)?)))
             }
+            #[cfg(target_os = "linux")]
+            ListenerIo::Uring(l) => {
+                let (conn, peer) = std::task::ready!(l.poll_accept(cx))?;
+                Poll::Ready(Ok((TcpStream { io: StreamIo::Uring(Rc::new(conn)) }, inet(peer)?)))
+            }
         }
     }
 
@@ -128,6 +147,8 @@ impl TcpListener {
             ListenerIo::Libuv(l) => Ok(l.handle().local_addr()?),
             #[cfg(target_os = "linux")]
             ListenerIo::Epoll(l) => inet(l.socket().local_addr()?),
+            #[cfg(target_os = "linux")]
+            ListenerIo::Uring(l) => inet(l.socket().local_addr()?),
         }
     }
 }
@@ -178,6 +199,11 @@ impl TcpStream {
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         #[cfg(target_os = "linux")]
+        if let Some(driver) = super::io::uring_sockets() {
+            let conn = uring::Conn::connect(&driver, &addr.into()).await?;
+            return Ok(TcpStream { io: StreamIo::Uring(Rc::new(conn)) });
+        }
+        #[cfg(target_os = "linux")]
         if super::io::epoll_sockets() {
             let sock = epoll::Sock::connect(&addr.into()).await?;
             return Ok(TcpStream { io: StreamIo::Epoll(Rc::new(sock)) });
@@ -198,6 +224,10 @@ impl TcpStream {
     /// Takes over a connected std socket. Must be called inside a uvio runtime.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         #[cfg(target_os = "linux")]
+        if let Some(driver) = super::io::uring_sockets() {
+            return Ok(TcpStream { io: StreamIo::Uring(Rc::new(uring::Conn::new(&driver, stream.into())?)) });
+        }
+        #[cfg(target_os = "linux")]
         if super::io::epoll_sockets() {
             return Ok(TcpStream { io: StreamIo::Epoll(Rc::new(epoll::Sock::new(stream.into())?)) });
         }
@@ -211,6 +241,8 @@ impl TcpStream {
             StreamIo::Libuv(s) => Ok(s.handle().local_addr()?),
             #[cfg(target_os = "linux")]
             StreamIo::Epoll(s) => inet(s.socket().local_addr()?),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(s) => inet(s.socket().local_addr()?),
         }
     }
 
@@ -225,6 +257,8 @@ impl TcpStream {
             StreamIo::Libuv(s) => Ok(s.handle().set_nodelay(nodelay)?),
             #[cfg(target_os = "linux")]
             StreamIo::Epoll(s) => s.socket().set_nodelay(nodelay),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(s) => s.socket().set_nodelay(nodelay),
         }
     }
 
@@ -233,19 +267,9 @@ impl TcpStream {
         match &self.io {
             StreamIo::Libuv(s) => Ok(s.handle().set_keepalive(idle)?),
             #[cfg(target_os = "linux")]
-            StreamIo::Epoll(s) => match idle {
-                None => s.socket().set_keepalive(false),
-                // As libuv's `uv_tcp_keepalive`: whole seconds (at least 1), probes every second, 10 of them.
-                Some(idle) => {
-                    let secs = Duration::from_secs(idle.as_secs().max(1));
-                    let ka = socket2::TcpKeepalive::new()
-                        .with_time(secs)
-                        .with_interval(Duration::from_secs(1))
-                        .with_retries(10);
-                    s.socket().set_keepalive(true)?;
-                    s.socket().set_tcp_keepalive(&ka)
-                }
-            },
+            StreamIo::Epoll(s) => set_keepalive(s.socket(), idle),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(s) => set_keepalive(s.socket(), idle),
         }
     }
 
@@ -255,11 +279,29 @@ impl TcpStream {
     }
 }
 
+/// Keep-alive on an engine's own socket, as libuv's `uv_tcp_keepalive`: whole seconds (at least 1), probes
+/// every second, 10 of them.
+#[cfg(target_os = "linux")]
+fn set_keepalive(sock: &socket2::Socket, idle: Option<Duration>) -> io::Result<()> {
+    match idle {
+        None => sock.set_keepalive(false),
+        Some(idle) => {
+            let secs = Duration::from_secs(idle.as_secs().max(1));
+            let ka =
+                socket2::TcpKeepalive::new().with_time(secs).with_interval(Duration::from_secs(1)).with_retries(10);
+            sock.set_keepalive(true)?;
+            sock.set_tcp_keepalive(&ka)
+        }
+    }
+}
+
 fn peer_addr(io: &StreamIo<uv::Tcp>) -> io::Result<SocketAddr> {
     match io {
         StreamIo::Libuv(s) => Ok(s.handle().peer_addr()?),
         #[cfg(target_os = "linux")]
         StreamIo::Epoll(s) => inet(s.socket().peer_addr()?),
+        #[cfg(target_os = "linux")]
+        StreamIo::Uring(s) => inet(s.socket().peer_addr()?),
     }
 }
 

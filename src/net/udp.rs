@@ -1,6 +1,6 @@
 //! [`UdpSocket`]: async UDP over libuv's `uv_udp_t`, or on Linux over the epoll engine.
 //!
-//! On the epoll engine (and io_uring's, whose sockets use the same code for now) a socket is a non-blocking
+//! On the epoll engine (and io_uring's: UDP stays on this code there, see `crate::engine`) a socket is a non-blocking
 //! `std::net::UdpSocket` whose operations are plain syscalls on the caller's buffer (see `engine::epoll::Dgram`):
 //! no queue, no copy, no allocation per datagram; a `uv_poll_t` is asked for readiness only after `EAGAIN`. The
 //! semantics are the same as below (truncation, errors in order, `send_to` on a connected socket refused).

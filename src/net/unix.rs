@@ -1,5 +1,6 @@
 //! Unix domain sockets: [`UnixListener`] and [`UnixStream`] (Unix only), over libuv's `uv_pipe_t`, or on
-//! Linux over the epoll engine's non-blocking sockets when the runtime runs that engine.
+//! Linux over the epoll engine's non-blocking sockets or the io_uring engine's ring operations when the
+//! runtime runs that engine.
 //!
 //! The same machinery as TCP: connections come from the shared accept state machine (or `accept4(2)`), and the
 //! streams follow the same reading, writing, shutdown and no-loss-on-drop rules as
@@ -19,6 +20,8 @@ use super::listener::Listener;
 use super::stream::{bind_pipe, connect_pipe};
 #[cfg(target_os = "linux")]
 use crate::engine::epoll;
+#[cfg(target_os = "linux")]
+use crate::engine::io_uring::net as uring;
 use crate::uv;
 
 /// The address of a Unix socket: a filesystem path, a Linux abstract name, or unnamed (the usual case for
@@ -128,12 +131,18 @@ enum ListenerIo {
         sock: epoll::Sock,
         bound: Option<PathBuf>,
     },
+    /// The io_uring engine; `bound` as for epoll.
+    #[cfg(target_os = "linux")]
+    Uring {
+        listener: uring::Listener,
+        bound: Option<PathBuf>,
+    },
 }
 
 #[cfg(target_os = "linux")]
 impl Drop for ListenerIo {
     fn drop(&mut self) {
-        if let ListenerIo::Epoll { bound: Some(path), .. } = self {
+        if let ListenerIo::Epoll { bound: Some(path), .. } | ListenerIo::Uring { bound: Some(path), .. } = self {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -143,6 +152,12 @@ impl UnixListener {
     /// Binds to `path` and listens (`uv_pipe_bind2`, `uv_listen`). A NUL byte in the path, or a path longer
     /// than `sockaddr_un` holds (about 100 bytes), is `InvalidInput`. Must be called inside a uvio runtime.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        #[cfg(target_os = "linux")]
+        if let Some(driver) = super::io::uring_sockets() {
+            let listener = uring::Listener::listen(&driver, &to_sockaddr(path.as_ref())?, false)?;
+            let bound = Some(path.as_ref().to_path_buf());
+            return Ok(UnixListener { inner: ListenerIo::Uring { listener, bound } });
+        }
         #[cfg(target_os = "linux")]
         if super::io::epoll_sockets() {
             let sock = epoll::Sock::listen(&to_sockaddr(path.as_ref())?, false)?;
@@ -154,6 +169,11 @@ impl UnixListener {
     /// Takes over a bound std listener (`uv_pipe_open`; made non-blocking). libuv does not remove its socket
     /// file. Must be called inside a uvio runtime.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        #[cfg(target_os = "linux")]
+        if let Some(driver) = super::io::uring_sockets() {
+            let listener = uring::Listener::from_listening(&driver, OwnedFd::from(listener).into())?;
+            return Ok(UnixListener { inner: ListenerIo::Uring { listener, bound: None } });
+        }
         #[cfg(target_os = "linux")]
         if super::io::epoll_sockets() {
             let sock = epoll::Sock::from_listening(OwnedFd::from(listener).into())?;
@@ -182,6 +202,11 @@ impl UnixListener {
                 let (conn, peer) = std::task::ready!(sock.poll_accept(cx))?;
                 Poll::Ready(Ok((UnixStream { io: StreamIo::Epoll(Rc::new(conn)) }, from_sockaddr(&peer))))
             }
+            #[cfg(target_os = "linux")]
+            ListenerIo::Uring { listener, .. } => {
+                let (conn, peer) = std::task::ready!(listener.poll_accept(cx))?;
+                Poll::Ready(Ok((UnixStream { io: StreamIo::Uring(Rc::new(conn)) }, from_sockaddr(&peer))))
+            }
         }
     }
 
@@ -196,6 +221,8 @@ impl UnixListener {
             ListenerIo::Libuv(l) => Ok(SocketAddr::new(l.handle().local_name()?)),
             #[cfg(target_os = "linux")]
             ListenerIo::Epoll { sock, .. } => Ok(from_sockaddr(&sock.socket().local_addr()?)),
+            #[cfg(target_os = "linux")]
+            ListenerIo::Uring { listener, .. } => Ok(from_sockaddr(&listener.socket().local_addr()?)),
         }
     }
 }
@@ -235,6 +262,11 @@ impl UnixStream {
     /// Dropping the future cancels the connect.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         #[cfg(target_os = "linux")]
+        if let Some(driver) = super::io::uring_sockets() {
+            let conn = uring::Conn::connect(&driver, &to_sockaddr(path.as_ref())?).await?;
+            return Ok(UnixStream { io: StreamIo::Uring(Rc::new(conn)) });
+        }
+        #[cfg(target_os = "linux")]
         if super::io::epoll_sockets() {
             let sock = epoll::Sock::connect(&to_sockaddr(path.as_ref())?).await?;
             return Ok(UnixStream { io: StreamIo::Epoll(Rc::new(sock)) });
@@ -252,6 +284,11 @@ impl UnixStream {
     /// Takes over a connected std socket (`uv_pipe_open`; made non-blocking). Must be called inside a uvio
     /// runtime.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        #[cfg(target_os = "linux")]
+        if let Some(driver) = super::io::uring_sockets() {
+            let conn = uring::Conn::new(&driver, OwnedFd::from(stream).into())?;
+            return Ok(UnixStream { io: StreamIo::Uring(Rc::new(conn)) });
+        }
         #[cfg(target_os = "linux")]
         if super::io::epoll_sockets() {
             let sock = epoll::Sock::new(OwnedFd::from(stream).into())?;
@@ -271,6 +308,8 @@ impl UnixStream {
             StreamIo::Libuv(s) => Ok(SocketAddr::new(s.handle().local_name()?)),
             #[cfg(target_os = "linux")]
             StreamIo::Epoll(s) => Ok(from_sockaddr(&s.socket().local_addr()?)),
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(s) => Ok(from_sockaddr(&s.socket().local_addr()?)),
         }
     }
 
@@ -290,6 +329,8 @@ fn peer_addr(io: &StreamIo<uv::Pipe>) -> io::Result<SocketAddr> {
         StreamIo::Libuv(s) => Ok(SocketAddr::new(s.handle().peer_name()?)),
         #[cfg(target_os = "linux")]
         StreamIo::Epoll(s) => Ok(from_sockaddr(&s.socket().peer_addr()?)),
+        #[cfg(target_os = "linux")]
+        StreamIo::Uring(s) => Ok(from_sockaddr(&s.socket().peer_addr()?)),
     }
 }
 

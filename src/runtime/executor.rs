@@ -39,6 +39,9 @@ pub(crate) struct Executor {
     // Read only by Linux code: elsewhere `Driver` is uninhabited and this field is always `None`.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) uring: Option<Rc<crate::engine::Driver>>,
+    /// The epoll engine's epoll set, made when its first socket is.
+    #[cfg(target_os = "linux")]
+    epoll: std::cell::OnceCell<Rc<crate::engine::epoll::Reactor>>,
     pub(crate) shared: Arc<Shared>,
     slots: RefCell<Slab<Slot>>,
     ready: RefCell<VecDeque<Arc<dyn RawTask>>>,
@@ -80,6 +83,8 @@ impl Executor {
             lp,
             backend,
             uring,
+            #[cfg(target_os = "linux")]
+            epoll: std::cell::OnceCell::new(),
             shared,
             slots: RefCell::new(Slab::new()),
             ready: RefCell::new(VecDeque::new()),
@@ -100,6 +105,16 @@ impl Executor {
         ex.timers.bind(Rc::downgrade(&ex));
         context::register(&ex);
         Ok(ex)
+    }
+
+    /// The epoll engine's reactor for this runtime (made on first use).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn epoll_reactor(&self) -> std::io::Result<Rc<crate::engine::epoll::Reactor>> {
+        if let Some(r) = self.epoll.get() {
+            return Ok(r.clone());
+        }
+        let r = crate::engine::epoll::Reactor::new(&self.lp)?;
+        Ok(self.epoll.get_or_init(|| r).clone())
     }
 
     /// Spawns a `!Send` future on this executor.

@@ -101,11 +101,11 @@ type PollCb = dyn FnMut(&Poll, Result<PollEvents>);
 /// `EAGAIN` — [`Poll::new`] switches the fd to non-blocking mode for that reason.
 ///
 /// # The fd is borrowed, not owned
-/// `Poll` does not close the fd, and the fd must stay open while the `Poll` is active: closing it first is a
-/// logic error (not memory-unsafe, since an fd is a number): libuv may report `EBADF`, silently watch an
-/// unrelated file that reused the number, or, on Linux, abort the process when it next updates its epoll set.
-/// Stop or drop the `Poll` first; the fd may be closed right after. Only one `Poll` may watch an fd on a
-/// loop (`EEXIST` otherwise).
+/// `Poll` does not close the fd, and the fd must stay open for as long as the `Poll` exists: closing it first
+/// would let libuv watch (and switch to non-blocking mode) an unrelated file that reused the number, or, on
+/// Linux, abort the process when it next updates its epoll set. That is why [`Poll::new`] is `unsafe` (I/O
+/// safety: a raw fd carries no ownership). Drop the `Poll` first; the fd may be closed right after. Only one
+/// `Poll` may watch an fd on a loop (`EEXIST` otherwise).
 ///
 /// # Portability
 /// On Windows only sockets can be polled. On Unix any fd that `poll(2)` accepts (not regular files on Linux:
@@ -120,7 +120,8 @@ type PollCb = dyn FnMut(&Poll, Result<PollEvents>);
 ///
 /// let (a, mut b) = UnixStream::pair().unwrap();
 /// let lp = Loop::new()?;
-/// let poll = Poll::new(&lp, a.as_raw_fd())?;
+/// // SAFETY: `a` outlives `poll`: it is dropped below, after `poll`.
+/// let poll = unsafe { Poll::new(&lp, a.as_raw_fd())? };
 /// b.write_all(b"ping").unwrap();
 /// poll.start(PollEvents::READABLE, |p, events| {
 ///     assert!(events.unwrap().contains(PollEvents::READABLE));
@@ -141,7 +142,11 @@ impl Poll {
     /// Creates a stopped watcher for `fd` and makes the fd non-blocking (`uv_poll_init` on Unix,
     /// `uv_poll_init_socket` on Windows, where `fd` is a `SOCKET`). See the type's docs for how long `fd`
     /// must stay open. `EEXIST` if the loop already watches this fd, `EBADF` for a closed one.
-    pub fn new(lp: &Loop, fd: sys::uv_os_sock_t) -> Result<Poll> {
+    ///
+    /// # Safety
+    /// If `fd` is open, it must stay open until this `Poll` is dropped, and whoever owns it must not close it
+    /// meanwhile (a closed or invalid `fd` is merely reported as `EBADF` here).
+    pub unsafe fn new(lp: &Loop, fd: sys::uv_os_sock_t) -> Result<Poll> {
         let h = Owned::new(lp, Callback::default(), |l, raw| {
             // SAFETY: `raw` points to zeroed memory inside the box that Owned::new keeps alive; libuv checks
             // the fd itself (an fd is a number: a wrong one is an error, not memory unsafety).

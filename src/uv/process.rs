@@ -302,7 +302,7 @@ impl_handle!(Process);
 
 /// Dropping a `Process` whose child still runs closes the handle, and libuv then stops waiting for the child
 /// (no exit callback). On Unix the child would stay a zombie once it exits, so its pid goes to a background
-/// reaper (see [`reap_orphan`]).
+/// reaper thread.
 impl Drop for Process {
     fn drop(&mut self) {
         // libuv stops a process handle when it has reaped the child: active means not reaped yet. The exit

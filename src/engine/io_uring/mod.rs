@@ -26,9 +26,21 @@
 //!   completions overflowed; a full queue waits for the thread with `IORING_ENTER_SQ_WAIT`. SQPOLL is used only
 //!   when the kernel accepts unregistered files with it (`IORING_FEAT_SQPOLL_NONFIXED`, Linux 5.11).
 //!
-//! Test switch (hidden): `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX|SQPOLL_EPERM` makes
-//! [`Driver::new`] act as if the ring setup failed with that error, as if `IORING_OP_STATX` were missing, or as
-//! if the kernel refused SQPOLL rings with `EPERM`.
+//! - **Sockets** ([`net`]): TCP and Unix streams and listeners run on the ring when the kernel has the socket
+//!   opcodes and provided-buffer rings ([`Driver::net`], Linux 5.19); their operations are slots like the file
+//!   ones, plus a cancel (`IORING_OP_ASYNC_CANCEL`, its own slot) for those that may wait forever. A slot's
+//!   `user_data` carries a generation above the slab key, so a cancel can never hit a later operation that
+//!   reused the key. Completion handlers may queue new entries: the flush submits again before the loop blocks.
+//!   Dropping the driver first cancels every socket operation still in flight (a recv on an idle connection, a
+//!   multishot accept, a send to a peer that reads nothing), then waits as above.
+//!
+//! - **Path operations** ([`fs`]): rename, unlink, rmdir, mkdir, symlink, link and ftruncate, each behind its
+//!   own probed opcode; their slots own the paths.
+//!
+//! Test switch (hidden): `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX|NO_FS_PATH_OPS|SQPOLL_EPERM|NO_NET`
+//! makes [`Driver::new`] act as if the ring setup failed with that error, as if `IORING_OP_STATX` (or the
+//! opcodes of [`fs`]) were missing, as if the kernel refused SQPOLL rings with `EPERM`, or as if ring
+//! networking were missing (sockets then use the epoll engine's code).
 
 #![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -42,11 +54,15 @@ use std::path::Path;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use io_uring::{opcode, squeue, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use slab::Slab;
 
 use crate::uv::fs::{OpenFlags, Stat, Timespec};
 use crate::uv::{self, Handle as _, Loop, PollEvents};
+
+mod bufring;
+mod fs;
+pub(crate) mod net;
 
 /// Submission queue entries per ring unless [`RingOptions::entries`] says otherwise (the completion queue gets
 /// twice as many).
@@ -74,10 +90,38 @@ pub(crate) enum Op {
     Fsync,
     OpenAt,
     Close,
+    /// rename (`IORING_OP_RENAMEAT`).
+    RenameAt,
+    /// unlink and rmdir (`IORING_OP_UNLINKAT`).
+    UnlinkAt,
+    /// mkdir (`IORING_OP_MKDIRAT`).
+    MkDirAt,
+    /// symlink (`IORING_OP_SYMLINKAT`).
+    SymlinkAt,
+    /// link (`IORING_OP_LINKAT`).
+    LinkAt,
+    /// ftruncate (`IORING_OP_FTRUNCATE`, Linux 6.9).
+    Ftruncate,
 }
 
 impl Op {
-    const ALL: [Op; 6] = [Op::Read, Op::Write, Op::Statx, Op::Fsync, Op::OpenAt, Op::Close];
+    const ALL: [Op; 12] = [
+        Op::Read,
+        Op::Write,
+        Op::Statx,
+        Op::Fsync,
+        Op::OpenAt,
+        Op::Close,
+        Op::RenameAt,
+        Op::UnlinkAt,
+        Op::MkDirAt,
+        Op::SymlinkAt,
+        Op::LinkAt,
+        Op::Ftruncate,
+    ];
+
+    /// The operations of [`fs`] (what `UVIO_IO_URING_SIMULATE=NO_FS_PATH_OPS` marks missing).
+    const FS_PATH_OPS: [Op; 6] = [Op::RenameAt, Op::UnlinkAt, Op::MkDirAt, Op::SymlinkAt, Op::LinkAt, Op::Ftruncate];
 
     fn code(self) -> u8 {
         match self {
@@ -87,6 +131,12 @@ impl Op {
             Op::Fsync => opcode::Fsync::CODE,
             Op::OpenAt => opcode::OpenAt::CODE,
             Op::Close => opcode::Close::CODE,
+            Op::RenameAt => opcode::RenameAt::CODE,
+            Op::UnlinkAt => opcode::UnlinkAt::CODE,
+            Op::MkDirAt => opcode::MkDirAt::CODE,
+            Op::SymlinkAt => opcode::SymlinkAt::CODE,
+            Op::LinkAt => opcode::LinkAt::CODE,
+            Op::Ftruncate => opcode::Ftruncate::CODE,
         }
     }
 
@@ -108,13 +158,39 @@ enum Pending {
     Open { _path: CString, lp: Loop, done: Box<dyn FnOnce(io::Result<uv::fs::File>)> },
     /// The kernel reads `path` and writes `buf`.
     Statx { _path: CString, buf: Box<libc::statx>, _file: Option<Rc<dyn Any>>, done: Box<dyn FnOnce(io::Result<Stat>)> },
-    /// fsync, fdatasync, close: a status only.
+    /// A path operation ([`fs`]): the kernel reads one or two paths.
+    Paths { _first: CString, _second: Option<CString>, done: Box<dyn FnOnce(io::Result<()>)> },
+    /// fsync, fdatasync, close, ftruncate: a status only.
     Status { _file: Option<Rc<dyn Any>>, done: Box<dyn FnOnce(io::Result<()>)> },
+    /// A socket operation ([`net`]): it owns its socket and what the kernel may touch.
+    Net(net::NetOp),
+    /// `IORING_OP_ASYNC_CANCEL`: owns nothing; its slot only lets the driver wait for it at shutdown.
+    Cancel,
 }
+
+/// A slot: the operation and the `user_data` its entry carries (key and generation), to cancel it by.
+struct Slot {
+    user_data: u64,
+    pending: Pending,
+}
+
+/// The slab key in a `user_data` (the generation is above it).
+const KEY_MASK: u64 = 0xffff_ffff;
+
+/// The socket opcodes ring networking needs (`IORING_OP_ACCEPT` must also take the multishot flag: Linux 5.19,
+/// the same release as the provided-buffer rings that [`Driver::new`] registers, which is how it is detected).
+const NET_OPCODES: [u8; 6] = [
+    opcode::Recv::CODE,
+    opcode::Send::CODE,
+    opcode::AcceptMulti::CODE,
+    opcode::Connect::CODE,
+    opcode::Shutdown::CODE,
+    opcode::AsyncCancel::CODE,
+];
 
 impl Pending {
     /// Hands the completion's result to the callback. Runs only once the kernel is done with the slot.
-    fn complete(self, res: i32) {
+    fn complete(self, res: i32, flags: u32) {
         let status = if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as usize) };
         match self {
             Pending::Read { mut buf, done, .. } => {
@@ -134,7 +210,9 @@ impl Pending {
                 uv::fs::File::from_owned_fd(&lp, fd)
             })),
             Pending::Statx { buf, done, .. } => done(status.map(|_| stat_from_statx(&buf))),
-            Pending::Status { done, .. } => done(status.map(drop)),
+            Pending::Status { done, .. } | Pending::Paths { done, .. } => done(status.map(drop)),
+            Pending::Net(op) => op.complete(res, flags),
+            Pending::Cancel => {}
         }
     }
 }
@@ -168,7 +246,9 @@ pub(crate) struct Driver {
     poll: uv::Poll,
     prepare: uv::Prepare,
     ring: RefCell<IoUring>,
-    ops: RefCell<Slab<Pending>>,
+    ops: RefCell<Slab<Slot>>,
+    /// Bumped per operation: the upper half of its `user_data`.
+    generation: Cell<u32>,
     /// Entries pushed but not submitted yet.
     queued: Cell<bool>,
     /// Entries that did not fit in a full submission queue, in order; pushed as room frees up. Their slots are
@@ -178,16 +258,19 @@ pub(crate) struct Driver {
     supported: u32,
     lp: Loop,
     /// Completions taken from the queue, reused between reaps.
-    scratch: RefCell<Vec<(u64, i32)>>,
+    scratch: RefCell<Vec<(u64, i32, u32)>>,
     /// Submission queue entries of the ring (the kernel's rounding of what was asked).
     entries: u32,
     /// Whether a kernel thread polls the submission queue (`IORING_SETUP_SQPOLL`).
     sqpoll: bool,
+    /// The provided-buffer ring for socket reads; `None` when sockets do not run on the ring. Last field: it is
+    /// freed after the ring is closed.
+    bufs: Option<bufring::BufRing>,
 }
 
 /// A ring set up as `options` ask and the opcodes it supports, or why there is none. A refused SQPOLL request
 /// is an error if `strict`, else a plain ring (logged).
-fn setup(options: RingOptions, strict: bool) -> io::Result<(IoUring, u32)> {
+fn setup(options: RingOptions, strict: bool) -> io::Result<(IoUring, u32, bool)> {
     let simulate = std::env::var("UVIO_IO_URING_SIMULATE").unwrap_or_default();
     let simulated = match simulate.as_str() {
         "ENOSYS" => Some(libc::ENOSYS),
@@ -202,15 +285,22 @@ fn setup(options: RingOptions, strict: bool) -> io::Result<(IoUring, u32)> {
     // Errors uvio made itself (a bad ring size, a refused SQPOLL) already name the knob; raw OS errors get the cause.
     let ring = ring.map_err(|e| if e.raw_os_error().is_some() { not_available(e) } else { e })?;
     let mut probe = Probe::new();
-    let supported = match ring.submitter().register_probe(&mut probe) {
-        Ok(()) => Op::ALL.iter().filter(|op| probe.is_supported(op.code())).fold(0, |bits, op| bits | op.bit()),
+    let (supported, net) = match ring.submitter().register_probe(&mut probe) {
+        Ok(()) => (
+            Op::ALL.iter().filter(|op| probe.is_supported(op.code())).fold(0, |bits, op| bits | op.bit()),
+            NET_OPCODES.iter().all(|&code| probe.is_supported(code)),
+        ),
         Err(e) => {
             log::info!(target: "uvio", "io_uring: opcode probe failed ({e}): files stay on libuv's thread pool");
-            0
+            (0, false)
         }
     };
-    let supported = if simulate == "NO_STATX" { supported & !Op::Statx.bit() } else { supported };
-    Ok((ring, supported))
+    let supported = match simulate.as_str() {
+        "NO_STATX" => supported & !Op::Statx.bit(),
+        "NO_FS_PATH_OPS" => Op::FS_PATH_OPS.iter().fold(supported, |bits, op| bits & !op.bit()),
+        _ => supported,
+    };
+    Ok((ring, supported, net && simulate != "NO_NET"))
 }
 
 /// The ring `options` ask for (see [`setup`] for `strict`); `refuse_sqpoll` simulates a kernel refusing SQPOLL.
@@ -281,18 +371,35 @@ impl Driver {
     /// Creates the ring as `options` ask and starts watching it on `lp`; an error if io_uring is not available
     /// (or, if `strict`, SQPOLL was asked for and refused).
     pub(crate) fn new(lp: &Loop, options: RingOptions, strict: bool) -> io::Result<Rc<Driver>> {
-        let (ring, supported) = setup(options, strict)?;
+        let (ring, supported, net) = setup(options, strict)?;
         let entries = ring.params().sq_entries();
         let sqpoll = ring.params().is_setup_sqpoll();
-        let poll = uv::Poll::new(lp, ring.as_raw_fd())?;
+        // SAFETY: the ring's fd stays open while the watcher exists: both end up in the driver, whose field
+        // order drops (closes) the watcher before the ring.
+        let poll = unsafe { uv::Poll::new(lp, ring.as_raw_fd())? };
         poll.unref(); // referenced only while operations are in flight
         let prepare = uv::Prepare::new(lp)?;
         prepare.unref();
+        // Last before the driver owns it: from here on the driver's `Drop` unregisters it before it is freed.
+        let bufs = match net.then(|| bufring::BufRing::new(&ring.submitter())) {
+            Some(Ok(bufs)) => Some(bufs),
+            Some(Err(e)) => {
+                log::info!(target: "uvio", "io_uring: stream sockets use the epoll engine's code: \
+                    no provided-buffer ring ({e}; needs Linux 5.19)");
+                None
+            }
+            None => {
+                log::info!(target: "uvio", "io_uring: stream sockets use the epoll engine's code: \
+                    this kernel lacks socket opcodes (or NO_NET is simulated)");
+                None
+            }
+        };
         let driver = Rc::new(Driver {
             poll,
             prepare,
             ring: RefCell::new(ring),
             ops: RefCell::new(Slab::with_capacity(entries as usize)),
+            generation: Cell::new(0),
             queued: Cell::new(false),
             backlog: RefCell::new(std::collections::VecDeque::new()),
             supported,
@@ -300,6 +407,7 @@ impl Driver {
             scratch: RefCell::new(Vec::with_capacity(entries as usize)),
             entries,
             sqpoll,
+            bufs,
         });
         let weak: Weak<Driver> = Rc::downgrade(&driver);
         driver.poll.start(PollEvents::READABLE, move |_, _| {
@@ -326,6 +434,16 @@ impl Driver {
         self.sqpoll
     }
 
+    /// Whether sockets run on the ring ([`net`]; else on the epoll engine's code).
+    pub(crate) fn net(&self) -> bool {
+        self.bufs.is_some()
+    }
+
+    /// The provided-buffer ring of socket reads (present whenever [`Self::net`] is).
+    fn bufs(&self) -> Option<&bufring::BufRing> {
+        self.bufs.as_ref()
+    }
+
     /// Whether this kernel carries `op` on the ring (else it runs on libuv's thread pool).
     pub(crate) fn supports(&self, op: Op) -> bool {
         self.supported & op.bit() != 0
@@ -341,6 +459,9 @@ impl Driver {
         done: impl FnOnce(io::Result<usize>, Vec<u8>) + 'static,
     ) -> io::Result<()> {
         let len = (buf.capacity() - buf.len()).min(1 << 30) as u32;
+        // Zeroed before the kernel writes into it: memcheck cannot see writes through the ring, and would
+        // otherwise take the data read for uninitialised memory (this keeps the engine valgrind-clean).
+        buf.spare_capacity_mut()[..len as usize].fill(std::mem::MaybeUninit::new(0));
         let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
         let entry = opcode::Read::new(types::Fd(file.fd()), dst, len).offset(offset).build();
         let file: Rc<dyn Any> = file.clone();
@@ -442,14 +563,25 @@ impl Driver {
 
     /// Puts `pending` in a slot and its entry in the submission queue (submitting first if the queue is full).
     fn push(&self, entry: squeue::Entry, pending: Pending) -> io::Result<()> {
-        let key = {
+        self.start(entry, pending);
+        Ok(())
+    }
+
+    /// [`Self::push`], giving the entry's `user_data` (to cancel it by, with [`Self::cancel`]).
+    fn start(&self, entry: squeue::Entry, pending: Pending) -> u64 {
+        let generation = self.generation.get().wrapping_add(1);
+        self.generation.set(generation);
+        let user_data = {
             let mut ops = self.ops.borrow_mut();
             if ops.is_empty() {
                 self.poll.ref_(); // operations in flight keep the loop alive
             }
-            ops.insert(pending)
+            let entry = ops.vacant_entry();
+            let user_data = entry.key() as u64 & KEY_MASK | u64::from(generation) << 32;
+            entry.insert(Slot { user_data, pending });
+            user_data
         };
-        let entry = entry.user_data(key as u64);
+        let entry = entry.user_data(user_data);
         // Order matters: while older entries wait in the backlog, newer ones queue behind them.
         let mut pushed = self.backlog.borrow().is_empty() && self.try_push(&entry);
         if !pushed && self.backlog.borrow().is_empty() {
@@ -468,7 +600,14 @@ impl Driver {
             self.backlog.borrow_mut().push_back(entry);
         }
         self.queued.set(true);
-        Ok(())
+        user_data
+    }
+
+    /// Asks the kernel to cancel the operation whose entry carries `user_data` (`IORING_OP_ASYNC_CANCEL`). Its
+    /// slot stays until its own completion arrives (`-ECANCELED`, or its result if it finished first); a
+    /// `user_data` no longer in flight matches nothing (the generation makes it unique).
+    fn cancel(&self, user_data: u64) {
+        self.start(opcode::AsyncCancel::new(user_data).build(), Pending::Cancel);
     }
 
     /// Moves backlogged entries into the submission queue, oldest first, while there is room.
@@ -487,8 +626,10 @@ impl Driver {
     fn try_push(&self, entry: &squeue::Entry) -> bool {
         let mut ring = self.ring.borrow_mut();
         // SAFETY: every pointer in the entry points into heap memory owned by the entry's slot in `ops` (a
-        // buffer, path or statx box, plus the file keeping its fd open), and a slot is only removed when the
-        // entry's completion has arrived (or here, when the push failed and the kernel never saw it).
+        // buffer, path, statx or sockaddr box, plus the file or socket keeping its fd open), or into the
+        // provided-buffer ring, which outlives every operation (see `Drop`); a slot is only removed when the
+        // entry's (final, for a multishot entry) completion has arrived, or here, when the push failed and the
+        // kernel never saw it.
         let pushed = unsafe { ring.submission().push(entry).is_ok() };
         pushed
     }
@@ -509,22 +650,34 @@ impl Driver {
 
     /// The prepare callback: submits what this iteration queued, then takes the completions already there.
     fn flush(&self) {
-        // Two passes: a submit frees the queue (without SQPOLL), so a backlog left by a full queue can follow at
-        // once instead of waiting for the next iteration.
-        for _ in 0..2 {
-            self.push_backlog();
-            if !self.queued.get() {
+        // Completion handlers may queue entries (a send resubmitting what a partial send left): those must be
+        // submitted before the loop blocks, so submit and reap again while they do. The last round only
+        // submits: its completions make the ring's fd readable, and the poll callback takes them.
+        const ROUNDS: usize = 8;
+        for round in 0..ROUNDS {
+            // Two passes: a submit frees the queue (without SQPOLL), so a backlog left by a full queue can
+            // follow at once instead of waiting for the next iteration.
+            for _ in 0..2 {
+                self.push_backlog();
+                if !self.queued.get() {
+                    break;
+                }
+                if let Err(e) = self.submit() {
+                    log::debug!(target: "uvio", "io_uring: submit failed ({e}); retrying next iteration");
+                    break;
+                }
+                if self.backlog.borrow().is_empty() {
+                    break;
+                }
+            }
+            if round + 1 == ROUNDS {
                 break;
             }
-            if let Err(e) = self.submit() {
-                log::debug!(target: "uvio", "io_uring: submit failed ({e}); retrying next iteration");
-                break;
-            }
-            if self.backlog.borrow().is_empty() {
+            self.reap();
+            if !self.queued.get() && self.backlog.borrow().is_empty() {
                 break;
             }
         }
-        self.reap();
     }
 
     /// Dispatches every completion in the queue to its slot's callback.
@@ -532,7 +685,7 @@ impl Driver {
         let mut batch = std::mem::take(&mut *self.scratch.borrow_mut());
         loop {
             batch.clear();
-            batch.extend(self.ring.borrow_mut().completion().map(|cqe| (cqe.user_data(), cqe.result())));
+            batch.extend(self.ring.borrow_mut().completion().map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())));
             if batch.is_empty() {
                 // More completions than the queue holds wait in the kernel's overflow list (IORING_FEAT_NODROP)
                 // until an io_uring_enter flushes them: without this the ring fd would stay readable forever.
@@ -542,10 +695,23 @@ impl Driver {
                 }
                 break;
             }
-            for &(key, res) in &batch {
-                let pending = self.remove(key as usize);
+            for &(user_data, res, flags) in &batch {
+                let key = (user_data & KEY_MASK) as usize;
+                if cqueue::more(flags) {
+                    // One result of a multishot operation: its slot stays for the next ones.
+                    let handler = match self.ops.borrow().get(key) {
+                        Some(Slot { pending: Pending::Net(op), .. }) => op.multishot(),
+                        _ => None,
+                    };
+                    // Outside every borrow, as below.
+                    if let Some(handler) = handler {
+                        handler.more(res, flags);
+                    }
+                    continue;
+                }
+                let pending = self.remove(key);
                 // Outside every borrow: the callback may start new operations.
-                pending.complete(res);
+                pending.complete(res, flags);
             }
         }
         *self.scratch.borrow_mut() = batch;
@@ -553,18 +719,31 @@ impl Driver {
 
     fn remove(&self, key: usize) -> Pending {
         let mut ops = self.ops.borrow_mut();
-        let pending = ops.remove(key);
+        let slot = ops.remove(key);
         if ops.is_empty() {
             self.poll.unref();
         }
-        pending
+        slot.pending
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // The kernel may still write into the slots' buffers: wait for every operation in flight before the
-        // slots are freed and the ring unmapped.
+        // Socket operations may never complete on their own (a recv on an idle connection, a multishot accept,
+        // a send to a peer that reads nothing): cancel them. Their handlers find the driver gone and start
+        // nothing new.
+        let sockets: Vec<u64> = self
+            .ops
+            .get_mut()
+            .iter()
+            .filter(|(_, slot)| matches!(slot.pending, Pending::Net(_)))
+            .map(|(_, slot)| slot.user_data)
+            .collect();
+        for user_data in sockets {
+            self.cancel(user_data);
+        }
+        // The kernel may still write into the slots' buffers: wait for every operation in flight (cancels
+        // included) before the slots are freed and the ring unmapped.
         while !self.ops.get_mut().is_empty() {
             self.push_backlog(); // backlogged entries must reach the kernel, or their slots would never complete
             let waited = self.ring.get_mut().submit_and_wait(1);
@@ -575,17 +754,26 @@ impl Drop for Driver {
                     // Cannot wait: leak the slots (and their buffers) rather than free memory in use.
                     log::error!(target: "uvio", "io_uring: waiting for operations at shutdown failed ({e})");
                     std::mem::forget(std::mem::take(self.ops.get_mut()));
+                    std::mem::forget(self.bufs.take());
                     return;
                 }
             }
             self.reap();
         }
+        // Nothing is in flight: the buffers may go (after the ring closes, being the last field). Should the
+        // kernel refuse to let go of them, leak them instead.
+        if self.bufs.is_some() {
+            if let Err(e) = self.ring.get_mut().submitter().unregister_buf_ring(bufring::BGID) {
+                log::debug!(target: "uvio", "io_uring: unregistering the buffer ring failed ({e}); leaking it");
+                std::mem::forget(self.bufs.take());
+            }
+        }
     }
 }
 
-/// A path as the kernel reads it; `InvalidInput` for a NUL byte inside.
+/// A path as the kernel reads it; `EINVAL` (`InvalidInput`) for a NUL byte inside, exactly as the libuv
+/// engine reports it.
 fn c_path(path: &Path) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }

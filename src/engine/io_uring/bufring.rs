@@ -1,0 +1,196 @@
+//! The provided-buffer ring of one runtime (`IORING_REGISTER_PBUF_RING`, Linux 5.19): [`COUNT`] buffers of
+//! [`SIZE`] bytes that socket reads (`IORING_OP_RECV` with `IOSQE_BUFFER_SELECT`) pick from when their data
+//! arrives, so a connection waiting for data pins no memory.
+//!
+//! - **Ownership.** A buffer is either the kernel's (in the ring, where a completing recv may pick it) or user
+//!   space's: a completion that picked it hands it over as a [`BufId`] (taken with [`BufRing::take`]), which
+//!   gives its bytes ([`BufRing::bytes`]) until [`BufRing::recycle`] gives it back. A bitmap of the buffers user
+//!   space holds makes every call check that, so no safe caller can read memory the kernel may write.
+//! - **Initialised memory.** The buffers and the ring are allocated zeroed, once: the kernel's writes are
+//!   invisible to valgrind's memcheck, which then still sees defined bytes.
+//! - **Lifetime.** The memory is freed when the `BufRing` drops, which the driver lets happen only once every
+//!   operation is complete (and the ring unregistered).
+
+#![allow(unsafe_code)]
+
+use std::alloc::{self, Layout};
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::{cqueue, Submitter};
+
+/// The buffer group id of the ring (one ring per runtime).
+pub(super) const BGID: u16 = 0;
+/// Bytes per buffer: the most one ring recv delivers.
+pub(crate) const SIZE: usize = 16 * 1024;
+/// Buffers in the ring (a power of two, as the kernel requires).
+pub(super) const COUNT: u16 = 512;
+
+/// One ring entry, laid out as the kernel's `struct io_uring_buf`. The `resv` field of the first entry is the
+/// ring's tail, which the kernel reads concurrently: it is only written as an atomic.
+#[repr(C)]
+struct RawEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<RawEntry>() == 16);
+
+/// A buffer a completion handed to user space; its bytes stay valid until it is recycled.
+#[derive(Debug)]
+pub(crate) struct BufId {
+    bid: u16,
+    len: usize,
+}
+
+impl BufId {
+    /// How many bytes the kernel put in the buffer.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// The ring and its buffers; see the module docs.
+pub(crate) struct BufRing {
+    ring: NonNull<RawEntry>,
+    ring_layout: Layout,
+    mem: NonNull<u8>,
+    mem_layout: Layout,
+    /// Our copy of the tail: entries before it are the kernel's.
+    tail: Cell<u16>,
+    /// Buffers user space holds (a bit per buffer id).
+    held: RefCell<Vec<u64>>,
+}
+
+impl BufRing {
+    /// Allocates the ring and the buffers (zeroed), registers them with the ring of `submitter` as group
+    /// [`BGID`] and gives every buffer to the kernel.
+    pub(super) fn new(submitter: &Submitter<'_>) -> io::Result<BufRing> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page = usize::try_from(page).ok().filter(|p| p.is_power_of_two()).unwrap_or(4096);
+        let ring_bytes = std::mem::size_of::<RawEntry>() * usize::from(COUNT);
+        let ring_layout = Layout::from_size_align(ring_bytes, page).map_err(io::Error::other)?;
+        let mem_layout = Layout::from_size_align(SIZE * usize::from(COUNT), page).map_err(io::Error::other)?;
+        // SAFETY: both layouts have a non-zero size.
+        let ring = NonNull::new(unsafe { alloc::alloc_zeroed(ring_layout) }.cast::<RawEntry>());
+        // SAFETY: as above.
+        let mem = NonNull::new(unsafe { alloc::alloc_zeroed(mem_layout) });
+        let (ring, mem) = match (ring, mem) {
+            (Some(ring), Some(mem)) => (ring, mem),
+            (ring, mem) => {
+                // SAFETY: each pointer that is not null was allocated just above with its layout.
+                unsafe {
+                    if let Some(r) = ring {
+                        alloc::dealloc(r.as_ptr().cast(), ring_layout);
+                    }
+                    if let Some(m) = mem {
+                        alloc::dealloc(m.as_ptr(), mem_layout);
+                    }
+                }
+                return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+            }
+        };
+        let bufs = BufRing {
+            ring,
+            ring_layout,
+            mem,
+            mem_layout,
+            tail: Cell::new(0),
+            held: RefCell::new(vec![0; usize::from(COUNT).div_ceil(64)]),
+        };
+        // SAFETY: the ring memory is page-aligned, holds COUNT entries and stays allocated until `bufs` drops,
+        // which the driver lets happen only after the ring is unregistered or destroyed (or leaks it).
+        unsafe { submitter.register_buf_ring_with_flags(ring.as_ptr() as u64, COUNT, BGID, 0)? };
+        for bid in 0..COUNT {
+            bufs.publish(bid);
+        }
+        bufs.tail_store();
+        Ok(bufs)
+    }
+
+    /// Writes the entry at our tail for buffer `bid` and advances our tail (published by [`Self::tail_store`]).
+    fn publish(&self, bid: u16) {
+        let tail = self.tail.get();
+        let index = usize::from(tail & (COUNT - 1));
+        // SAFETY: `index < COUNT`, so the pointer stays inside the ring allocation, and `bid < COUNT`, so the
+        // buffer lies inside `mem`.
+        let (entry, addr) = unsafe { (self.ring.as_ptr().add(index), self.mem.as_ptr().add(usize::from(bid) * SIZE)) };
+        // SAFETY: the slot at our tail is not one the kernel reads (it reads entries between its head and the
+        // published tail, and at most COUNT buffers exist, so the slot is free); only the addr, len and bid
+        // fields are written, never `resv`, which is the tail in the first entry. Raw field writes: no
+        // reference to memory the kernel reads is formed.
+        unsafe {
+            ptr::addr_of_mut!((*entry).addr).write(addr as u64);
+            ptr::addr_of_mut!((*entry).len).write(SIZE as u32);
+            ptr::addr_of_mut!((*entry).bid).write(bid);
+        }
+        self.tail.set(tail.wrapping_add(1));
+    }
+
+    /// Publishes our tail to the kernel (a release store: the entries written before are visible first).
+    fn tail_store(&self) {
+        // SAFETY: the first entry's `resv` field is the ring's tail: a 2-byte aligned u16 inside the allocation,
+        // which the kernel reads atomically and nothing else writes but this store.
+        let tail = unsafe { AtomicU16::from_ptr(ptr::addr_of_mut!((*self.ring.as_ptr()).resv)) };
+        tail.store(self.tail.get(), Ordering::Release);
+    }
+
+    /// The buffer a completion with `flags` picked, now user space's, holding `len` bytes; `None` if it picked
+    /// none (or reports an impossible buffer, which then stays out of use).
+    pub(super) fn take(&self, flags: u32, len: usize) -> Option<BufId> {
+        let bid = cqueue::buffer_select(flags)?;
+        if bid >= COUNT || len > SIZE {
+            log::error!(target: "uvio", "io_uring: a completion reported buffer {bid} with {len} bytes");
+            return None;
+        }
+        let mut held = self.held.borrow_mut();
+        let (word, bit) = (usize::from(bid) / 64, 1u64 << (bid % 64));
+        if held[word] & bit != 0 {
+            log::error!(target: "uvio", "io_uring: buffer {bid} handed out twice");
+            return None;
+        }
+        held[word] |= bit;
+        Some(BufId { bid, len })
+    }
+
+    /// The bytes the kernel put in `id`'s buffer.
+    pub(crate) fn bytes<'a>(&'a self, id: &'a BufId) -> &'a [u8] {
+        let held = self.held.borrow();
+        assert!(held[usize::from(id.bid) / 64] & (1u64 << (id.bid % 64)) != 0, "buffer not held by user space");
+        // SAFETY: user space holds the buffer (checked above): the kernel does not write into it until it is
+        // recycled, which takes the `BufId` by value, so it cannot happen while this borrow of `id` lives. The
+        // range lies inside `mem` (`bid < COUNT`, `len <= SIZE`) and was zeroed at allocation, so it is
+        // initialised.
+        unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(usize::from(id.bid) * SIZE), id.len) }
+    }
+
+    /// Gives `id`'s buffer back to the kernel.
+    pub(crate) fn recycle(&self, id: BufId) {
+        {
+            let mut held = self.held.borrow_mut();
+            let (word, bit) = (usize::from(id.bid) / 64, 1u64 << (id.bid % 64));
+            if held[word] & bit == 0 {
+                return; // not ours to give (a BufId of another ring): keep the accounting right
+            }
+            held[word] &= !bit;
+        }
+        self.publish(id.bid);
+        self.tail_store();
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: both blocks were allocated in `new` with these layouts; the driver drops the ring only when
+        // the kernel no longer uses it (see the module docs).
+        unsafe {
+            alloc::dealloc(self.ring.as_ptr().cast(), self.ring_layout);
+            alloc::dealloc(self.mem.as_ptr(), self.mem_layout);
+        }
+    }
+}
