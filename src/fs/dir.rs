@@ -231,8 +231,7 @@ impl DirBuilder {
     }
 
     async fn mkdir(&self, path: &Path) -> io::Result<()> {
-        let mode = self.mode;
-        request(|lp, tx| uv::fs::mkdir(lp, path, mode, send(tx))).await
+        super::mkdir(path, self.mode).await
     }
 
     /// mkdir, where an existing directory (or a link to one) counts as success.
