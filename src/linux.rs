@@ -3,21 +3,24 @@
 //! [`Builder`] and [`Runtime`] are the same types on every OS; what only makes sense on Linux lives here, in
 //! traits that are sealed (implemented for uvio's types only, so methods can be added without breaking anyone):
 //!
-//! - [`BuilderExt`]: the io_uring ring's size ([`io_uring_entries`](BuilderExt::io_uring_entries)) and a kernel
-//!   thread polling its submission queue ([`io_uring_sqpoll`](BuilderExt::io_uring_sqpoll)).
+//! - [`BuilderExt`]: the io_uring ring's size ([`io_uring_entries`](BuilderExt::io_uring_entries)), a kernel
+//!   thread polling its submission queue ([`io_uring_sqpoll`](BuilderExt::io_uring_sqpoll)), and how many
+//!   buffers are registered with the kernel for socket reads
+//!   ([`io_uring_recv_buffers`](BuilderExt::io_uring_recv_buffers)).
 //! - [`RuntimeExt`]: what the running ring actually has.
 //!
 //! The knobs only matter when the runtime's engine is io_uring ([`Backend::IoUring`](crate::Backend::IoUring), or
 //! [`Backend::Auto`](crate::Backend::Auto) when io_uring is available); under the other engines they are ignored.
 //!
-//! Future work: registered (fixed) buffers and files are not offered yet.
+//! Not offered yet: fixed buffers for file I/O (`IORING_REGISTER_BUFFERS`) and registered files.
 //!
 //! ```
 //! use uvio::linux::{BuilderExt, RuntimeExt};
 //!
-//! let rt = uvio::Builder::new().io_uring_entries(64).build()?;
+//! let rt = uvio::Builder::new().io_uring_entries(64).io_uring_recv_buffers(1024).build()?;
 //! if rt.backend() != uvio::Backend::IoUring {
 //!     assert_eq!(rt.io_uring_entries(), None); // no ring under epoll or libuv
+//!     assert_eq!(rt.io_uring_recv_buffers(), None);
 //! }
 //! rt.close()?;
 //! # Ok::<(), std::io::Error>(())
@@ -68,6 +71,18 @@ pub trait BuilderExt: sealed::Sealed {
     /// # Portability
     /// Linux only.
     fn io_uring_sqpoll(self, idle: Option<Duration>) -> Builder;
+
+    /// How many 16 KiB buffers the io_uring engine registers with the kernel for socket reads (a provided-buffer
+    /// ring, `IORING_REGISTER_PBUF_RING`; 512 by default, i.e. 8 MiB of address space, touched only as used).
+    /// A read waiting on a socket pins no buffer; one that completes holds its buffer until the data is read.
+    /// When every buffer is held, reads fall back to a buffer of their own (slower, never an error), so more
+    /// buffers help many connections with data in flight at once. `count` must be a power of two in
+    /// 1..=32768, or [`Builder::build`] fails with [`InvalidInput`](std::io::ErrorKind::InvalidInput). Ignored
+    /// when the engine is not io_uring; [`RuntimeExt::io_uring_recv_buffers`] tells what the runtime got.
+    ///
+    /// # Portability
+    /// Linux only.
+    fn io_uring_recv_buffers(self, count: u16) -> Builder;
 }
 
 impl BuilderExt for Builder {
@@ -78,6 +93,11 @@ impl BuilderExt for Builder {
 
     fn io_uring_sqpoll(mut self, idle: Option<Duration>) -> Builder {
         self.ring.sqpoll_idle = idle;
+        self
+    }
+
+    fn io_uring_recv_buffers(mut self, count: u16) -> Builder {
+        self.ring.recv_buffers = Some(count);
         self
     }
 }
@@ -100,6 +120,13 @@ pub trait RuntimeExt: sealed::Sealed {
     /// # Portability
     /// Linux only.
     fn io_uring_sqpoll(&self) -> bool;
+
+    /// Buffers in the io_uring engine's provided-buffer ring for socket reads, or `None` when sockets do not run
+    /// on a ring (another engine, or ring networking unavailable on this kernel).
+    ///
+    /// # Portability
+    /// Linux only.
+    fn io_uring_recv_buffers(&self) -> Option<u16>;
 }
 
 impl RuntimeExt for Runtime {
@@ -109,5 +136,9 @@ impl RuntimeExt for Runtime {
 
     fn io_uring_sqpoll(&self) -> bool {
         self.uring().is_some_and(|driver| driver.sqpoll())
+    }
+
+    fn io_uring_recv_buffers(&self) -> Option<u16> {
+        self.uring().and_then(|driver| driver.recv_buffers())
     }
 }

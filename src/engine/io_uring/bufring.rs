@@ -1,5 +1,5 @@
-//! The provided-buffer ring of one runtime (`IORING_REGISTER_PBUF_RING`, Linux 5.19): [`COUNT`] buffers of
-//! [`SIZE`] bytes that socket reads (`IORING_OP_RECV` with `IOSQE_BUFFER_SELECT`) pick from when their data
+//! The provided-buffer ring of one runtime (`IORING_REGISTER_PBUF_RING`, Linux 5.19): `count` buffers
+//! ([`COUNT`] unless `uvio::linux::BuilderExt::io_uring_recv_buffers` says otherwise) of [`SIZE`] bytes that socket reads (`IORING_OP_RECV` with `IOSQE_BUFFER_SELECT`) pick from when their data
 //! arrives, so a connection waiting for data pins no memory.
 //!
 //! - **Ownership.** A buffer is either the kernel's (in the ring, where a completing recv may pick it) or user
@@ -25,8 +25,8 @@ use io_uring::{cqueue, Submitter};
 pub(super) const BGID: u16 = 0;
 /// Bytes per buffer: the most one ring recv delivers.
 pub(crate) const SIZE: usize = 16 * 1024;
-/// Buffers in the ring (a power of two, as the kernel requires).
-pub(super) const COUNT: u16 = 512;
+/// Buffers in the ring by default (a power of two, as the kernel requires).
+pub(crate) const COUNT: u16 = 512;
 
 /// One ring entry, laid out as the kernel's `struct io_uring_buf`. The `resv` field of the first entry is the
 /// ring's tail, which the kernel reads concurrently: it is only written as an atomic.
@@ -39,6 +39,17 @@ struct RawEntry {
 }
 
 const _: () = assert!(std::mem::size_of::<RawEntry>() == 16);
+
+/// `InvalidInput` unless `count` is a power of two in 1..=32768 (what the kernel accepts for a buffer ring).
+pub(super) fn check_count(count: u16) -> io::Result<()> {
+    if count.is_power_of_two() && count <= 32768 {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("io_uring receive buffers: {count} is not a power of two in 1..=32768"),
+    ))
+}
 
 /// A buffer a completion handed to user space; its bytes stay valid until it is recycled.
 #[derive(Debug)]
@@ -56,6 +67,8 @@ impl BufId {
 
 /// The ring and its buffers; see the module docs.
 pub(crate) struct BufRing {
+    /// Buffers in the ring: a power of two, at most 32 768 (the kernel's limit).
+    count: u16,
     ring: NonNull<RawEntry>,
     ring_layout: Layout,
     mem: NonNull<u8>,
@@ -69,13 +82,15 @@ pub(crate) struct BufRing {
 impl BufRing {
     /// Allocates the ring and the buffers (zeroed), registers them with the ring of `submitter` as group
     /// [`BGID`] and gives every buffer to the kernel.
-    pub(super) fn new(submitter: &Submitter<'_>) -> io::Result<BufRing> {
+    /// Registers a ring of `count` buffers (`InvalidInput` unless a power of two in 1..=32768).
+    pub(super) fn new(submitter: &Submitter<'_>, count: u16) -> io::Result<BufRing> {
+        check_count(count)?;
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         let page = usize::try_from(page).ok().filter(|p| p.is_power_of_two()).unwrap_or(4096);
-        let ring_bytes = std::mem::size_of::<RawEntry>() * usize::from(COUNT);
+        let ring_bytes = std::mem::size_of::<RawEntry>() * usize::from(count);
         let ring_layout = Layout::from_size_align(ring_bytes, page).map_err(io::Error::other)?;
-        let mem_layout = Layout::from_size_align(SIZE * usize::from(COUNT), page).map_err(io::Error::other)?;
+        let mem_layout = Layout::from_size_align(SIZE * usize::from(count), page).map_err(io::Error::other)?;
         // SAFETY: both layouts have a non-zero size.
         let ring = NonNull::new(unsafe { alloc::alloc_zeroed(ring_layout) }.cast::<RawEntry>());
         // SAFETY: as above.
@@ -96,17 +111,18 @@ impl BufRing {
             }
         };
         let bufs = BufRing {
+            count,
             ring,
             ring_layout,
             mem,
             mem_layout,
             tail: Cell::new(0),
-            held: RefCell::new(vec![0; usize::from(COUNT).div_ceil(64)]),
+            held: RefCell::new(vec![0; usize::from(count).div_ceil(64)]),
         };
-        // SAFETY: the ring memory is page-aligned, holds COUNT entries and stays allocated until `bufs` drops,
+        // SAFETY: the ring memory is page-aligned, holds `count` entries and stays allocated until `bufs` drops,
         // which the driver lets happen only after the ring is unregistered or destroyed (or leaks it).
-        unsafe { submitter.register_buf_ring_with_flags(ring.as_ptr() as u64, COUNT, BGID, 0)? };
-        for bid in 0..COUNT {
+        unsafe { submitter.register_buf_ring_with_flags(ring.as_ptr() as u64, count, BGID, 0)? };
+        for bid in 0..count {
             bufs.publish(bid);
         }
         bufs.tail_store();
@@ -116,12 +132,12 @@ impl BufRing {
     /// Writes the entry at our tail for buffer `bid` and advances our tail (published by [`Self::tail_store`]).
     fn publish(&self, bid: u16) {
         let tail = self.tail.get();
-        let index = usize::from(tail & (COUNT - 1));
-        // SAFETY: `index < COUNT`, so the pointer stays inside the ring allocation, and `bid < COUNT`, so the
+        let index = usize::from(tail & (self.count - 1));
+        // SAFETY: `index < count`, so the pointer stays inside the ring allocation, and `bid < count`, so the
         // buffer lies inside `mem`.
         let (entry, addr) = unsafe { (self.ring.as_ptr().add(index), self.mem.as_ptr().add(usize::from(bid) * SIZE)) };
         // SAFETY: the slot at our tail is not one the kernel reads (it reads entries between its head and the
-        // published tail, and at most COUNT buffers exist, so the slot is free); only the addr, len and bid
+        // published tail, and at most `count` buffers exist, so the slot is free); only the addr, len and bid
         // fields are written, never `resv`, which is the tail in the first entry. Raw field writes: no
         // reference to memory the kernel reads is formed.
         unsafe {
@@ -130,6 +146,11 @@ impl BufRing {
             ptr::addr_of_mut!((*entry).bid).write(bid);
         }
         self.tail.set(tail.wrapping_add(1));
+    }
+
+    /// Buffers in the ring.
+    pub(super) fn count(&self) -> u16 {
+        self.count
     }
 
     /// Publishes our tail to the kernel (a release store: the entries written before are visible first).
@@ -144,7 +165,7 @@ impl BufRing {
     /// none (or reports an impossible buffer, which then stays out of use).
     pub(super) fn take(&self, flags: u32, len: usize) -> Option<BufId> {
         let bid = cqueue::buffer_select(flags)?;
-        if bid >= COUNT || len > SIZE {
+        if bid >= self.count || len > SIZE {
             log::error!(target: "uvio", "io_uring: a completion reported buffer {bid} with {len} bytes");
             return None;
         }
@@ -164,7 +185,7 @@ impl BufRing {
         assert!(held[usize::from(id.bid) / 64] & (1u64 << (id.bid % 64)) != 0, "buffer not held by user space");
         // SAFETY: user space holds the buffer (checked above): the kernel does not write into it until it is
         // recycled, which takes the `BufId` by value, so it cannot happen while this borrow of `id` lives. The
-        // range lies inside `mem` (`bid < COUNT`, `len <= SIZE`) and was zeroed at allocation, so it is
+        // range lies inside `mem` (`bid < count`, `len <= SIZE`) and was zeroed at allocation, so it is
         // initialised.
         unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(usize::from(id.bid) * SIZE), id.len) }
     }

@@ -76,6 +76,8 @@ pub(crate) struct RingOptions {
     pub(crate) entries: Option<u32>,
     /// `IORING_SETUP_SQPOLL` with this idle time before the kernel thread sleeps (`None`: no SQPOLL).
     pub(crate) sqpoll_idle: Option<Duration>,
+    /// Buffers in the provided-buffer ring for socket reads (`None`: [`bufring::COUNT`]).
+    pub(crate) recv_buffers: Option<u16>,
 }
 
 /// What a statx asks for: `STATX_BASIC_STATS | STATX_BTIME`, like libuv.
@@ -371,6 +373,8 @@ impl Driver {
     /// Creates the ring as `options` ask and starts watching it on `lp`; an error if io_uring is not available
     /// (or, if `strict`, SQPOLL was asked for and refused).
     pub(crate) fn new(lp: &Loop, options: RingOptions, strict: bool) -> io::Result<Rc<Driver>> {
+        let recv_buffers = options.recv_buffers.unwrap_or(bufring::COUNT);
+        bufring::check_count(recv_buffers)?; // a wrong knob is the caller's error, whatever the kernel has
         let (ring, supported, net) = setup(options, strict)?;
         let entries = ring.params().sq_entries();
         let sqpoll = ring.params().is_setup_sqpoll();
@@ -381,7 +385,7 @@ impl Driver {
         let prepare = uv::Prepare::new(lp)?;
         prepare.unref();
         // Last before the driver owns it: from here on the driver's `Drop` unregisters it before it is freed.
-        let bufs = match net.then(|| bufring::BufRing::new(&ring.submitter())) {
+        let bufs = match net.then(|| bufring::BufRing::new(&ring.submitter(), recv_buffers)) {
             Some(Ok(bufs)) => Some(bufs),
             Some(Err(e)) => {
                 log::info!(target: "uvio", "io_uring: stream sockets use the epoll engine's code: \
@@ -432,6 +436,11 @@ impl Driver {
     /// Whether a kernel thread polls the submission queue (SQPOLL).
     pub(crate) fn sqpoll(&self) -> bool {
         self.sqpoll
+    }
+
+    /// Buffers in the provided-buffer ring socket reads use; `None` when sockets do not run on the ring.
+    pub(crate) fn recv_buffers(&self) -> Option<u16> {
+        self.bufs().map(bufring::BufRing::count)
     }
 
     /// Whether sockets run on the ring ([`net`]; else on the epoll engine's code).
