@@ -276,9 +276,9 @@ type ExitCb = dyn FnMut(&Process, i64, i32);
 /// none). The handle keeps the loop alive until then ([`unref`](Handle::unref) it not to wait).
 ///
 /// Dropping a `Process` closes the handle but does **not** kill the child (libuv semantics): the exit callback
-/// will not run, and on Unix libuv no longer reaps the child, which stays a zombie after it exits until this
-/// program exits or waits for it. To end a child, [`kill`](Process::kill) it and drop the handle in (or after)
-/// the exit callback.
+/// will not run, and libuv no longer reaps the child. On Unix uvio then reaps it in the background once it exits
+/// (so it is not left a zombie; do not `waitpid` it yourself). To end a child and learn its status,
+/// [`kill`](Process::kill) it and drop the handle in (or after) the exit callback.
 ///
 /// ```
 /// # #[cfg(unix)] {
