@@ -8,50 +8,14 @@
 mod common;
 
 use std::io::{ErrorKind, SeekFrom};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 
 use common::TempDir;
 use futures::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use uvio::fs::{self, File};
-use uvio::{spawn_local, Backend, Builder, Runtime};
+use uvio::{spawn_local, Backend, Builder};
 
-static ENV: Mutex<()> = Mutex::new(());
-
-/// Serialises the tests of this binary and clears the variables that would change their engine.
-fn env_lock() -> MutexGuard<'static, ()> {
-    let guard = ENV.lock().unwrap_or_else(PoisonError::into_inner);
-    std::env::remove_var("UVIO_BACKEND");
-    std::env::remove_var("UVIO_IO_URING_SIMULATE");
-    guard
-}
-
-/// A runtime on the io_uring engine, or `None` (with a note) where this machine has no io_uring.
-fn ring_runtime() -> Option<Runtime> {
-    match Builder::new().backend(Backend::IoUring).build() {
-        Ok(rt) => {
-            assert_eq!(rt.backend(), Backend::IoUring);
-            Some(rt)
-        }
-        Err(e) => {
-            eprintln!("note: skipping, io_uring is not available here: {e}");
-            None
-        }
-    }
-}
-
-/// Runs `fut` on an io_uring runtime, then closes it, asserting nothing was left open.
-fn run<F: std::future::Future<Output = ()>>(fut: F) {
-    let _env = env_lock();
-    let Some(rt) = ring_runtime() else { return };
-    rt.block_on(fut);
-    rt.close().expect("runtime closes cleanly");
-}
-
-/// `len` bytes of a pattern that makes misplaced offsets visible.
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
-}
+use common::ring::{env_lock, pattern, ring_runtime, run};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);

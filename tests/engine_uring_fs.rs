@@ -11,7 +11,6 @@ mod common;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -21,15 +20,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use uvio::fs::{self, File, OpenOptions};
 use uvio::{Backend, Builder, Runtime};
 
-static ENV: Mutex<()> = Mutex::new(());
-
-/// Serialises the tests of this binary and clears the variables that would change their engine.
-fn env_lock() -> MutexGuard<'static, ()> {
-    let guard = ENV.lock().unwrap_or_else(PoisonError::into_inner);
-    std::env::remove_var("UVIO_BACKEND");
-    std::env::remove_var("UVIO_IO_URING_SIMULATE");
-    guard
-}
+use common::ring::env_lock;
 
 /// A runtime on `backend`, with `UVIO_IO_URING_SIMULATE` set to `simulate` while it is built; `None` (with a
 /// note) where this machine has no io_uring.

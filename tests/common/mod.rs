@@ -3,6 +3,9 @@
 
 use uvio::uv::{Loop, RunMode};
 
+#[cfg(target_os = "linux")]
+pub mod ring;
+
 /// Runs the loop until nothing is left, then closes it, asserting no handle or request leaked.
 pub fn close_clean(lp: Loop) {
     lp.run(RunMode::Default).expect("final run");
