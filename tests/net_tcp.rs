@@ -331,6 +331,80 @@ fn std_conversions_and_options() {
     });
 }
 
+/// How many of `clients` connections the runtime's engine accepts ahead of `accept` on a listener: libuv one
+/// on Unix (several AcceptEx at once on Windows), io_uring's multishot accept all of them (when the ring
+/// carries sockets), epoll none.
+fn accepted_ahead_by(rt: &Runtime, clients: usize) -> std::ops::RangeInclusive<usize> {
+    match rt.backend().name() {
+        "libuv" if cfg!(windows) => 0..=clients,
+        "libuv" => 1..=1,
+        #[cfg(target_os = "linux")]
+        "io_uring" if uvio::linux::RuntimeExt::io_uring_recv_buffers(rt).is_some() => clients..=clients,
+        _ => 0..=0,
+    }
+}
+
+#[test]
+fn into_std_hands_over_the_connections_accepted_ahead_and_the_backlog() {
+    use std::io::Read;
+    const CLIENTS: usize = 5;
+    let rt = Runtime::new().unwrap();
+    let expected_ahead = accepted_ahead_by(&rt, CLIENTS);
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // An accept that gives up leaves the engine accepting (io_uring's multishot stays armed).
+        assert!(timeout(Duration::from_millis(10), listener.accept()).await.is_err());
+        // Each client connects (the kernel completes the handshake) and says who it is.
+        let clients: Vec<std::net::TcpStream> = (0..CLIENTS as u8)
+            .map(|id| {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                std::io::Write::write_all(&mut c, &[id]).unwrap();
+                c
+            })
+            .collect();
+        sleep(Duration::from_millis(100)).await; // the engine accepts ahead what it will
+        let (std_listener, ahead) = listener.into_std().unwrap();
+        assert!(expected_ahead.contains(&ahead.len()), "{} accepted ahead, expected {expected_ahead:?}", ahead.len());
+        // Every client arrives exactly once: first those accepted ahead, then the kernel's backlog.
+        let backlog = (ahead.len()..CLIENTS).map(|_| std_listener.accept().unwrap().0);
+        let mut ids: Vec<u8> = ahead
+            .into_iter()
+            .chain(backlog)
+            .map(|mut conn| {
+                let mut id = [0u8];
+                conn.read_exact(&mut id).unwrap(); // blocking mode: no WouldBlock
+                id[0]
+            })
+            .collect();
+        ids.sort();
+        assert_eq!(ids, (0..CLIENTS as u8).collect::<Vec<_>>());
+        // A connection made after the hand-over reaches the std listener too.
+        let _late = std::net::TcpStream::connect(addr).unwrap();
+        let (_conn, peer) = std_listener.accept().unwrap();
+        assert!(peer.ip().is_loopback());
+        drop(clients);
+    });
+    rt.close().expect("runtime closes cleanly");
+}
+
+#[test]
+fn a_listener_handed_to_std_can_come_back() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (std_listener, ahead) = listener.into_std().unwrap();
+        assert!(ahead.is_empty(), "nobody connected");
+        assert_eq!(std_listener.local_addr().unwrap(), addr);
+        spawn_echo(TcpListener::from_std(std_listener).unwrap());
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"back").await.unwrap();
+        let mut b = [0u8; 4];
+        s.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"back");
+    });
+}
+
 #[test]
 fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
     run(async {

@@ -484,6 +484,15 @@ impl Sock {
         Sock::new(sock)
     }
 
+    /// Leaves the epoll set and hands the socket back, in blocking mode (as std makes sockets). This engine
+    /// never reads or accepts ahead, so nothing is left behind.
+    pub(crate) fn into_socket(self) -> io::Result<Socket> {
+        let Sock { reg, sock } = self;
+        drop(reg);
+        sock.set_nonblocking(false)?;
+        Ok(sock)
+    }
+
     /// Takes over a socket that is already listening (listens again here, with uvio's backlog).
     pub(crate) fn from_listening(sock: Socket) -> io::Result<Sock> {
         sock.listen(BACKLOG)?;

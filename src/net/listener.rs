@@ -55,6 +55,14 @@ impl<T: StreamKind> Listener<T> {
         &self.handle
     }
 
+    /// Stops listening here: the handle, and the connections libuv already accepted for it (at most one on
+    /// Unix, where libuv stops accepting until the announced one is taken; several on Windows).
+    pub(crate) fn into_parts(self) -> io::Result<(T, Vec<T>)> {
+        let pending = std::mem::take(&mut self.state.borrow_mut().pending);
+        let accepted = (0..pending).map(|_| uvs::accept(&self.handle)).collect::<Result<Vec<T>, Error>>()?;
+        Ok((self.handle, accepted))
+    }
+
     /// Accepts the next connection (`uv_accept`), or registers the waker until libuv announces one.
     pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         let mut s = self.state.borrow_mut();

@@ -110,6 +110,41 @@ impl TcpListener {
         Ok(TcpListener { inner: ListenerIo::Libuv(Listener::listen(uv::Tcp::open_listener(&ex.lp, listener)?)?) })
     }
 
+    /// Hands the listening socket over to std (to pass it to another runtime, thread or process), together
+    /// with the connections this listener had already accepted but not yet given out, oldest first.
+    ///
+    /// Engines may accept ahead of [`accept`](Self::accept): the libuv engine holds at most one connection
+    /// (several on Windows), the io_uring engine's multishot accept up to 256; the epoll engine never does.
+    /// Those connections are out of the kernel's backlog, so the std listener will never see them: they come
+    /// back here rather than being closed under their clients. New connections wait in the kernel's backlog
+    /// for the std listener. The returned sockets are in blocking mode, as std makes them.
+    ///
+    /// ```
+    /// # uvio::block_on(async {
+    /// let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let addr = listener.local_addr()?;
+    /// let (std_listener, accepted_ahead) = listener.into_std()?;
+    /// assert!(accepted_ahead.is_empty()); // nobody connected yet
+    /// let _client = std::net::TcpStream::connect(addr)?;
+    /// let (_conn, _peer) = std_listener.accept()?; // blocking, as std's own listeners
+    /// std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
+    pub fn into_std(self) -> io::Result<(std::net::TcpListener, Vec<std::net::TcpStream>)> {
+        let (listener, accepted): (socket2::Socket, Vec<socket2::Socket>) = match self.inner {
+            ListenerIo::Libuv(l) => {
+                let (handle, accepted) = l.into_parts()?;
+                let accepted = accepted.into_iter().map(uv::Tcp::into_socket).collect::<io::Result<_>>()?;
+                (handle.into_socket()?, accepted)
+            }
+            #[cfg(target_os = "linux")]
+            ListenerIo::Epoll(l) => (l.into_socket()?, Vec::new()),
+            #[cfg(target_os = "linux")]
+            ListenerIo::Uring(l) => l.into_parts()?,
+        };
+        Ok((listener.into(), accepted.into_iter().map(Into::into).collect()))
+    }
+
     /// Waits for the next connection.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await

@@ -619,6 +619,26 @@ impl Driver {
         self.start(opcode::AsyncCancel::new(user_data).build(), Pending::Cancel);
     }
 
+    /// Submits, waits for completions and dispatches them until `done()`: for the rare operation that must
+    /// finish before a call returns (a listener handed over with `into_std` waits for its accept's end).
+    fn run_until(&self, done: impl Fn() -> bool) -> io::Result<()> {
+        while !done() {
+            self.push_backlog();
+            self.queued.set(false);
+            let waited = self.ring.borrow().submit_and_wait(1);
+            match waited {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => {
+                    self.queued.set(true);
+                    return Err(e);
+                }
+            }
+            self.reap();
+        }
+        Ok(())
+    }
+
     /// Moves backlogged entries into the submission queue, oldest first, while there is room.
     fn push_backlog(&self) {
         loop {

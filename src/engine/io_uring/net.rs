@@ -714,6 +714,30 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// Stops accepting on the ring and hands back the listening socket (a duplicate of its fd) with the
+    /// connections the multishot accept already took, in the order they came. The multishot is cancelled and
+    /// waited for here, so no connection the kernel completes meanwhile is accepted into a closing listener.
+    pub(crate) fn into_parts(self) -> io::Result<(Socket, Vec<Socket>)> {
+        let shared = &self.shared;
+        if let Some(driver) = shared.driver.upgrade() {
+            let cancel = {
+                let mut st = shared.st.borrow_mut();
+                let cancel = if st.cancelling { None } else { st.accept };
+                st.cancelling = true;
+                cancel
+            };
+            if let Some(user_data) = cancel {
+                driver.cancel(user_data);
+            }
+            driver.run_until(|| shared.st.borrow().accept.is_none())?;
+        }
+        let sock = shared.sock.try_clone()?;
+        let queued = std::mem::take(&mut shared.st.borrow_mut().queue);
+        Ok((sock, queued.into_iter().map(Socket::from).collect()))
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
         let mut st = self.shared.st.borrow_mut();
