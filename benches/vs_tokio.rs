@@ -14,14 +14,16 @@
 //!   multi-thread (2 workers) runtimes (servers inside this binary). The client is built not to be the
 //!   bottleneck: on Linux it drives all connections from one io_uring (see `vs_tokio/uring_client.rs`); elsewhere,
 //!   or with `VS_TOKIO_CLIENT=uv`, it is uvio's callback API. Every echoed byte is checked against what was sent.
-//!   Reported: round trips/s, server and client CPU per round trip, and ratios.
+//!   Reported: round trips/s, server and client CPU per round trip, and ratios. `VS_TOKIO_SERVERS=io_uring,tokio`
+//!   (parts of row names) runs only those rows.
 //! - **echo-matrix**: `cargo bench --bench vs_tokio -- echo-matrix [D]` (default 5): the echo table for C in
 //!   {100, 1000} x S in {64, 4096}.
 //! - **files**: `cargo bench --bench vs_tokio -- files [N]` (default 100 000): N random 4 KiB reads of a 1 GiB
-//!   file (real data, created once in the target dir and reused; page-cached after the first run) with 64 in
-//!   flight (64 tasks, one open file each), then N `metadata` calls with 64 in flight: uvio on the io_uring engine
-//!   (Linux), on the libuv engine, on Auto when io_uring is unavailable (a child process with the simulated
-//!   `EPERM`), and `tokio::fs` on a current-thread runtime (its blocking pool does the syscalls).
+//!   file (real data, created once in the target dir and reused) with 64 in flight (64 tasks, one open file
+//!   each), once with the file in the page cache and once with it dropped from there first, then N `metadata`
+//!   calls with 64 in flight: uvio on the io_uring engine (Linux; also with SQPOLL), on the libuv engine, on Auto
+//!   when io_uring is unavailable (a child process with the simulated `EPERM`), and `tokio::fs` on a
+//!   current-thread runtime (its blocking pool does the syscalls). See `vs_tokio/files.rs` for why both.
 //!
 //! `cargo bench --bench vs_tokio` with no mode runs sleeps and echo with their defaults. A bare run of the binary
 //! (what `cargo test --benches` does) only prints the usage line.
@@ -29,6 +31,8 @@
 
 #[path = "vs_tokio/echo.rs"]
 mod echo;
+#[path = "vs_tokio/files.rs"]
+mod files;
 #[cfg(target_os = "linux")]
 #[path = "vs_tokio/uring_client.rs"]
 mod uring_client;
@@ -50,8 +54,8 @@ fn main() {
         Some("child-sleeps-uvio") => child_sleeps_uvio(args[1].parse().unwrap()),
         Some("child-sleeps-tokio") => child_sleeps_tokio(args[1].parse().unwrap()),
         Some("child-echo-tokio") => echo::child_echo_tokio(args[1] == "multi"),
-        Some("child-files-auto") => child_files_auto(args[1].as_ref(), args[2].parse().unwrap()),
-        Some("files") => files(arg(1).map_or(100_000, |n| n.parse().unwrap())),
+        Some("child-files-auto") => files::child_auto(args[1].as_ref(), args[2].parse().unwrap()),
+        Some("files") => files::run(arg(1).map_or(100_000, |n| n.parse().unwrap())),
         Some("sleeps") => sleeps(arg(1).map_or(10_000_000, |n| n.parse().unwrap())),
         Some("echo") => echo::run(
             &[(arg(1).map_or(100, |n| n.parse().unwrap()), arg(2).map_or(64, |n| n.parse().unwrap()))],
@@ -202,198 +206,4 @@ fn sleeps(n: u64) {
         ratio(uvio.cpu, tokio.cpu),
         ratio(uvio.rss_mib, tokio.rss_mib)
     );
-}
-
-// ----- files -----
-
-const FILE_LEN: u64 = 1 << 30;
-const BLOCK: usize = 4096;
-const IN_FLIGHT: u64 = 64;
-
-/// The 1 GiB file of real (not sparse) data, created on first use.
-fn bench_file() -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("uvio-bench-1gib.dat");
-    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(FILE_LEN) {
-        use std::io::Write;
-        let t = Instant::now();
-        let tmp = path.with_extension("partial");
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).unwrap());
-        let mut chunk = vec![0u8; 1 << 20];
-        for i in 0..FILE_LEN / chunk.len() as u64 {
-            for (j, b) in chunk.iter_mut().enumerate() {
-                *b = (i as u8).wrapping_mul(31) ^ (j as u8) ^ (j >> 8) as u8;
-            }
-            f.write_all(&chunk).unwrap();
-        }
-        f.into_inner().unwrap().sync_all().unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        println!("  (created {} in {:.1} s)", path.display(), t.elapsed().as_secs_f64());
-    }
-    path
-}
-
-/// The block offsets task `t` reads (deterministic, the same for every contender).
-fn offsets(t: u64, per_task: u64) -> impl Iterator<Item = u64> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (t + 1);
-    (0..per_task).map(move |_| {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) % (FILE_LEN / BLOCK as u64)) * BLOCK as u64
-    })
-}
-
-/// (reads/s, stats/s, the engine that ran) on a uvio runtime with `backend`, or `None` if that engine is not
-/// available.
-fn files_uvio(path: &std::path::Path, n: u64, backend: uvio::Backend) -> Option<(f64, f64, uvio::Backend)> {
-    use futures::{AsyncReadExt, AsyncSeekExt};
-    let rt = uvio::Builder::new().backend(backend).build().ok()?;
-    let per_task = n / IN_FLIGHT;
-    let t = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..IN_FLIGHT)
-            .map(|i| {
-                let path = path.to_owned();
-                uvio::spawn_local(async move {
-                    let mut file = uvio::fs::File::open(&path).await.unwrap();
-                    let mut buf = vec![0u8; BLOCK];
-                    for at in offsets(i, per_task) {
-                        file.seek(std::io::SeekFrom::Start(at)).await.unwrap();
-                        file.read_exact(&mut buf).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
-    let reads = (per_task * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..IN_FLIGHT)
-            .map(|_| {
-                let path = path.to_owned();
-                uvio::spawn_local(async move {
-                    for _ in 0..per_task {
-                        assert_eq!(uvio::fs::metadata(&path).await.unwrap().len(), FILE_LEN);
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
-    let stats = (per_task * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64();
-    let engine = rt.backend();
-    rt.close().unwrap();
-    Some((reads, stats, engine))
-}
-
-/// (reads/s, stats/s) with tokio::fs on a current-thread runtime.
-fn files_tokio(path: &std::path::Path, n: u64) -> (f64, f64) {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let per_task = n / IN_FLIGHT;
-    let t = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..IN_FLIGHT)
-            .map(|i| {
-                let path = path.to_owned();
-                tokio::spawn(async move {
-                    let mut file = tokio::fs::File::open(&path).await.unwrap();
-                    let mut buf = vec![0u8; BLOCK];
-                    for at in offsets(i, per_task) {
-                        file.seek(std::io::SeekFrom::Start(at)).await.unwrap();
-                        file.read_exact(&mut buf).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
-    let reads = (per_task * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..IN_FLIGHT)
-            .map(|_| {
-                let path = path.to_owned();
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        assert_eq!(tokio::fs::metadata(&path).await.unwrap().len(), FILE_LEN);
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
-    let stats = (per_task * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64();
-    (reads, stats)
-}
-
-/// The fallback case, in a child process started with `UVIO_IO_URING_SIMULATE=EPERM` (read when a runtime is
-/// built): what `Backend::Auto` gives a user whose io_uring is unavailable. Prints "reads/s stats/s engine".
-fn child_files_auto(path: &std::path::Path, n: u64) {
-    let (reads, stats, engine) = files_uvio(path, n, uvio::Backend::Auto).unwrap();
-    println!("{reads} {stats} {engine}");
-}
-
-/// Runs [`child_files_auto`] with io_uring made unavailable: (reads/s, stats/s, engine name), or `None` if the
-/// child failed.
-fn files_fallback(path: &std::path::Path, n: u64) -> Option<(f64, f64, String)> {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["child-files-auto".as_ref(), path.as_os_str(), n.to_string().as_ref()])
-        .env("UVIO_IO_URING_SIMULATE", "EPERM")
-        .env_remove("UVIO_BACKEND")
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut words = text.split_whitespace();
-    let (reads, stats, engine) = (words.next()?.parse().ok()?, words.next()?.parse().ok()?, words.next()?);
-    out.status.success().then(|| (reads, stats, engine.to_owned()))
-}
-
-fn files(n: u64) {
-    println!("files: {n} random {BLOCK}-byte reads of a 1 GiB file, then {n} stats; {IN_FLIGHT} in flight");
-    let path = bench_file();
-    // Warm the page cache the same way for everyone (the first contender would otherwise pay for it).
-    let _ = files_uvio(&path, n, uvio::Backend::Libuv);
-    #[cfg(target_os = "linux")]
-    let ring = files_uvio(&path, n, uvio::Backend::IoUring);
-    #[cfg(not(target_os = "linux"))]
-    let ring: Option<(f64, f64, uvio::Backend)> = None;
-    let (uv_r, uv_s, _) = files_uvio(&path, n, uvio::Backend::Libuv).unwrap();
-    let fallback = files_fallback(&path, n);
-    let (tk_r, tk_s) = files_tokio(&path, n);
-
-    let mut rows: Vec<(&str, String, f64, f64)> = Vec::new();
-    match ring {
-        Some((r, s, engine)) => rows.push(("uvio io_uring", engine.to_string(), r, s)),
-        None => println!("  (the io_uring engine is not available here)"),
-    }
-    rows.push(("uvio libuv", "libuv".into(), uv_r, uv_s));
-    match fallback {
-        Some((r, s, engine)) => rows.push(("uvio auto, io_uring unavailable", engine, r, s)),
-        None => println!("  (the fallback child failed: see its stderr above)"),
-    }
-    rows.push(("tokio::fs current-thread", "tokio".into(), tk_r, tk_s));
-    println!(
-        "  {:<32} {:<9} {:>10} {:>10}   {:>13} {:>13}   {:>13} {:>13}",
-        "contender", "engine", "reads/s", "stats/s", "reads xtokio", "stats xtokio", "reads xlibuv", "stats xlibuv"
-    );
-    for (name, engine, r, s) in rows {
-        println!(
-            "  {name:<32} {engine:<9} {r:>10.0} {s:>10.0}   {:>13} {:>13}   {:>13} {:>13}",
-            ratio(r, tk_r),
-            ratio(s, tk_s),
-            ratio(r, uv_r),
-            ratio(s, uv_s)
-        );
-    }
 }

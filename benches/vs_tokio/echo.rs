@@ -423,6 +423,15 @@ impl Row {
     }
 }
 
+/// Whether `server` is among those `VS_TOKIO_SERVERS` names (comma-separated parts of row names, e.g.
+/// `io_uring,current-thread`); unset: every server. For A/B runs of a few rows.
+fn selected(server: Server) -> bool {
+    match std::env::var("VS_TOKIO_SERVERS") {
+        Ok(list) if !list.is_empty() => list.split(',').any(|part| server.name().contains(part.trim())),
+        _ => true,
+    }
+}
+
 /// Runs every server against the client for each (connections, message size) cell, `secs` seconds each, and
 /// prints one table.
 pub(crate) fn run(cells: &[(usize, usize)], secs: f64) {
@@ -440,7 +449,7 @@ pub(crate) fn run(cells: &[(usize, usize)], secs: f64) {
     );
     let mut rows = Vec::new();
     for &(conns, size) in cells {
-        for server in SERVERS {
+        for server in SERVERS.into_iter().filter(|s| selected(*s)) {
             let row = match start_server(server.command(&example), pinned) {
                 Some((mut child, port, line)) => {
                     let run = client.run(port, conns, size, secs, child.id());
@@ -481,12 +490,13 @@ fn print_table(rows: &[Row]) {
         "", "", "", "", "", "per rt", "per rt", "busy", "busy", "round trips/s ratio", "srv CPU/rt ratio"
     );
     for row in rows {
-        let same_cell = |server: Server| {
-            rows.iter().find(|r| r.conns == row.conns && r.size == row.size && r.server == server).unwrap()
+        // A server left out of the run (`VS_TOKIO_SERVERS`) is a row without a run: its ratios print as "-".
+        let same_cell = |server: Server, figure: fn(&Row) -> f64| {
+            rows.iter()
+                .find(|r| r.conns == row.conns && r.size == row.size && r.server == server)
+                .map_or(f64::NAN, figure)
         };
-        let tokio = same_cell(Server::Tokio { multi: false });
-        let libuv = same_cell(Server::Async("libuv"));
-        let callback = same_cell(Server::Callback);
+        let (tokio, libuv, callback) = (Server::Tokio { multi: false }, Server::Async("libuv"), Server::Callback);
         let rps = row.round_trips_per_sec();
         let (server_busy, client_busy) = row.busy_percent();
         let bad = row.run.as_ref().map_or("-".into(), |r| format!("{}/{}", r.mismatches, r.failed));
@@ -501,11 +511,11 @@ fn print_table(rows: &[Row]) {
             row.client_us(),
             server_busy,
             client_busy,
-            ratio(rps, tokio.round_trips_per_sec()),
-            ratio(rps, libuv.round_trips_per_sec()),
-            ratio(rps, callback.round_trips_per_sec()),
-            ratio(row.server_us(), tokio.server_us()),
-            ratio(row.server_us(), libuv.server_us()),
+            ratio(rps, same_cell(tokio, Row::round_trips_per_sec)),
+            ratio(rps, same_cell(libuv, Row::round_trips_per_sec)),
+            ratio(rps, same_cell(callback, Row::round_trips_per_sec)),
+            ratio(row.server_us(), same_cell(tokio, Row::server_us)),
+            ratio(row.server_us(), same_cell(libuv, Row::server_us)),
             bad
         );
     }

@@ -1,0 +1,277 @@
+//! The files benchmark: random 4 KiB reads of a 1 GiB file and `metadata` calls, 64 in flight, on uvio's engines
+//! and on `tokio::fs`, one table with ratios per workload.
+//!
+//! Two read workloads, because "64 in flight" means different things to the two kinds of engine:
+//! - **warm**: the whole file is in the page cache, so every read is a memory copy in the kernel. A thread pool
+//!   (libuv's four threads, tokio's blocking pool) spreads those copies over every core; a plain io_uring does
+//!   them inline in the loop thread's `io_uring_enter`, on one core, which is why it is also run with SQPOLL
+//!   (a kernel thread submits, and so copies, on another core).
+//! - **cold**: the file's pages are dropped from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`, no root
+//!   needed) before each contender, so reads wait for the disk. This is where the depth matters: io_uring keeps
+//!   64 reads at the device, libuv's pool at most four.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use super::ratio;
+
+const FILE_LEN: u64 = 1 << 30;
+const BLOCK: usize = 4096;
+const IN_FLIGHT: u64 = 64;
+
+/// What one contender does, timed on its own.
+#[derive(Clone, Copy)]
+enum Workload {
+    WarmReads,
+    ColdReads,
+    Stats,
+}
+
+const WORKLOADS: [Workload; 3] = [Workload::WarmReads, Workload::ColdReads, Workload::Stats];
+
+impl Workload {
+    fn title(self) -> &'static str {
+        match self {
+            Workload::WarmReads => "random 4 KiB reads, file in the page cache",
+            Workload::ColdReads => "random 4 KiB reads, file dropped from the page cache first",
+            Workload::Stats => "metadata() of one path",
+        }
+    }
+}
+
+/// The 1 GiB file of real (not sparse) data, created on first use.
+fn bench_file() -> std::path::PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("uvio-bench-1gib.dat");
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(FILE_LEN) {
+        use std::io::Write;
+        let t = Instant::now();
+        let tmp = path.with_extension("partial");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).unwrap());
+        let mut chunk = vec![0u8; 1 << 20];
+        for i in 0..FILE_LEN / chunk.len() as u64 {
+            for (j, b) in chunk.iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(31) ^ (j as u8) ^ (j >> 8) as u8;
+            }
+            f.write_all(&chunk).unwrap();
+        }
+        f.into_inner().unwrap().sync_all().unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        println!("  (created {} in {:.1} s)", path.display(), t.elapsed().as_secs_f64());
+    }
+    path
+}
+
+/// Puts the whole file in the page cache (one sequential read) or drops it from there.
+fn set_cached(path: &Path, cached: bool) {
+    if cached {
+        std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut std::io::sink()).unwrap();
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path).unwrap();
+        // SAFETY: an open descriptor; the call only advises the kernel about its pages.
+        let ret = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(ret, 0, "posix_fadvise(DONTNEED)");
+    }
+}
+
+/// The block offsets task `t` reads (deterministic, the same for every contender).
+fn offsets(t: u64, per_task: u64) -> impl Iterator<Item = u64> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (t + 1);
+    (0..per_task).map(move |_| {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) % (FILE_LEN / BLOCK as u64)) * BLOCK as u64
+    })
+}
+
+/// Prepares the page cache for `work` and times it: operations per second.
+fn timed(path: &Path, work: Workload, n: u64, run: impl FnOnce()) -> f64 {
+    set_cached(path, !matches!(work, Workload::ColdReads));
+    let t = Instant::now();
+    run();
+    (n / IN_FLIGHT * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Operations per second of `work` on a uvio runtime from `builder`, or `None` if it cannot be built (the
+/// engine is not available here), with the engine that ran.
+fn uvio_run(builder: uvio::Builder, path: &Path, n: u64, work: Workload) -> Option<(f64, uvio::Backend)> {
+    use futures::{AsyncReadExt, AsyncSeekExt};
+    let rt = builder.build().ok()?;
+    let per_task = n / IN_FLIGHT;
+    let rate = timed(path, work, n, || {
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..IN_FLIGHT)
+                .map(|i| {
+                    let path = path.to_owned();
+                    uvio::spawn_local(async move {
+                        if let Workload::Stats = work {
+                            for _ in 0..per_task {
+                                assert_eq!(uvio::fs::metadata(&path).await.unwrap().len(), FILE_LEN);
+                            }
+                            return;
+                        }
+                        let mut file = uvio::fs::File::open(&path).await.unwrap();
+                        let mut buf = vec![0u8; BLOCK];
+                        for at in offsets(i, per_task) {
+                            file.seek(std::io::SeekFrom::Start(at)).await.unwrap();
+                            file.read_exact(&mut buf).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        })
+    });
+    let engine = rt.backend();
+    rt.close().unwrap();
+    Some((rate, engine))
+}
+
+/// Operations per second of `work` with `tokio::fs` on a current-thread runtime (its blocking pool does the
+/// syscalls).
+fn tokio_run(path: &Path, n: u64, work: Workload) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let per_task = n / IN_FLIGHT;
+    timed(path, work, n, || {
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..IN_FLIGHT)
+                .map(|i| {
+                    let path = path.to_owned();
+                    tokio::spawn(async move {
+                        if let Workload::Stats = work {
+                            for _ in 0..per_task {
+                                assert_eq!(tokio::fs::metadata(&path).await.unwrap().len(), FILE_LEN);
+                            }
+                            return;
+                        }
+                        let mut file = tokio::fs::File::open(&path).await.unwrap();
+                        let mut buf = vec![0u8; BLOCK];
+                        for at in offsets(i, per_task) {
+                            file.seek(std::io::SeekFrom::Start(at)).await.unwrap();
+                            file.read_exact(&mut buf).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        })
+    })
+}
+
+/// The `child-files-auto` mode: every workload on `Backend::Auto`, in a process started with io_uring made
+/// unavailable (`UVIO_IO_URING_SIMULATE` is read when a runtime is built). Prints the engine, then one rate per
+/// workload.
+pub(crate) fn child_auto(path: &Path, n: u64) {
+    let mut line = String::new();
+    for work in WORKLOADS {
+        let (rate, engine) = uvio_run(uvio::Builder::new(), path, n, work).unwrap();
+        if line.is_empty() {
+            line = engine.to_string();
+        }
+        line += &format!(" {rate}");
+    }
+    println!("{line}");
+}
+
+/// [`child_auto`] with the simulated `EPERM`: the engine and a rate per workload, or `None` if the child failed.
+fn fallback(path: &Path, n: u64) -> Option<(String, Vec<f64>)> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["child-files-auto".as_ref(), path.as_os_str(), n.to_string().as_ref()])
+        .env("UVIO_IO_URING_SIMULATE", "EPERM")
+        .env_remove("UVIO_BACKEND")
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    let engine = words.next()?.to_owned();
+    let rates: Vec<f64> = words.map(|w| w.parse().ok()).collect::<Option<_>>()?;
+    (out.status.success() && rates.len() == WORKLOADS.len()).then_some((engine, rates))
+}
+
+/// One row of a table: who ran, on which engine, and its rate per workload.
+struct Row {
+    name: &'static str,
+    engine: String,
+    rates: Vec<f64>,
+}
+
+/// The contenders that run in this process: (row name, runtime builder), or `None` for tokio.
+fn contenders() -> Vec<(&'static str, Option<fn() -> uvio::Builder>)> {
+    let mut v: Vec<(&'static str, Option<fn() -> uvio::Builder>)> = Vec::new();
+    #[cfg(target_os = "linux")]
+    {
+        use uvio::linux::BuilderExt;
+        v.push(("uvio io_uring", Some(|| uvio::Builder::new().backend(uvio::Backend::IoUring))));
+        v.push((
+            "uvio io_uring + SQPOLL",
+            Some(|| {
+                uvio::Builder::new()
+                    .backend(uvio::Backend::IoUring)
+                    .io_uring_sqpoll(Some(std::time::Duration::from_millis(100)))
+            }),
+        ));
+    }
+    v.push(("uvio libuv", Some(|| uvio::Builder::new().backend(uvio::Backend::Libuv))));
+    v.push(("tokio::fs current-thread", None));
+    v
+}
+
+pub(crate) fn run(n: u64) {
+    println!("files: {n} operations per workload, {IN_FLIGHT} in flight (64 tasks; readers have one open file each)");
+    let path = bench_file();
+    let mut rows: Vec<Row> = Vec::new();
+    for (name, builder) in contenders() {
+        let mut row = Row { name, engine: "tokio".into(), rates: Vec::new() };
+        for work in WORKLOADS {
+            let rate = match builder {
+                Some(builder) => match uvio_run(builder(), &path, n, work) {
+                    Some((rate, engine)) => {
+                        row.engine = engine.to_string();
+                        rate
+                    }
+                    None => f64::NAN,
+                },
+                None => tokio_run(&path, n, work),
+            };
+            row.rates.push(rate);
+        }
+        if row.rates.iter().all(|r| r.is_nan()) {
+            println!("  ({name}: the engine is not available here)");
+            continue;
+        }
+        rows.push(row);
+    }
+    match fallback(&path, n) {
+        Some((engine, rates)) => {
+            rows.insert(rows.len() - 1, Row { name: "uvio auto, io_uring unavailable", engine, rates })
+        }
+        None => println!("  (the fallback child failed: see its stderr above)"),
+    }
+    let base = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.rates.clone());
+    let (tokio, libuv) = (base("tokio::fs current-thread").unwrap(), base("uvio libuv").unwrap());
+    for (i, work) in WORKLOADS.iter().enumerate() {
+        println!("  {}", work.title());
+        println!("    {:<32} {:<9} {:>10} {:>9} {:>9}", "contender", "engine", "ops/s", "x tokio", "x libuv");
+        for row in &rows {
+            let r = row.rates[i];
+            println!(
+                "    {:<32} {:<9} {r:>10.0} {:>9} {:>9}",
+                row.name,
+                row.engine,
+                ratio(r, tokio[i]),
+                ratio(r, libuv[i])
+            );
+        }
+    }
+}
