@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what a fresh Debian machine lacks, then runs the format
-# check, clippy, a Windows type-check (when that rustup target is installed), the whole test suite (doctests
-# included) on every engine, the examples' smoke runs and valgrind.
+# check, clippy, Windows and macOS type-checks (each when its rustup target is installed), the whole test suite
+# (doctests included) on every engine, the examples' smoke runs and valgrind.
 #
 #   ci/test.sh              everything
 #   UVIO_SKIP_VALGRIND=1    skips the valgrind step (quick local runs)
@@ -38,7 +38,7 @@ step "cargo clippy --all-targets -- -D warnings (default features, then tokio-io
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features tokio-io -- -D warnings
 
-step "Windows type-check from Linux (skipped when the x86_64-pc-windows-gnu target is not installed)"
+step "Windows and macOS type-checks from Linux (each skipped when its rustup target is not installed)"
 ci/cross-check.sh
 
 step "cargo test (unit, integration and doc tests; tokio-io feature on, a superset)"

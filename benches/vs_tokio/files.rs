@@ -62,20 +62,24 @@ fn bench_file() -> std::path::PathBuf {
     path
 }
 
-/// Puts the whole file in the page cache (one sequential read) or drops it from there.
-fn set_cached(path: &Path, cached: bool) {
+/// Puts the whole file in the page cache (one sequential read) or drops it from there; `false` where this OS
+/// cannot drop it (the cold workload is then not run).
+fn set_cached(path: &Path, cached: bool) -> bool {
     if cached {
         std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut std::io::sink()).unwrap();
-        return;
+        return true;
     }
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
         use std::os::fd::AsRawFd;
         let file = std::fs::File::open(path).unwrap();
         // SAFETY: an open descriptor; the call only advises the kernel about its pages.
         let ret = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         assert_eq!(ret, 0, "posix_fadvise(DONTNEED)");
+        true
     }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    false
 }
 
 /// The block offsets task `t` reads (deterministic, the same for every contender).
@@ -91,7 +95,9 @@ fn offsets(t: u64, per_task: u64) -> impl Iterator<Item = u64> {
 
 /// Prepares the page cache for `work` and times it: operations per second.
 fn timed(path: &Path, work: Workload, n: u64, run: impl FnOnce()) -> f64 {
-    set_cached(path, !matches!(work, Workload::ColdReads));
+    if !set_cached(path, !matches!(work, Workload::ColdReads)) {
+        return f64::NAN;
+    }
     let t = Instant::now();
     run();
     (n / IN_FLIGHT * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64()
@@ -206,25 +212,36 @@ struct Row {
     rates: Vec<f64>,
 }
 
-/// The contenders that run in this process: (row name, runtime builder), or `None` for tokio.
-fn contenders() -> Vec<(&'static str, Option<fn() -> uvio::Builder>)> {
-    let mut v: Vec<(&'static str, Option<fn() -> uvio::Builder>)> = Vec::new();
-    #[cfg(target_os = "linux")]
-    {
-        use uvio::linux::BuilderExt;
-        v.push(("uvio io_uring", Some(|| uvio::Builder::new().backend(uvio::Backend::IoUring))));
-        v.push((
+/// A contender that runs in this process: its row name and how to build its uvio runtime (`None`: tokio).
+type Contender = (&'static str, Option<fn() -> uvio::Builder>);
+
+fn contenders() -> Vec<Contender> {
+    let mut v = ring_contenders();
+    v.push(("uvio libuv", Some(|| uvio::Builder::new().backend(uvio::Backend::Libuv))));
+    v.push(("tokio::fs current-thread", None));
+    v
+}
+
+/// The io_uring engine, plain and with SQPOLL.
+#[cfg(target_os = "linux")]
+fn ring_contenders() -> Vec<Contender> {
+    use uvio::linux::BuilderExt;
+    vec![
+        ("uvio io_uring", Some(|| uvio::Builder::new().backend(uvio::Backend::IoUring))),
+        (
             "uvio io_uring + SQPOLL",
             Some(|| {
                 uvio::Builder::new()
                     .backend(uvio::Backend::IoUring)
                     .io_uring_sqpoll(Some(std::time::Duration::from_millis(100)))
             }),
-        ));
-    }
-    v.push(("uvio libuv", Some(|| uvio::Builder::new().backend(uvio::Backend::Libuv))));
-    v.push(("tokio::fs current-thread", None));
-    v
+        ),
+    ]
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ring_contenders() -> Vec<Contender> {
+    Vec::new()
 }
 
 pub(crate) fn run(n: u64) {
