@@ -77,6 +77,8 @@ pub(crate) struct BufRing {
     tail: Cell<u16>,
     /// Buffers user space holds (a bit per buffer id).
     held: RefCell<Vec<u64>>,
+    /// How many bits of `held` are set.
+    held_count: Cell<u16>,
 }
 
 impl BufRing {
@@ -118,6 +120,7 @@ impl BufRing {
             mem_layout,
             tail: Cell::new(0),
             held: RefCell::new(vec![0; usize::from(count).div_ceil(64)]),
+            held_count: Cell::new(0),
         };
         // SAFETY: the ring memory is page-aligned, holds `count` entries and stays allocated until `bufs` drops,
         // which the driver lets happen only after the ring is unregistered or destroyed (or leaks it).
@@ -153,6 +156,11 @@ impl BufRing {
         self.count
     }
 
+    /// Whether user space holds at least half of the buffers (the kernel may soon find none: `ENOBUFS`).
+    pub(crate) fn running_low(&self) -> bool {
+        self.held_count.get() >= self.count / 2
+    }
+
     /// Publishes our tail to the kernel (a release store: the entries written before are visible first).
     fn tail_store(&self) {
         // SAFETY: the first entry's `resv` field is the ring's tail: a 2-byte aligned u16 inside the allocation,
@@ -176,6 +184,7 @@ impl BufRing {
             return None;
         }
         held[word] |= bit;
+        self.held_count.set(self.held_count.get() + 1);
         Some(BufId { bid, len })
     }
 
@@ -200,6 +209,7 @@ impl BufRing {
             }
             held[word] &= !bit;
         }
+        self.held_count.set(self.held_count.get() - 1);
         self.publish(id.bid);
         self.tail_store();
     }

@@ -265,6 +265,9 @@ pub(crate) struct Driver {
     entries: u32,
     /// Whether a kernel thread polls the submission queue (`IORING_SETUP_SQPOLL`).
     sqpoll: bool,
+    /// Spare buffers for small receives copied out of the ring (see `net::COPY_OUT`), so that a busy
+    /// connection does not allocate per message.
+    copies: RefCell<Vec<Vec<u8>>>,
     /// The provided-buffer ring for socket reads; `None` when sockets do not run on the ring. Last field: it is
     /// freed after the ring is closed.
     bufs: Option<bufring::BufRing>,
@@ -348,7 +351,18 @@ fn build_ring(options: RingOptions, strict: bool, refuse_sqpoll: bool) -> io::Re
             Err(e) => log::info!(target: "uvio", "io_uring: SQPOLL refused ({e}); using a plain ring"),
         }
     }
-    IoUring::new(entries).map_err(bad_size)
+    plain_ring(entries).map_err(bad_size)
+}
+
+/// A ring without SQPOLL. Completions that need the task's context (socket operations finish as task work)
+/// then run at the thread's next kernel entry instead of interrupting it (`IORING_SETUP_COOP_TASKRUN`, Linux
+/// 5.19; the loop enters the kernel once per iteration anyway, and a thread asleep in `epoll_wait` is still
+/// woken); older kernels reject the flag (`EINVAL`) and get the default.
+fn plain_ring(entries: u32) -> io::Result<IoUring> {
+    match IoUring::builder().setup_coop_taskrun().build(entries) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::new(entries),
+        ring => ring,
+    }
 }
 
 /// The error of a ring that cannot be created, naming the cause and the knob.
@@ -412,6 +426,7 @@ impl Driver {
             entries,
             sqpoll,
             bufs,
+            copies: RefCell::new(Vec::new()),
         });
         let weak: Weak<Driver> = Rc::downgrade(&driver);
         driver.poll.start(PollEvents::READABLE, move |_, _| {
