@@ -75,7 +75,7 @@ fn echo_over_a_socket_path() {
         assert!(path.exists());
         drop(server.await.unwrap());
     });
-    assert!(!path.exists(), "libuv removes the socket file when the listener closes");
+    assert!(!path.exists(), "the listener removes the socket file it bound when it closes");
 }
 
 #[test]
@@ -315,4 +315,100 @@ fn pair_and_std_conversions() {
         assert_eq!(&b, b"std");
         assert!(format!("{s:?}").contains("s.sock"));
     });
+}
+
+#[test]
+fn binding_where_a_file_exists_is_addr_in_use_and_leaves_the_file() {
+    let dir = TempDir::new("unix-inuse");
+    let path = sock(&dir);
+    run(async {
+        std::fs::write(&path, b"not a socket").unwrap();
+        assert_eq!(UnixListener::bind(&path).unwrap_err().kind(), ErrorKind::AddrInUse);
+        assert_eq!(std::fs::read(&path).unwrap(), b"not a socket", "someone else's file is left alone");
+        std::fs::remove_file(&path).unwrap();
+        // A live listener's socket file: the second bind fails, the first listener keeps working.
+        let first = UnixListener::bind(&path).unwrap();
+        assert_eq!(UnixListener::bind(&path).unwrap_err().kind(), ErrorKind::AddrInUse);
+        assert!(path.exists());
+        spawn_echo(first);
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        c.write_all(b"still").await.unwrap();
+        let mut b = [0u8; 5];
+        c.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"still");
+    });
+}
+
+#[test]
+fn a_listener_from_std_leaves_its_socket_file() {
+    let dir = TempDir::new("unix-fromstd-file");
+    let path = sock(&dir);
+    run(async {
+        let listener = UnixListener::from_std(std::os::unix::net::UnixListener::bind(&path).unwrap()).unwrap();
+        drop(listener);
+    });
+    assert!(path.exists(), "a file uvio did not bind is not uvio's to remove");
+}
+
+/// How many of `clients` connections the runtime's engine accepts ahead of `accept`: libuv one, io_uring's
+/// multishot accept all of them (when the ring carries sockets), epoll none.
+fn accepted_ahead_by(rt: &Runtime, clients: usize) -> usize {
+    match rt.backend().name() {
+        "libuv" => 1,
+        "io_uring" if ring_carries_sockets(rt) => clients,
+        _ => 0,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn ring_carries_sockets(rt: &Runtime) -> bool {
+    uvio::linux::RuntimeExt::io_uring_recv_buffers(rt).is_some()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ring_carries_sockets(_: &Runtime) -> bool {
+    false
+}
+
+#[test]
+fn into_std_hands_over_the_connections_accepted_ahead_and_keeps_the_socket_file() {
+    use std::io::{Read, Write};
+    const CLIENTS: usize = 4;
+    let dir = TempDir::new("unix-intostd");
+    let path = sock(&dir);
+    let rt = Runtime::new().unwrap();
+    let expected_ahead = accepted_ahead_by(&rt, CLIENTS);
+    rt.block_on(async {
+        let listener = UnixListener::bind(&path).unwrap();
+        // An accept that gives up leaves the engine accepting (io_uring's multishot stays armed).
+        assert!(timeout(Duration::from_millis(10), listener.accept()).await.is_err());
+        let clients: Vec<std::os::unix::net::UnixStream> = (0..CLIENTS as u8)
+            .map(|id| {
+                let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+                c.write_all(&[id]).unwrap();
+                c
+            })
+            .collect();
+        sleep(Duration::from_millis(100)).await; // the engine accepts ahead what it will
+        let (std_listener, ahead) = listener.into_std().unwrap();
+        assert_eq!(ahead.len(), expected_ahead, "connections the engine had accepted ahead");
+        let backlog = (ahead.len()..CLIENTS).map(|_| std_listener.accept().unwrap().0);
+        let mut ids: Vec<u8> = ahead
+            .into_iter()
+            .chain(backlog)
+            .map(|mut conn| {
+                let mut id = [0u8];
+                conn.read_exact(&mut id).unwrap(); // blocking mode: no WouldBlock
+                id[0]
+            })
+            .collect();
+        ids.sort();
+        assert_eq!(ids, (0..CLIENTS as u8).collect::<Vec<_>>());
+        assert!(path.exists(), "the socket file is the std listener's now");
+        let _late = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert!(std_listener.accept().is_ok());
+        drop(clients);
+    });
+    rt.close().expect("runtime closes cleanly");
+    assert!(path.exists(), "not removed by uvio after the hand-over");
 }

@@ -418,7 +418,9 @@ pub(crate) async fn connect_pipe(name: &std::path::Path) -> io::Result<crate::uv
     Ok(pipe)
 }
 
-/// Pipes: binds a new handle to `name` (`uv_pipe_bind2`) and listens on it.
+/// Windows named pipes: binds a new handle to `name` (`uv_pipe_bind2`) and listens on it. (Unix sockets bind
+/// their own socket, so that every engine hands over the same way: see `UnixListener::bind`.)
+#[cfg(windows)]
 pub(crate) fn bind_pipe(name: &std::path::Path) -> io::Result<super::listener::Listener<crate::uv::Pipe>> {
     let ex = crate::runtime::current();
     let pipe = crate::uv::Pipe::new(&ex.lp, false)?;

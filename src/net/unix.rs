@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use super::io::{owned_halves, StreamIo};
 use super::listener::Listener;
-use super::stream::{bind_pipe, connect_pipe};
+use super::stream::connect_pipe;
 #[cfg(target_os = "linux")]
 use crate::engine::epoll;
 #[cfg(target_os = "linux")]
@@ -72,9 +72,8 @@ fn from_sockaddr(addr: &socket2::SockAddr) -> SocketAddr {
     SocketAddr::new(name)
 }
 
-/// A socket address for `path`, refused with `InvalidInput` (as the libuv engine does) when it holds a NUL byte
-/// or is too long for `sockaddr_un`.
-#[cfg(target_os = "linux")]
+/// A socket address for `path`, refused with `InvalidInput` when it holds a NUL byte or is too long for
+/// `sockaddr_un`.
 fn to_sockaddr(path: &Path) -> io::Result<socket2::SockAddr> {
     use std::os::unix::ffi::OsStrExt;
     if path.as_os_str().as_bytes().contains(&0) {
@@ -94,8 +93,8 @@ impl std::fmt::Debug for SocketAddr {
 }
 
 /// A Unix socket listener: binds to a path, then yields connections with [`accept`](UnixListener::accept) or
-/// [`incoming`](UnixListener::incoming). libuv removes the socket file when the listener is dropped; binding
-/// where a file already exists is `AddrInUse`.
+/// [`incoming`](UnixListener::incoming). The socket file it bound is removed when the listener is dropped;
+/// binding where a file already exists is `AddrInUse`.
 ///
 /// ```
 /// use futures::{AsyncReadExt, AsyncWriteExt};
@@ -119,69 +118,82 @@ impl std::fmt::Debug for SocketAddr {
 /// assert!(!path.exists());
 /// ```
 pub struct UnixListener {
+    // Field order matters: the socket closes before its file is removed.
     inner: ListenerIo,
+    bound: BoundPath,
 }
 
 /// The listening socket, on the engine the runtime had when it was bound.
 enum ListenerIo {
     Libuv(Listener<uv::Pipe>),
-    /// The epoll engine; `bound` is the socket file to remove on drop (as libuv does for paths it bound).
     #[cfg(target_os = "linux")]
-    Epoll {
-        sock: epoll::Sock,
-        bound: Option<PathBuf>,
-    },
-    /// The io_uring engine; `bound` as for epoll.
+    Epoll(epoll::Sock),
     #[cfg(target_os = "linux")]
-    Uring {
-        listener: uring::Listener,
-        bound: Option<PathBuf>,
-    },
+    Uring(uring::Listener),
 }
 
-#[cfg(target_os = "linux")]
-impl Drop for ListenerIo {
+/// The socket file a listener made with [`UnixListener::bind`], removed when it drops (`None`: taken over with
+/// `from_std`, or handed over with `into_std`: not ours to remove).
+struct BoundPath(Option<PathBuf>);
+
+impl Drop for BoundPath {
     fn drop(&mut self) {
-        if let ListenerIo::Epoll { bound: Some(path), .. } | ListenerIo::Uring { bound: Some(path), .. } = self {
+        if let Some(path) = self.0.take() {
             let _ = std::fs::remove_file(path);
         }
     }
 }
 
 impl UnixListener {
-    /// Binds to `path` and listens (`uv_pipe_bind2`, `uv_listen`). A NUL byte in the path, or a path longer
-    /// than `sockaddr_un` holds (about 100 bytes), is `InvalidInput`. Must be called inside a uvio runtime.
+    /// Binds to `path` and listens. A NUL byte in the path, or a path longer than `sockaddr_un` holds (about
+    /// 100 bytes), is `InvalidInput`; a file already there is `AddrInUse`. The socket file is removed when the
+    /// listener is dropped. Must be called inside a uvio runtime.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::io::uring_sockets() {
-            let listener = uring::Listener::listen(&driver, &to_sockaddr(path.as_ref())?, false)?;
-            let bound = Some(path.as_ref().to_path_buf());
-            return Ok(UnixListener { inner: ListenerIo::Uring { listener, bound } });
-        }
-        #[cfg(target_os = "linux")]
-        if super::io::epoll_sockets() {
-            let sock = epoll::Sock::listen(&to_sockaddr(path.as_ref())?, false)?;
-            return Ok(UnixListener { inner: ListenerIo::Epoll { sock, bound: Some(path.as_ref().to_path_buf()) } });
-        }
-        Ok(UnixListener { inner: ListenerIo::Libuv(bind_pipe(path.as_ref())?) })
+        let path = path.as_ref();
+        let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+        sock.bind(&to_sockaddr(path)?)?;
+        // From here on the file is ours: removed if listening fails, else when the listener drops.
+        let bound = BoundPath(Some(path.to_path_buf()));
+        Ok(UnixListener { inner: ListenerIo::listen(sock)?, bound })
     }
 
-    /// Takes over a bound std listener (`uv_pipe_open`; made non-blocking). libuv does not remove its socket
-    /// file. Must be called inside a uvio runtime.
+    /// Takes over a bound std listener (made non-blocking), whose socket file stays where it is when this
+    /// listener is dropped. Must be called inside a uvio runtime.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::io::uring_sockets() {
-            let listener = uring::Listener::from_listening(&driver, OwnedFd::from(listener).into())?;
-            return Ok(UnixListener { inner: ListenerIo::Uring { listener, bound: None } });
-        }
-        #[cfg(target_os = "linux")]
-        if super::io::epoll_sockets() {
-            let sock = epoll::Sock::from_listening(OwnedFd::from(listener).into())?;
-            return Ok(UnixListener { inner: ListenerIo::Epoll { sock, bound: None } });
-        }
-        let ex = crate::runtime::current();
-        let pipe = uv::Pipe::open(&ex.lp, OwnedFd::from(listener), false)?;
-        Ok(UnixListener { inner: ListenerIo::Libuv(Listener::listen(pipe)?) })
+        Ok(UnixListener { inner: ListenerIo::listen(OwnedFd::from(listener).into())?, bound: BoundPath(None) })
+    }
+
+    /// Hands the listening socket over to std, together with the connections this listener had already
+    /// accepted but not yet given out, oldest first — as [`TcpListener::into_std`](super::TcpListener::into_std),
+    /// whose documentation says which engines accept ahead. The socket file is the std listener's from now on:
+    /// it is not removed when it drops (std never removes it). The returned sockets are in blocking mode.
+    pub fn into_std(self) -> io::Result<(std::os::unix::net::UnixListener, Vec<std::os::unix::net::UnixStream>)> {
+        let UnixListener { inner, mut bound } = self;
+        bound.0 = None;
+        let (listener, accepted): (OwnedFd, Vec<OwnedFd>) = match inner {
+            ListenerIo::Libuv(l) => {
+                let (pipe, accepted) = l.into_parts()?;
+                let accepted = accepted.into_iter().map(uv::Pipe::into_fd).collect::<io::Result<_>>()?;
+                (pipe.into_fd()?, accepted)
+            }
+            #[cfg(target_os = "linux")]
+            ListenerIo::Epoll(sock) => (sock.into_socket()?.into(), Vec::new()),
+            #[cfg(target_os = "linux")]
+            ListenerIo::Uring(l) => {
+                let (sock, accepted) = l.into_parts()?;
+                (sock.into(), accepted.into_iter().map(OwnedFd::from).collect())
+            }
+        };
+        let listener = std::os::unix::net::UnixListener::from(listener);
+        listener.set_nonblocking(false)?; // libuv's descriptors are non-blocking
+        let accepted = accepted
+            .into_iter()
+            .map(|fd| {
+                let stream = std::os::unix::net::UnixStream::from(fd);
+                stream.set_nonblocking(false).map(|()| stream)
+            })
+            .collect::<io::Result<_>>()?;
+        Ok((listener, accepted))
     }
 
     /// Waits for the next connection. Dropping the future loses no connection.
@@ -198,12 +210,12 @@ impl UnixListener {
                 Poll::Ready(Ok((UnixStream::from_uv(conn), peer)))
             }
             #[cfg(target_os = "linux")]
-            ListenerIo::Epoll { sock, .. } => {
+            ListenerIo::Epoll(sock) => {
                 let (conn, peer) = std::task::ready!(sock.poll_accept(cx))?;
                 Poll::Ready(Ok((UnixStream { io: StreamIo::Epoll(Rc::new(conn)) }, from_sockaddr(&peer))))
             }
             #[cfg(target_os = "linux")]
-            ListenerIo::Uring { listener, .. } => {
+            ListenerIo::Uring(listener) => {
                 let (conn, peer) = std::task::ready!(listener.poll_accept(cx))?;
                 Poll::Ready(Ok((UnixStream { io: StreamIo::Uring(Rc::new(conn)) }, from_sockaddr(&peer))))
             }
@@ -220,9 +232,9 @@ impl UnixListener {
         match &self.inner {
             ListenerIo::Libuv(l) => Ok(SocketAddr::new(l.handle().local_name()?)),
             #[cfg(target_os = "linux")]
-            ListenerIo::Epoll { sock, .. } => Ok(from_sockaddr(&sock.socket().local_addr()?)),
+            ListenerIo::Epoll(sock) => Ok(from_sockaddr(&sock.socket().local_addr()?)),
             #[cfg(target_os = "linux")]
-            ListenerIo::Uring { listener, .. } => Ok(from_sockaddr(&listener.socket().local_addr()?)),
+            ListenerIo::Uring(listener) => Ok(from_sockaddr(&listener.socket().local_addr()?)),
         }
     }
 }
@@ -230,6 +242,22 @@ impl UnixListener {
 impl std::fmt::Debug for UnixListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnixListener").field("local_addr", &self.local_addr().ok()).finish()
+    }
+}
+
+impl ListenerIo {
+    /// Listens on a bound socket, on the engine of the current runtime.
+    fn listen(sock: socket2::Socket) -> io::Result<ListenerIo> {
+        #[cfg(target_os = "linux")]
+        if let Some(driver) = super::io::uring_sockets() {
+            return Ok(ListenerIo::Uring(uring::Listener::from_listening(&driver, sock)?));
+        }
+        #[cfg(target_os = "linux")]
+        if super::io::epoll_sockets() {
+            return Ok(ListenerIo::Epoll(epoll::Sock::from_listening(sock)?));
+        }
+        let ex = crate::runtime::current();
+        Ok(ListenerIo::Libuv(Listener::listen(uv::Pipe::open(&ex.lp, sock.into(), false)?)?))
     }
 }
 

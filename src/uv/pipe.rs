@@ -182,9 +182,26 @@ impl Pipe {
         Ok(pipe)
     }
 
+    /// Unix: hands the descriptor over to its caller: libuv's descriptor is duplicated, then the handle is
+    /// closed. That closes libuv's copy only; the pipe or socket lives on in the duplicate, which keeps libuv's
+    /// non-blocking mode (clear it with the std type's `set_nonblocking(false)`). Queued writes are cancelled, as
+    /// when the handle is dropped, and a path bound with [`bind`](Pipe::bind) is removed as the handle closes
+    /// (libuv's rule): hand over pipes opened with [`open`](Pipe::open). `EBADF` if the handle has no descriptor.
+    #[cfg(unix)]
+    pub fn into_fd(self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.h.check_open()?;
+        let mut raw: sys::uv_os_fd_t = -1;
+        // SAFETY: an open handle and a valid out-pointer.
+        Error::check(unsafe { sys::uv_fileno(self.h.handle(), &mut raw) })?;
+        // SAFETY: `raw` is libuv's open descriptor, borrowed only while `self`, which owns it, is alive.
+        let copy = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }.try_clone_to_owned()?;
+        drop(self);
+        Ok(copy)
+    }
+
     /// Binds to a filesystem path (Unix) or pipe name like `\\.\pipe\name` (Windows) (`uv_pipe_bind2`). A NUL
     /// byte in the name is `EINVAL`, and so is a name longer than `sockaddr_un` holds (108 bytes on Linux, 104 on
-    /// macOS): it is never truncated. libuv removes the socket file when the handle closes. On Linux an empty
+    /// macOS): it is never truncated. libuv removes the socket file when the handle closes (so `into_fd` does too). On Linux an empty
     /// path autobinds, as `bind_abstract` with an empty name does.
     pub fn bind(&self, name: &Path) -> Result<()> {
         self.bind_bytes(cpath(name)?.as_bytes())
