@@ -10,6 +10,9 @@ use uvio::net::{lookup_host, TcpListener, TcpStream};
 use uvio::time::{sleep, timeout};
 use uvio::{spawn_local, Runtime};
 
+mod common;
+use common::{accepted_ahead_by, client_ids};
+
 /// Runs `fut` on a fresh runtime, then closes it, asserting nothing was left open.
 fn run<F: std::future::Future>(fut: F) -> F::Output {
     let rt = Runtime::new().unwrap();
@@ -331,22 +334,8 @@ fn std_conversions_and_options() {
     });
 }
 
-/// How many of `clients` connections the runtime's engine accepts ahead of `accept` on a listener: libuv one
-/// on Unix (several AcceptEx at once on Windows), io_uring's multishot accept all of them (when the ring
-/// carries sockets), epoll none.
-fn accepted_ahead_by(rt: &Runtime, clients: usize) -> std::ops::RangeInclusive<usize> {
-    match rt.backend().name() {
-        "libuv" if cfg!(windows) => 0..=clients,
-        "libuv" => 1..=1,
-        #[cfg(target_os = "linux")]
-        "io_uring" if uvio::linux::RuntimeExt::io_uring_recv_buffers(rt).is_some() => clients..=clients,
-        _ => 0..=0,
-    }
-}
-
 #[test]
 fn into_std_hands_over_the_connections_accepted_ahead_and_the_backlog() {
-    use std::io::Read;
     const CLIENTS: usize = 5;
     let rt = Runtime::new().unwrap();
     let expected_ahead = accepted_ahead_by(&rt, CLIENTS);
@@ -368,16 +357,7 @@ fn into_std_hands_over_the_connections_accepted_ahead_and_the_backlog() {
         assert!(expected_ahead.contains(&ahead.len()), "{} accepted ahead, expected {expected_ahead:?}", ahead.len());
         // Every client arrives exactly once: first those accepted ahead, then the kernel's backlog.
         let backlog = (ahead.len()..CLIENTS).map(|_| std_listener.accept().unwrap().0);
-        let mut ids: Vec<u8> = ahead
-            .into_iter()
-            .chain(backlog)
-            .map(|mut conn| {
-                let mut id = [0u8];
-                conn.read_exact(&mut id).unwrap(); // blocking mode: no WouldBlock
-                id[0]
-            })
-            .collect();
-        ids.sort();
+        let ids = client_ids(ahead.into_iter().chain(backlog));
         assert_eq!(ids, (0..CLIENTS as u8).collect::<Vec<_>>());
         // A connection made after the hand-over reaches the std listener too.
         let _late = std::net::TcpStream::connect(addr).unwrap();

@@ -40,3 +40,38 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// How many of `clients` pending connections a runtime's engine accepts ahead of `accept` on a listener (what
+/// `into_std` hands back): libuv one on Unix (several AcceptEx at once on Windows), io_uring's multishot accept
+/// all of them (when the ring carries sockets), epoll none.
+pub fn accepted_ahead_by(rt: &uvio::Runtime, clients: usize) -> std::ops::RangeInclusive<usize> {
+    match rt.backend().name() {
+        "libuv" if cfg!(windows) => 0..=clients,
+        "libuv" => 1..=1,
+        "io_uring" if ring_carries_sockets(rt) => clients..=clients,
+        _ => 0..=0,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn ring_carries_sockets(rt: &uvio::Runtime) -> bool {
+    uvio::linux::RuntimeExt::io_uring_recv_buffers(rt).is_some()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ring_carries_sockets(_: &uvio::Runtime) -> bool {
+    false
+}
+
+/// Reads the one-byte id each connection's client sent (blocking std sockets), sorted.
+pub fn client_ids<S: std::io::Read>(conns: impl Iterator<Item = S>) -> Vec<u8> {
+    let mut ids: Vec<u8> = conns
+        .map(|mut conn| {
+            let mut id = [0u8];
+            conn.read_exact(&mut id).expect("blocking mode: no WouldBlock");
+            id[0]
+        })
+        .collect();
+    ids.sort();
+    ids
+}
