@@ -15,7 +15,8 @@
 //!   bottleneck: on Linux it drives all connections from one io_uring (see `vs_tokio/uring_client.rs`); elsewhere,
 //!   or with `VS_TOKIO_CLIENT=uv`, it is uvio's callback API. Every echoed byte is checked against what was sent.
 //!   Reported: round trips/s, server and client CPU per round trip, and ratios. `VS_TOKIO_SERVERS=io_uring,tokio`
-//!   (parts of row names) runs only those rows.
+//!   (parts of row names) runs only those rows; `VS_TOKIO_REPEAT=R` runs each cell R times with the servers
+//!   taking turns and reports medians (run-to-run noise on a shared 2-core machine is about ±15%).
 //! - **echo-matrix**: `cargo bench --bench vs_tokio -- echo-matrix [D]` (default 5): the echo table for C in
 //!   {100, 1000} x S in {64, 4096}.
 //! - **files**: `cargo bench --bench vs_tokio -- files [N]` (default 100 000): N random 4 KiB reads of a 1 GiB

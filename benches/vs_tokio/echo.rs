@@ -397,30 +397,58 @@ struct Row {
     size: usize,
     server: Server,
     engine: String,
-    /// `None`: the server did not start (engine not available here) or the client failed.
-    run: Option<ClientRun>,
+    /// One per repetition that ran; empty: the server did not start (engine not available here) or the
+    /// client failed.
+    runs: Vec<ClientRun>,
+}
+
+/// The median of some figures (NaN for none).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.retain(|x| !x.is_nan());
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
 }
 
 impl Row {
+    /// The median over the repetitions of `figure` of one run.
+    fn median_of(&self, figure: impl Fn(&ClientRun) -> f64) -> f64 {
+        median(self.runs.iter().map(figure).collect())
+    }
+
     fn round_trips_per_sec(&self) -> f64 {
-        self.run.as_ref().map_or(f64::NAN, |r| r.round_trips as f64 / (r.end.at - r.start.at).as_secs_f64())
+        self.median_of(|r| r.round_trips as f64 / (r.end.at - r.start.at).as_secs_f64())
     }
 
     fn server_us(&self) -> f64 {
-        self.run.as_ref().map_or(f64::NAN, |r| (r.end.server - r.start.server) * 1e6 / r.round_trips as f64)
+        self.median_of(|r| (r.end.server - r.start.server) * 1e6 / r.round_trips as f64)
     }
 
     fn client_us(&self) -> f64 {
-        self.run.as_ref().map_or(f64::NAN, |r| (r.end.client - r.start.client) * 1e6 / r.round_trips as f64)
+        self.median_of(|r| (r.end.client - r.start.client) * 1e6 / r.round_trips as f64)
     }
 
     /// How busy (server, client) were over the window, in % of one CPU: a side near 100 % is the bottleneck.
     fn busy_percent(&self) -> (f64, f64) {
-        self.run.as_ref().map_or((f64::NAN, f64::NAN), |r| {
-            let secs = (r.end.at - r.start.at).as_secs_f64();
-            ((r.end.server - r.start.server) * 100.0 / secs, (r.end.client - r.start.client) * 100.0 / secs)
-        })
+        let busy = |cpu: fn(&Sample) -> f64| {
+            self.median_of(|r| (cpu(&r.end) - cpu(&r.start)) * 100.0 / (r.end.at - r.start.at).as_secs_f64())
+        };
+        (busy(|s| s.server), busy(|s| s.client))
     }
+
+    /// Wrong echoes and failed connections over every repetition.
+    fn bad(&self) -> (u64, u64) {
+        self.runs.iter().fold((0, 0), |(m, f), r| (m + r.mismatches, f + r.failed))
+    }
+}
+
+/// How many times each cell runs (`VS_TOKIO_REPEAT`, default 1): the table then shows medians, and the servers
+/// take turns (every server once, then again), so a slow minute of the machine does not land on one server.
+fn repeats() -> usize {
+    std::env::var("VS_TOKIO_REPEAT").ok().and_then(|v| v.parse().ok()).filter(|&r| r >= 1).unwrap_or(1)
 }
 
 /// Whether `server` is among those `VS_TOKIO_SERVERS` names (comma-separated parts of row names, e.g.
@@ -447,20 +475,32 @@ pub(crate) fn run(cells: &[(usize, usize)], secs: f64) {
         client.describe(),
         if pinned { "client pinned to CPU 0, server to CPU 1" } else { "not pinned" }
     );
-    let mut rows = Vec::new();
+    let repeats = repeats();
+    if repeats > 1 {
+        println!("each cell {repeats} times, servers taking turns; figures are medians");
+    }
+    let mut rows: Vec<Row> = Vec::new();
     for &(conns, size) in cells {
+        let first = rows.len();
         for server in SERVERS.into_iter().filter(|s| selected(*s)) {
-            let row = match start_server(server.command(&example), pinned) {
-                Some((mut child, port, line)) => {
+            rows.push(Row { conns, size, server, engine: "n/a".into(), runs: Vec::new() });
+        }
+        for _ in 0..repeats {
+            for row in &mut rows[first..] {
+                let server = row.server;
+                if let Some((mut child, port, line)) = start_server(server.command(&example), pinned) {
                     let run = client.run(port, conns, size, secs, child.id());
                     let _ = child.kill();
                     let _ = child.wait();
-                    Row { conns, size, server, engine: server.engine(&line), run }
+                    row.engine = server.engine(&line);
+                    eprintln!(
+                        "  ({conns} x {size} B, {}: {:.0} round trips/s)",
+                        server.name(),
+                        run.as_ref().map_or(f64::NAN, |r| r.round_trips as f64 / (r.end.at - r.start.at).as_secs_f64())
+                    );
+                    row.runs.extend(run);
                 }
-                None => Row { conns, size, server, engine: "n/a".into(), run: None },
-            };
-            eprintln!("  ({conns} x {size} B, {}: {:.0} round trips/s)", server.name(), row.round_trips_per_sec());
-            rows.push(row);
+            }
         }
     }
     print_table(&rows);
@@ -499,7 +539,7 @@ fn print_table(rows: &[Row]) {
         let (tokio, libuv, callback) = (Server::Tokio { multi: false }, Server::Async("libuv"), Server::Callback);
         let rps = row.round_trips_per_sec();
         let (server_busy, client_busy) = row.busy_percent();
-        let bad = row.run.as_ref().map_or("-".into(), |r| format!("{}/{}", r.mismatches, r.failed));
+        let bad = if row.runs.is_empty() { "-".into() } else { format!("{}/{}", row.bad().0, row.bad().1) };
         println!(
             "{:>6} {:>6}  {:<33} {:<9} {:>9.0} {:>7.2} {:>7.2} {:>4.0}% {:>4.0}% | {:>7} {:>7} {:>7} | {:>7} {:>7} | {:>5}",
             row.conns,
@@ -519,7 +559,7 @@ fn print_table(rows: &[Row]) {
             bad
         );
     }
-    if rows.iter().any(|r| r.run.as_ref().is_some_and(|r| r.mismatches + r.failed > 0)) {
+    if rows.iter().any(|r| r.bad() != (0, 0)) {
         println!("WARNING: some echoes came back wrong or some connections failed (see the bad column)");
     }
     println!(
