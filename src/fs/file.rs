@@ -331,20 +331,27 @@ impl Inner {
     fn start_read(&mut self, pos: u64, len: usize) -> io::Result<()> {
         let want = len.min(CHUNK);
         let mut buf = self.take_buf();
-        // libuv reads into the spare capacity, all of it: leave exactly `want` bytes spare. The bytes kept in
-        // front are stale and ignored; in steady state this truncates and writes nothing.
+        // Both engines leave the bytes read at the end of the buffer (see `poll_idle`); those in front are stale
+        // and ignored.
         let keep = buf.capacity() - want;
-        if buf.len() > keep {
-            buf.truncate(keep);
-        } else {
-            buf.resize(keep, 0);
-        }
         let (tx, rx) = reply();
         let done = move |res: io::Result<usize>, buf| tx.send(Done::Read(res, buf));
         match self.uring(Op::Read) {
             #[cfg(target_os = "linux")]
-            Some(driver) => driver.read_at(&self.file, buf, pos, done)?,
+            Some(driver) => {
+                // The ring reads into initialised bytes, `buf[keep..]`: the buffer is zeroed at its first use
+                // (and after a short read), not before every read.
+                buf.resize(buf.capacity(), 0);
+                driver.read_at(&self.file, buf, keep, pos, done)?
+            }
             _ => {
+                // libuv reads into the spare capacity, all of it: leave exactly `want` bytes spare. In steady
+                // state this truncates and writes nothing.
+                if buf.len() > keep {
+                    buf.truncate(keep);
+                } else {
+                    buf.resize(keep, 0);
+                }
                 uv::fs::read(&self.lp, &self.file, buf, Some(pos), move |res, buf| done(res.map_err(Into::into), buf))?
             }
         }

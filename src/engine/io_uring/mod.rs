@@ -152,8 +152,8 @@ type BufDone = Box<dyn FnOnce(io::Result<usize>, Vec<u8>)>;
 
 /// An operation in flight: what the kernel may touch, and who gets the result.
 enum Pending {
-    /// The kernel writes into `buf`'s spare capacity.
-    Read { buf: Vec<u8>, _file: Rc<dyn Any>, done: BufDone },
+    /// The kernel writes into `buf[start..]`.
+    Read { buf: Vec<u8>, start: usize, _file: Rc<dyn Any>, done: BufDone },
     /// The kernel reads `buf`.
     Write { buf: Vec<u8>, _file: Rc<dyn Any>, done: BufDone },
     /// The kernel reads `path`.
@@ -195,13 +195,11 @@ impl Pending {
     fn complete(self, res: i32, flags: u32) {
         let status = if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as usize) };
         match self {
-            Pending::Read { mut buf, done, .. } => {
+            Pending::Read { mut buf, start, done, .. } => {
                 if let Ok(n) = status {
-                    let len = buf.len() + n;
-                    assert!(len <= buf.capacity(), "io_uring read past the buffer");
-                    // SAFETY: the kernel initialised `n` bytes of the spare capacity it was given (a read
-                    // never reports more than it was asked for, and the assert above checks the bound).
-                    unsafe { buf.set_len(len) };
+                    // A read never reports more than it was asked for; `min` keeps a broken kernel from
+                    // making the caller read past what it lent.
+                    buf.truncate(start + n.min(buf.len() - start));
                 }
                 done(status, buf)
             }
@@ -473,24 +471,25 @@ impl Driver {
         self.supported & op.bit() != 0
     }
 
-    /// Reads at most the spare capacity of `buf` (and at most 1 GiB) at `offset` into it; `done` gets the
-    /// count and the buffer, whose length grew by that count. `file` stays open until then.
+    /// Reads at most `buf.len() - start` bytes (and at most 1 GiB) at `offset` into `buf[start..]`; `done` gets
+    /// the count and the buffer, cut to `start + count` bytes (so the bytes read are its last ones). The bytes
+    /// are already initialised, so the kernel's writes need no zero-filling first (memcheck cannot see writes
+    /// through the ring: it keeps seeing the old, defined values). `file` stays open until then.
     pub(crate) fn read_at(
         &self,
         file: &Rc<uv::fs::File>,
         mut buf: Vec<u8>,
+        start: usize,
         offset: u64,
         done: impl FnOnce(io::Result<usize>, Vec<u8>) + 'static,
     ) -> io::Result<()> {
-        let len = (buf.capacity() - buf.len()).min(1 << 30) as u32;
-        // Zeroed before the kernel writes into it: memcheck cannot see writes through the ring, and would
-        // otherwise take the data read for uninitialised memory (this keeps the engine valgrind-clean).
-        buf.spare_capacity_mut()[..len as usize].fill(std::mem::MaybeUninit::new(0));
-        let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        let start = start.min(buf.len());
+        let len = (buf.len() - start).min(1 << 30) as u32;
+        let dst = buf[start..].as_mut_ptr();
         let entry = opcode::Read::new(types::Fd(file.fd()), dst, len).offset(offset).build();
         let file: Rc<dyn Any> = file.clone();
         // The Vec's heap block does not move when the Vec moves into the slot.
-        self.push(entry, Pending::Read { buf, _file: file, done: Box::new(done) })
+        self.push(entry, Pending::Read { buf, start, _file: file, done: Box::new(done) })
     }
 
     /// Writes `buf` (at most 1 GiB of it) at `offset` (at the end for `None`: the file is in append mode, where
