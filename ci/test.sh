@@ -47,7 +47,8 @@ cargo test --doc --features tokio-io
 
 # The default run above uses Backend::Auto (io_uring where the kernel allows it, else epoll, else libuv).
 # Run the async suites again on every other engine this machine supports.
-ASYNC_TESTS=(runtime time net_tcp net_udp net_unix tokio_io async_fs async_process async_signal host_loop engine linux_ext)
+ASYNC_TESTS=(runtime time net_tcp net_udp net_unix tokio_io async_fs async_process async_signal async_emfile host_loop engine
+    linux_ext)
 test_args=()
 for t in "${ASYNC_TESTS[@]}"; do test_args+=(--test "$t"); done
 engines=(libuv)

@@ -1,0 +1,144 @@
+//! An async `TcpListener` that runs out of file descriptors (EMFILE), on whichever engine the runtime runs
+//! (`UVIO_BACKEND`: `ci/test.sh` runs this binary once per engine). `accept` reports the error (never a panic),
+//! other tasks keep running, and the listener serves again once descriptors are free. Its own test binary: it
+//! lowers the process-wide RLIMIT_NOFILE.
+#![cfg(unix)]
+
+use std::cell::RefCell;
+use std::io::{ErrorKind, Read, Write};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use uvio::net::TcpListener;
+use uvio::time::sleep;
+use uvio::{spawn_local, Runtime};
+
+/// Restores the descriptor limit when dropped, also if the test fails midway.
+struct LimitGuard(libc::rlimit);
+
+impl LimitGuard {
+    fn lower_to(soft: u64) -> LimitGuard {
+        // SAFETY: getrlimit/setrlimit with valid pointers to a plain C struct.
+        unsafe {
+            let mut orig: libc::rlimit = std::mem::zeroed();
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut orig), 0);
+            let lowered = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: orig.rlim_max };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lowered), 0);
+            LimitGuard(orig)
+        }
+    }
+}
+
+impl Drop for LimitGuard {
+    fn drop(&mut self) {
+        // SAFETY: as above; raising the soft limit back up to its old value (below the hard one) is allowed.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.0) };
+    }
+}
+
+/// The highest descriptor open in this process right now.
+fn highest_open_fd() -> i32 {
+    // SAFETY: F_GETFD only queries the descriptor table; invalid numbers fail with EBADF.
+    (0..4096).rev().find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1).unwrap_or(2)
+}
+
+/// Sends `msg` on a blocking std client, shuts its write side and reads until EOF: what came back (nothing
+/// if the server closed or reset the connection first).
+fn round_trip(client: &mut std::net::TcpStream, msg: &[u8]) -> Vec<u8> {
+    let mut back = Vec::new();
+    if client.write_all(msg).and_then(|()| client.shutdown(std::net::Shutdown::Write)).is_err() {
+        return back; // reset before we could send
+    }
+    match client.read_to_end(&mut back) {
+        Ok(_) => back,
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => back,
+        Err(e) => panic!("read failed: {e}"),
+    }
+}
+
+#[test]
+fn accept_out_of_descriptors_is_an_error_then_the_listener_recovers() {
+    let rt = Runtime::new().unwrap();
+    let engine = rt.backend().name();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limit = LimitGuard::lower_to(highest_open_fd() as u64 + 1 + 16);
+        // A client whose connection waits in the listen backlog, then a full descriptor table.
+        let mut victim = std::net::TcpStream::connect(addr).unwrap();
+        let mut fillers = Vec::new();
+        let full = loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(f) => fillers.push(f),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(full.raw_os_error(), Some(libc::EMFILE));
+        // Now an echo server starts accepting (io_uring's multishot accept takes the descriptor limit in force
+        // when it is submitted, so it must start after the limit is lowered). It records what `accept` returned
+        // and backs off after an error, as a real server should (retrying at once would only meet EMFILE again).
+        let errors: Rc<RefCell<Vec<Option<i32>>>> = Rc::default();
+        let errs = errors.clone();
+        spawn_local(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((mut conn, _)) => {
+                        spawn_local(async move {
+                            let mut buf = vec![0u8; 4096];
+                            while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                                if conn.write_all(&buf[..n]).await.is_err() {
+                                    break;
+                                }
+                            }
+                            let _ = conn.close().await;
+                        });
+                    }
+                    Err(e) => {
+                        errs.borrow_mut().push(e.raw_os_error());
+                        sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+        });
+        // Other tasks still run: these sleeps wake while the listener meets EMFILE.
+        sleep(Duration::from_millis(100)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while engine != "libuv" && errors.borrow().is_empty() && std::time::Instant::now() < deadline {
+            sleep(Duration::from_millis(10)).await;
+        }
+        {
+            let errors = errors.borrow();
+            assert!(
+                errors.iter().all(|e| *e == Some(libc::EMFILE) || *e == Some(libc::ENFILE)),
+                "accept errors are the descriptor shortage: {errors:?}"
+            );
+            if engine == "libuv" {
+                // libuv sheds the connection itself (accept, close) and reports nothing.
+                assert!(errors.is_empty(), "libuv sheds load silently: {errors:?}");
+            } else {
+                assert!(!errors.is_empty(), "{engine}: accept reported EMFILE");
+            }
+        }
+
+        // Free the descriptors: connections are served again.
+        drop(fillers);
+        let victim_back = std::thread::spawn(move || round_trip(&mut victim, b"victim"));
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let client_back = std::thread::spawn(move || round_trip(&mut client, b"after EMFILE"));
+        // The std clients block in their threads while this runtime serves them.
+        while !(victim_back.is_finished() && client_back.is_finished()) {
+            sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(client_back.join().unwrap(), b"after EMFILE");
+        let victim_back = victim_back.join().unwrap();
+        if engine == "libuv" {
+            assert!(victim_back.is_empty(), "libuv closed the connection it could not keep");
+        } else {
+            assert_eq!(victim_back, b"victim", "{engine}: the connection waited in the backlog");
+        }
+        drop(limit);
+    });
+    // The accept loop never ends on its own: dropping the runtime drops it.
+    drop(rt);
+}
