@@ -438,3 +438,44 @@ fn raise_fd_limit(n: u64) -> u64 {
     #[cfg(not(unix))]
     n
 }
+
+#[test]
+fn a_reader_that_always_finds_data_still_lets_other_tasks_run() {
+    use std::io::Write;
+    // The peer, on its own thread, writes far faster than the reader below takes 64-byte bites: nearly every
+    // read finds data at once, so only the cooperative budget makes the reader yield.
+    const TOTAL: usize = 4 << 20;
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut peer = std::net::TcpStream::connect(addr).unwrap();
+            let chunk = vec![7u8; 1 << 16];
+            for _ in 0..TOTAL / chunk.len() {
+                peer.write_all(&chunk).unwrap();
+            }
+        });
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let polls = Rc::new(Cell::new(0u32));
+        let counter = polls.clone();
+        let other = spawn_local(async move {
+            loop {
+                counter.set(counter.get() + 1);
+                uvio::task::yield_now().await;
+            }
+        });
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while got < TOTAL {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "early end of stream after {got} bytes");
+            assert!(buf[..n].iter().all(|&b| b == 7));
+            got += n;
+        }
+        let other_ran = polls.get();
+        other.abort();
+        writer.join().unwrap();
+        // 65 536 reads with a budget of 128 per poll: the reader yields at least 512 times.
+        assert!(other_ran >= 100, "another task ran only {other_ran} times while {TOTAL} bytes were read");
+    });
+}

@@ -11,6 +11,7 @@ use super::stream::AsyncStream;
 use crate::engine::epoll;
 #[cfg(target_os = "linux")]
 use crate::engine::io_uring::net as uring;
+use crate::runtime::coop;
 use crate::uv::stream::StreamKind;
 
 /// A connection's I/O: a libuv stream, or (Linux) an epoll-engine socket, or a socket on the io_uring ring.
@@ -72,6 +73,7 @@ impl<T: StreamKind> StreamIo<T> {
     }
 
     pub(crate) fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        std::task::ready!(coop::poll_proceed(cx));
         dispatch!(self, s => s.poll_read(cx, out))
     }
 
@@ -82,10 +84,12 @@ impl<T: StreamKind> StreamIo<T> {
         max: usize,
         take: impl FnOnce(&[u8]),
     ) -> Poll<io::Result<usize>> {
+        std::task::ready!(coop::poll_proceed(cx));
         dispatch!(self, s => s.poll_read_with(cx, max, take))
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        std::task::ready!(coop::poll_proceed(cx));
         dispatch!(self, s => s.poll_write(cx, data))
     }
 

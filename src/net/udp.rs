@@ -264,6 +264,7 @@ impl UdpSocket {
     }
 
     fn poll_send_impl(&self, cx: &mut Context<'_>, buf: &[u8], target: Option<SocketAddr>) -> Poll<io::Result<usize>> {
+        std::task::ready!(crate::runtime::coop::poll_proceed(cx));
         match &self.io {
             UdpIo::Libuv(inner) => inner.poll_send(cx, buf, target, false).map_ok(|_| buf.len()),
             #[cfg(target_os = "linux")]
@@ -308,6 +309,7 @@ impl UdpSocket {
 
     /// Polls to receive a datagram into `buf`, with its sender; see [`recv_from`](UdpSocket::recv_from).
     pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
+        std::task::ready!(crate::runtime::coop::poll_proceed(cx));
         match &self.io {
             UdpIo::Libuv(inner) => inner.poll_recv_from(Some(cx), buf),
             #[cfg(target_os = "linux")]

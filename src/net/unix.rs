@@ -203,6 +203,7 @@ impl UnixListener {
 
     /// Polls for the next connection (for hand-written futures and streams).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
+        std::task::ready!(crate::runtime::coop::poll_proceed(cx));
         match &self.inner {
             ListenerIo::Libuv(l) => {
                 let conn = std::task::ready!(l.poll_accept(cx))?;

@@ -212,7 +212,7 @@ impl Executor {
             drop(task); // drops the future; the join handle reports cancellation
             return;
         }
-        if task.poll() {
+        if super::coop::budgeted(|| task.poll()) {
             self.slots.borrow_mut().remove(key);
             drop(task);
         } else {

@@ -6,6 +6,7 @@
 
 mod cell;
 mod context;
+pub(crate) mod coop;
 mod executor;
 mod radix_heap;
 pub(crate) mod reply;
@@ -137,7 +138,7 @@ impl Runtime {
         ex.main_woken.set(true);
         loop {
             if ex.main_woken.replace(false) | main.woken.swap(false, Ordering::AcqRel) {
-                if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                if let Poll::Ready(out) = coop::budgeted(|| fut.as_mut().poll(&mut cx)) {
                     return out;
                 }
             }
