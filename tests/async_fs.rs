@@ -925,3 +925,110 @@ fn one_file_waited_on_by_several_tasks() {
         assert_eq!(t2.await.unwrap().unwrap(), 1 << 20);
     });
 }
+
+#[test]
+fn read_at_runs_many_reads_on_one_file_at_once() {
+    let dir = TempDir::new("afs-read-at");
+    let path = dir.path().join("data");
+    let data = pattern(1 << 20);
+    std::fs::write(&path, &data).unwrap();
+    run(async {
+        let file = Rc::new(File::open(&path).await.unwrap());
+        // 64 tasks, 16 reads each, all on the one file, at offsets spread over it.
+        let tasks: Vec<_> = (0..64u64)
+            .map(|t| {
+                let (file, data) = (file.clone(), data.clone());
+                spawn_local(async move {
+                    let mut buf = Vec::with_capacity(4096);
+                    for i in 0..16u64 {
+                        let at = (t * 16 + i) * 1021 % (data.len() as u64 - 4096);
+                        buf.clear();
+                        let (res, back) = file.read_at(buf, at).await;
+                        assert_eq!(res.unwrap(), 4096);
+                        assert_eq!(back, data[at as usize..at as usize + 4096], "bytes at {at}");
+                        buf = back;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // The spare capacity is filled after what the buffer holds; at and past the end: 0 bytes.
+        let mut buf = Vec::with_capacity(8);
+        buf.extend_from_slice(b"ab");
+        let (res, buf) = file.read_at(buf, 10).await;
+        assert_eq!(res.unwrap(), buf.capacity() - 2);
+        assert_eq!(&buf[..2], b"ab");
+        assert_eq!(buf[2..], data[10..10 + buf.len() - 2]);
+        let (res, buf) = file.read_at(Vec::with_capacity(16), data.len() as u64 - 4).await;
+        assert_eq!((res.unwrap(), &buf[..]), (4, &data[data.len() - 4..]));
+        let (res, buf) = file.read_at(buf, data.len() as u64 + 100).await;
+        assert_eq!(res.unwrap(), 0);
+        assert_eq!(buf.len(), 4, "nothing added at the end of the file");
+        // The cursor did not move.
+        let mut first = [0u8; 8];
+        let mut reader = Rc::try_unwrap(file).ok().unwrap();
+        reader.read_exact(&mut first).await.unwrap();
+        assert_eq!(first, data[..8]);
+    });
+}
+
+#[test]
+fn write_at_writes_at_offsets_and_sees_earlier_writes() {
+    let dir = TempDir::new("afs-write-at");
+    let path = dir.path().join("data");
+    run(async {
+        let mut file = OpenOptions::new().read(true).write(true).create(true).open(&path).await.unwrap();
+        // Eight writes in flight at once, each at its own offset.
+        let writes: Vec<_> = (0..8u8).map(|i| file.write_at(vec![b'a' + i; 1000], u64::from(i) * 1000)).collect();
+        for (res, buf) in futures::future::join_all(writes).await {
+            assert_eq!(res.unwrap(), 1000);
+            assert_eq!(buf.len(), 1000, "the buffer comes back");
+        }
+        // A write through the cursor, not flushed: read_at waits for it.
+        file.write_all(b"HEAD").await.unwrap();
+        let (res, buf) = file.read_at(Vec::with_capacity(8), 0).await;
+        assert_eq!(res.unwrap(), 8);
+        assert_eq!(buf, b"HEADaaaa");
+        let (res, buf) = file.read_at(Vec::with_capacity(2), 7999).await;
+        assert_eq!((res.unwrap(), &buf[..]), (1, &b"h"[..]));
+        drop(file);
+        let all = std::fs::read(&path).unwrap();
+        assert_eq!(all.len(), 8000);
+        assert_eq!(&all[..4], b"HEAD");
+        assert!(all[4..1000].iter().all(|&b| b == b'a'));
+        assert!(all[7000..].iter().all(|&b| b == b'h'));
+    });
+}
+
+#[test]
+fn dropped_read_at_and_write_at_futures_leave_the_file_usable() {
+    let dir = TempDir::new("afs-at-drop");
+    let path = dir.path().join("data");
+    std::fs::write(&path, pattern(64 * 1024)).unwrap();
+    run(async {
+        let file = OpenOptions::new().read(true).write(true).open(&path).await.unwrap();
+        for i in 0..50u64 {
+            // Polled once (the request starts), then dropped: the buffer stays with the request.
+            let mut read = std::pin::pin!(file.read_at(Vec::with_capacity(4096), i * 512));
+            let _ = futures::poll!(read.as_mut());
+            let mut write = std::pin::pin!(file.write_at(vec![9u8; 16], 60_000 + i));
+            let _ = futures::poll!(write.as_mut());
+        }
+        // Operations in flight are not ordered with each other (as pread/pwrite from several threads): wait
+        // until the dropped writes have landed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (res, buf) = file.read_at(Vec::with_capacity(16), 60_000).await;
+            assert_eq!(res.unwrap(), 16);
+            if buf.iter().all(|&b| b == 9) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the dropped writes were never carried out: {buf:?}");
+            uvio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let (res, buf) = file.read_at(Vec::with_capacity(4), 0).await;
+        assert_eq!((res.unwrap(), buf), (4, pattern(4)));
+    });
+}

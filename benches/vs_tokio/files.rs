@@ -24,16 +24,20 @@ const IN_FLIGHT: u64 = 64;
 #[derive(Clone, Copy)]
 enum Workload {
     WarmReads,
+    /// Warm, through `read_at` with owned buffers on one shared file (tokio: `FileExt::read_at` in
+    /// `spawn_blocking`, which is what tokio offers for positional reads).
+    WarmReadAt,
     ColdReads,
     Stats,
 }
 
-const WORKLOADS: [Workload; 3] = [Workload::WarmReads, Workload::ColdReads, Workload::Stats];
+const WORKLOADS: [Workload; 4] = [Workload::WarmReads, Workload::WarmReadAt, Workload::ColdReads, Workload::Stats];
 
 impl Workload {
     fn title(self) -> &'static str {
         match self {
-            Workload::WarmReads => "random 4 KiB reads, file in the page cache",
+            Workload::WarmReads => "random 4 KiB reads (seek + read_exact, a File per task), file in the page cache",
+            Workload::WarmReadAt => "random 4 KiB read_at on one shared file, owned buffers, file in the page cache",
             Workload::ColdReads => "random 4 KiB reads, file dropped from the page cache first",
             Workload::Stats => "metadata() of one path",
         }
@@ -111,13 +115,29 @@ fn uvio_run(builder: uvio::Builder, path: &Path, n: u64, work: Workload) -> Opti
     let per_task = n / IN_FLIGHT;
     let rate = timed(path, work, n, || {
         rt.block_on(async {
+            let shared = match work {
+                Workload::WarmReadAt => Some(std::rc::Rc::new(uvio::fs::File::open(path).await.unwrap())),
+                _ => None,
+            };
             let tasks: Vec<_> = (0..IN_FLIGHT)
                 .map(|i| {
                     let path = path.to_owned();
+                    let shared = shared.clone();
                     uvio::spawn_local(async move {
                         if let Workload::Stats = work {
                             for _ in 0..per_task {
                                 assert_eq!(uvio::fs::metadata(&path).await.unwrap().len(), FILE_LEN);
+                            }
+                            return;
+                        }
+                        if let Workload::WarmReadAt = work {
+                            let file = shared.expect("opened for read_at");
+                            let mut buf = Vec::with_capacity(BLOCK);
+                            for at in offsets(i, per_task) {
+                                buf.clear();
+                                let (res, back) = file.read_at(buf, at).await;
+                                assert_eq!(res.unwrap(), BLOCK);
+                                buf = back;
                             }
                             return;
                         }
@@ -140,6 +160,14 @@ fn uvio_run(builder: uvio::Builder, path: &Path, n: u64, work: Workload) -> Opti
     Some((rate, engine))
 }
 
+/// A positional read with std (what a tokio user runs in `spawn_blocking`: tokio::fs has no `read_at`).
+fn pread(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::read_at(file, buf, at);
+    #[cfg(windows)]
+    return std::os::windows::fs::FileExt::seek_read(file, buf, at);
+}
+
 /// Operations per second of `work` with `tokio::fs` on a current-thread runtime (its blocking pool does the
 /// syscalls).
 fn tokio_run(path: &Path, n: u64, work: Workload) -> f64 {
@@ -148,13 +176,34 @@ fn tokio_run(path: &Path, n: u64, work: Workload) -> f64 {
     let per_task = n / IN_FLIGHT;
     timed(path, work, n, || {
         rt.block_on(async {
+            let shared = match work {
+                Workload::WarmReadAt => Some(std::sync::Arc::new(std::fs::File::open(path).unwrap())),
+                _ => None,
+            };
             let tasks: Vec<_> = (0..IN_FLIGHT)
                 .map(|i| {
                     let path = path.to_owned();
+                    let shared = shared.clone();
                     tokio::spawn(async move {
                         if let Workload::Stats = work {
                             for _ in 0..per_task {
                                 assert_eq!(tokio::fs::metadata(&path).await.unwrap().len(), FILE_LEN);
+                            }
+                            return;
+                        }
+                        if let Workload::WarmReadAt = work {
+                            let file: std::sync::Arc<std::fs::File> = shared.expect("opened for read_at");
+                            let mut buf = vec![0u8; BLOCK];
+                            for at in offsets(i, per_task) {
+                                let f = file.clone();
+                                let (n, back) = tokio::task::spawn_blocking(move || {
+                                    let n = pread(&f, &mut buf, at);
+                                    (n, buf)
+                                })
+                                .await
+                                .unwrap();
+                                assert_eq!(n.unwrap(), BLOCK);
+                                buf = back;
                             }
                             return;
                         }

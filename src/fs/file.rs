@@ -244,6 +244,97 @@ impl File {
         }
     }
 
+    /// Reads at `pos` into the spare capacity of `buf` (at most `buf.capacity() - buf.len()` bytes, and at most
+    /// 1 GiB) and gives the buffer back, its length grown by the bytes read; 0 bytes means the end of the file
+    /// (or a buffer without spare capacity).
+    /// The cursor does not move, the kernel reads straight into `buf` (the file's own buffer is not used), and
+    /// any number of `read_at`s may be in flight on one `File` at once, from as many tasks. A read accepted
+    /// earlier through `AsyncWrite` is finished first. (`uv_fs_read` at an offset; `IORING_OP_READ` on the
+    /// io_uring engine, for which the spare capacity is zeroed first: valgrind cannot see the kernel write
+    /// there.)
+    ///
+    /// Dropping the future is safe: `buf` stays with the request until it completes, then it is freed.
+    /// Operations in flight at the same time are not ordered with each other (as `pread` and `pwrite` from
+    /// several threads): await a `write_at` before reading what it wrote.
+    ///
+    /// ```
+    /// # uvio::block_on(async {
+    /// let path = std::env::temp_dir().join(format!("uvio-doc-read-at-{}", std::process::id()));
+    /// uvio::fs::write(&path, b"0123456789").await?;
+    /// let file = uvio::fs::File::open(&path).await?;
+    /// let (res, buf) = file.read_at(Vec::with_capacity(4), 3).await;
+    /// assert_eq!(res?, 4);
+    /// assert_eq!(buf, b"3456");
+    /// drop(file);
+    /// uvio::fs::remove_file(&path).await
+    /// # }).unwrap();
+    /// ```
+    pub async fn read_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+        poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
+        let (tx, rx) = reply();
+        let done = move |res: io::Result<usize>, buf: Vec<u8>| tx.send((res, buf));
+        let (file, driver) = {
+            let inner = self.inner.borrow();
+            (inner.file.clone(), inner.uring(Op::Read))
+        };
+        let started = match driver {
+            #[cfg(target_os = "linux")]
+            Some(driver) => {
+                let start = buf.len();
+                let mut buf = buf;
+                buf.resize(buf.capacity().min(start + (1 << 30)), 0);
+                driver.read_at(&file, buf, start, pos, move |res, mut buf| {
+                    if res.is_err() {
+                        buf.truncate(start); // the zeroed spare capacity is not data
+                    }
+                    done(res, buf)
+                })
+            }
+            _ => {
+                let lp = self.inner.borrow().lp.clone();
+                uv::fs::read(&lp, &file, buf, Some(pos), move |res, buf| done(res.map_err(Into::into), buf))
+                    .map_err(Into::into)
+            }
+        };
+        if let Err(e) = started {
+            return (Err(e), Vec::new());
+        }
+        rx.await.unwrap_or_else(|| (Err(io::Error::other("a file request ended without a result")), Vec::new()))
+    }
+
+    /// Writes `buf` (at most 1 GiB of it) at `pos` and gives it back with the count written, which may be short.
+    /// The cursor does not move, and any number of `write_at`s may be in flight on one `File` at once. A write
+    /// accepted earlier through `AsyncWrite` is finished first; bytes read ahead for `AsyncRead` are dropped (they
+    /// may be stale now). In append mode the OS writes at the end, whatever `pos` says. (`uv_fs_write` at an
+    /// offset; `IORING_OP_WRITE` on the io_uring engine.)
+    ///
+    /// Dropping the future is safe: `buf` stays with the request until it completes, and the write is carried
+    /// out.
+    pub async fn write_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+        poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
+        let (tx, rx) = reply();
+        let done = move |res: io::Result<usize>, buf: Vec<u8>| tx.send((res, buf));
+        let (file, driver) = {
+            let mut inner = self.inner.borrow_mut();
+            inner.ahead = 0..0;
+            inner.read_end = None;
+            (inner.file.clone(), inner.uring(Op::Write))
+        };
+        let started = match driver {
+            #[cfg(target_os = "linux")]
+            Some(driver) => driver.write_at(&file, buf, Some(pos), done),
+            _ => {
+                let lp = self.inner.borrow().lp.clone();
+                uv::fs::write(&lp, &file, buf, Some(pos), move |res, buf| done(res.map_err(Into::into), buf))
+                    .map_err(Into::into)
+            }
+        };
+        if let Err(e) = started {
+            return (Err(e), Vec::new());
+        }
+        rx.await.unwrap_or_else(|| (Err(io::Error::other("a file request ended without a result")), Vec::new()))
+    }
+
     /// Changes the file's permissions (`uv_fs_fchmod`).
     pub async fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
         self.call(|lp, f, tx| uv::fs::fchmod(lp, f, perm.bits(), send(tx))).await
