@@ -479,3 +479,35 @@ fn a_reader_that_always_finds_data_still_lets_other_tasks_run() {
         assert!(other_ran >= 100, "another task ran only {other_ran} times while {TOTAL} bytes were read");
     });
 }
+
+#[test]
+fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
+    use std::io::{Read, Write};
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        client.write_all(b"hello world").await.unwrap();
+        client.flush().await.unwrap();
+        let mut first = [0u8; 5];
+        server.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"hello");
+        sleep(Duration::from_millis(20)).await; // the rest arrives, and the engine may take it in
+                                                // Bytes written through uvio just before the hand-over still reach the peer.
+        server.write_all(&[b'x'; 4_000]).await.unwrap();
+        let (mut std_server, unread) = server.into_std().await.unwrap();
+        client.write_all(b" and more").await.unwrap();
+        client.close().await.unwrap();
+        let mut rest = Vec::new();
+        std_server.read_to_end(&mut rest).unwrap(); // blocking mode
+        assert_eq!([unread, rest].concat(), b" world and more", "every byte once, in order");
+        std_server.write_all(b"!").unwrap();
+        drop(std_server);
+        let mut echoed = Vec::new();
+        client.read_to_end(&mut echoed).await.unwrap();
+        assert_eq!(echoed.len(), 4_001);
+        assert!(echoed[..4_000].iter().all(|&b| b == b'x'));
+        assert_eq!(echoed[4_000], b'!');
+    });
+}

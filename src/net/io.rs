@@ -26,6 +26,14 @@ pub(crate) enum StreamIo<T: StreamKind> {
     Uring(Rc<uring::Conn>),
 }
 
+/// What [`StreamIo::hand_over`] gives back: libuv's handle (the stream type turns it into a std socket), or the
+/// socket itself (blocking, as std makes them).
+pub(crate) enum HandedOver<T> {
+    Libuv(T),
+    #[cfg(target_os = "linux")]
+    Socket(socket2::Socket),
+}
+
 /// Whether sockets made now go to the epoll engine's readiness code: the current runtime's engine is epoll, or
 /// io_uring for what its ring does not carry (UDP always, stream sockets when [`uring_sockets`] is `None`).
 /// Stream types ask [`uring_sockets`] first.
@@ -109,6 +117,32 @@ impl<T: StreamKind> StreamIo<T> {
             StreamIo::Libuv(s) => AsyncStream::release_if_last(s),
             #[cfg(target_os = "linux")]
             StreamIo::Epoll(_) | StreamIo::Uring(_) => {}
+        }
+    }
+
+    /// Hands the connection over (`into_std`): flushes the bytes writes accepted, stops reading, and gives back
+    /// the socket with the bytes received but not read yet. `InvalidInput` if something else still owns the
+    /// connection (cannot happen for a whole stream: its halves are gone once it is reunited).
+    pub(crate) async fn hand_over(self) -> io::Result<(HandedOver<T>, Vec<u8>)> {
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await?;
+        let shared = || io::Error::new(io::ErrorKind::InvalidInput, "the connection has other owners");
+        match self {
+            StreamIo::Libuv(s) => {
+                let unread = s.stop_and_take_unread();
+                let s = Rc::try_unwrap(s).map_err(|_| shared())?;
+                Ok((HandedOver::Libuv(s.into_handle()), unread))
+            }
+            #[cfg(target_os = "linux")]
+            StreamIo::Epoll(s) => {
+                let sock = Rc::try_unwrap(s).map_err(|_| shared())?;
+                Ok((HandedOver::Socket(sock.into_socket()?), Vec::new()))
+            }
+            #[cfg(target_os = "linux")]
+            StreamIo::Uring(s) => {
+                let (sock, unread) = s.hand_over()?;
+                sock.set_nonblocking(false)?;
+                Ok((HandedOver::Socket(sock), unread))
+            }
         }
     }
 

@@ -287,6 +287,22 @@ impl<T: StreamKind> AsyncStream<T> {
         }
     }
 
+    /// For a hand-over (`into_std`): stops reading and takes the bytes received but not read yet.
+    pub(crate) fn stop_and_take_unread(&self) -> Vec<u8> {
+        let _ = uvs::read_stop(&self.handle);
+        let mut rd = self.rd.borrow_mut();
+        rd.reading = false;
+        let pos = std::mem::take(&mut rd.pos);
+        let unread = rd.buf.split_off(pos);
+        rd.buf.clear();
+        unread
+    }
+
+    /// The handle, once nothing else owns the stream.
+    pub(crate) fn into_handle(self) -> T {
+        self.handle
+    }
+
     /// Called when the last user-facing owner goes away: keeps the stream alive while writes or a shutdown
     /// are still in flight, so no accepted byte is lost.
     pub(crate) fn release(&self) {

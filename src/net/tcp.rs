@@ -271,6 +271,37 @@ impl TcpStream {
         Ok(TcpStream::from_uv(uv::Tcp::open_stream(&ex.lp, stream)?))
     }
 
+    /// Hands the connection over to std, losing nothing: the bytes writes accepted are flushed first, reading
+    /// stops, and the bytes already received but not yet read come back beside the std stream (read them
+    /// before reading from it). The std stream is in blocking mode, as std makes them. `async` because of the
+    /// flush; dropping the future drops the connection, as dropping the stream would.
+    ///
+    /// ```
+    /// use futures::AsyncWriteExt;
+    /// # uvio::block_on(async {
+    /// let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let mut client = uvio::net::TcpStream::connect(listener.local_addr()?).await?;
+    /// let (server, _) = listener.accept().await?;
+    /// client.write_all(b"hi").await?;
+    /// let (mut std_client, unread) = client.into_std().await?;
+    /// assert!(unread.is_empty()); // the client had received nothing
+    /// std::io::Write::write_all(&mut std_client, b"!")?;
+    /// # drop(server);
+    /// std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn into_std(self) -> io::Result<(std::net::TcpStream, Vec<u8>)> {
+        let io = self.io.clone();
+        drop(self); // not the last owner (`io` is): nothing lingers
+        let (handed, unread) = io.hand_over().await?;
+        let sock = match handed {
+            super::io::HandedOver::Libuv(tcp) => tcp.into_socket()?,
+            #[cfg(target_os = "linux")]
+            super::io::HandedOver::Socket(sock) => sock,
+        };
+        Ok((sock.into(), unread))
+    }
+
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match &self.io {

@@ -327,6 +327,23 @@ impl UnixStream {
         Ok(UnixStream::from_uv(uv::Pipe::open(&ex.lp, OwnedFd::from(stream), false)?))
     }
 
+    /// Hands the connection over to std, losing nothing, as [`TcpStream::into_std`](super::TcpStream::into_std):
+    /// queued writes are flushed, and the bytes received but not yet read come back beside the std stream,
+    /// which is in blocking mode.
+    pub async fn into_std(self) -> io::Result<(std::os::unix::net::UnixStream, Vec<u8>)> {
+        let io = self.io.clone();
+        drop(self); // not the last owner (`io` is): nothing lingers
+        let (handed, unread) = io.hand_over().await?;
+        let fd: OwnedFd = match handed {
+            super::io::HandedOver::Libuv(pipe) => pipe.into_fd()?,
+            #[cfg(target_os = "linux")]
+            super::io::HandedOver::Socket(sock) => sock.into(),
+        };
+        let stream = std::os::unix::net::UnixStream::from(fd);
+        stream.set_nonblocking(false)?; // libuv's descriptors are non-blocking
+        Ok((stream, unread))
+    }
+
     fn from_uv(pipe: uv::Pipe) -> UnixStream {
         UnixStream { io: StreamIo::libuv(pipe) }
     }

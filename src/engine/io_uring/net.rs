@@ -356,6 +356,37 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// For a hand-over (`into_std`, after a flush): cancels the recv in flight and waits for it, then returns a
+    /// duplicate of the socket with the bytes received but not read yet. The `Conn`'s drop then has nothing
+    /// left to cancel.
+    pub(crate) fn hand_over(&self) -> io::Result<(Socket, Vec<u8>)> {
+        let shared = &self.shared;
+        let driver = shared.driver.upgrade().ok_or_else(runtime_gone)?;
+        let recv = {
+            let mut st = shared.st.borrow_mut();
+            st.reader = None; // nobody reads any more: an empty ring must not start another recv
+            st.recv
+        };
+        if let Some(user_data) = recv {
+            driver.cancel(user_data);
+            driver.run_until(|| shared.st.borrow().recv.is_none())?;
+        }
+        let leftover = std::mem::replace(&mut shared.st.borrow_mut().leftover, Leftover::None);
+        let unread = match leftover {
+            Leftover::None => Vec::new(),
+            Leftover::Owned { buf, pos, len } => buf[pos..len].to_vec(),
+            Leftover::Ring { id, pos } => {
+                let bufs = driver.bufs().ok_or_else(runtime_gone)?;
+                let unread = bufs.bytes(&id)[pos..].to_vec();
+                bufs.recycle(id);
+                unread
+            }
+        };
+        Ok((shared.sock.try_clone()?, unread))
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
         let shared = &self.shared;
