@@ -3,45 +3,18 @@
 //! other tasks keep running, and the listener serves again once descriptors are free. Its own test binary: it
 //! lowers the process-wide RLIMIT_NOFILE.
 #![cfg(unix)]
+mod common;
 
 use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
 use std::rc::Rc;
 use std::time::Duration;
 
+use common::{highest_open_fd, LimitGuard};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use uvio::net::TcpListener;
 use uvio::time::sleep;
 use uvio::{spawn_local, Runtime};
-
-/// Restores the descriptor limit when dropped, also if the test fails midway.
-struct LimitGuard(libc::rlimit);
-
-impl LimitGuard {
-    fn lower_to(soft: u64) -> LimitGuard {
-        // SAFETY: getrlimit/setrlimit with valid pointers to a plain C struct.
-        unsafe {
-            let mut orig: libc::rlimit = std::mem::zeroed();
-            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut orig), 0);
-            let lowered = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: orig.rlim_max };
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lowered), 0);
-            LimitGuard(orig)
-        }
-    }
-}
-
-impl Drop for LimitGuard {
-    fn drop(&mut self) {
-        // SAFETY: as above; raising the soft limit back up to its old value (below the hard one) is allowed.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.0) };
-    }
-}
-
-/// The highest descriptor open in this process right now.
-fn highest_open_fd() -> i32 {
-    // SAFETY: F_GETFD only queries the descriptor table; invalid numbers fail with EBADF.
-    (0..4096).rev().find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1).unwrap_or(2)
-}
 
 /// Sends `msg` on a blocking std client, shuts its write side and reads until EOF: what came back (nothing
 /// if the server closed or reset the connection first).

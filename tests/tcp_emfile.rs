@@ -9,37 +9,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::close_clean;
+use common::{close_clean, highest_open_fd, LimitGuard};
 use uvio::uv::{Loop, RunMode, Tcp, Timer};
-
-/// Restores the descriptor limit when dropped, also if the test fails midway.
-struct LimitGuard(libc::rlimit);
-
-impl LimitGuard {
-    fn lower_to(soft: u64) -> LimitGuard {
-        // SAFETY: getrlimit/setrlimit with valid pointers to a plain C struct.
-        unsafe {
-            let mut orig: libc::rlimit = std::mem::zeroed();
-            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut orig), 0);
-            let lowered = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: orig.rlim_max };
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lowered), 0);
-            LimitGuard(orig)
-        }
-    }
-}
-
-impl Drop for LimitGuard {
-    fn drop(&mut self) {
-        // SAFETY: as above; raising the soft limit back up to its old value (below the hard one) is allowed.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.0) };
-    }
-}
-
-/// The highest descriptor open in this process right now.
-fn highest_open_fd() -> i32 {
-    // SAFETY: F_GETFD only queries the descriptor table; invalid numbers fail with EBADF.
-    (0..4096).rev().find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1).unwrap_or(2)
-}
 
 /// Runs the loop without blocking until `step` returns `Some`, sleeping briefly between rounds because the
 /// peer is a blocking-style std socket polled by hand.

@@ -75,3 +75,38 @@ pub fn client_ids<S: std::io::Read>(conns: impl Iterator<Item = S>) -> Vec<u8> {
     ids.sort();
     ids
 }
+
+/// Restores the process's descriptor limit (RLIMIT_NOFILE) when dropped, also if a test fails midway. For test
+/// binaries of their own: the limit is process-wide.
+#[cfg(unix)]
+pub struct LimitGuard(libc::rlimit);
+
+#[cfg(unix)]
+impl LimitGuard {
+    /// Lowers the soft limit to `soft` descriptors.
+    pub fn lower_to(soft: u64) -> LimitGuard {
+        // SAFETY: getrlimit/setrlimit with valid pointers to a plain C struct.
+        unsafe {
+            let mut orig: libc::rlimit = std::mem::zeroed();
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut orig), 0);
+            let lowered = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: orig.rlim_max };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lowered), 0);
+            LimitGuard(orig)
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for LimitGuard {
+    fn drop(&mut self) {
+        // SAFETY: as above; raising the soft limit back up to its old value (below the hard one) is allowed.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.0) };
+    }
+}
+
+/// The highest descriptor open in this process right now.
+#[cfg(unix)]
+pub fn highest_open_fd() -> i32 {
+    // SAFETY: F_GETFD only queries the descriptor table; invalid numbers fail with EBADF.
+    (0..4096).rev().find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1).unwrap_or(2)
+}
