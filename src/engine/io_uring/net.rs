@@ -354,9 +354,7 @@ impl Conn {
             }
         }
     }
-}
 
-impl Conn {
     /// For a hand-over (`into_std`, after a flush): cancels the recv in flight and waits for it, then returns a
     /// duplicate of the socket with the bytes received but not read yet. The `Conn`'s drop then has nothing
     /// left to cancel.
@@ -786,9 +784,7 @@ impl Listener {
             return Poll::Pending;
         }
     }
-}
 
-impl Listener {
     /// Stops accepting on the ring and hands back the listening socket (a duplicate of its fd) with the
     /// connections the multishot accept already took, in the order they came. The multishot is cancelled and
     /// waited for here, so no connection the kernel completes meanwhile is accepted into a closing listener.
