@@ -296,10 +296,7 @@ impl File {
                     .map_err(Into::into)
             }
         };
-        if let Err(e) = started {
-            return (Err(e), Vec::new());
-        }
-        rx.await.unwrap_or_else(|| (Err(io::Error::other("a file request ended without a result")), Vec::new()))
+        positional_result(started, rx).await
     }
 
     /// Writes `buf` (at most 1 GiB of it) at `pos` and gives it back with the count written, which may be short.
@@ -329,10 +326,7 @@ impl File {
                     .map_err(Into::into)
             }
         };
-        if let Err(e) = started {
-            return (Err(e), Vec::new());
-        }
-        rx.await.unwrap_or_else(|| (Err(io::Error::other("a file request ended without a result")), Vec::new()))
+        positional_result(started, rx).await
     }
 
     /// Changes the file's permissions (`uv_fs_fchmod`).
@@ -574,6 +568,18 @@ fn offset(base: u64, delta: i64) -> io::Result<u64> {
     base.checked_add_signed(delta).ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "invalid seek to a negative or overflowing position")
     })
+}
+
+/// The outcome of a `read_at` / `write_at` request: its result and buffer (an empty one if the request could not
+/// start, or its callback panicked).
+async fn positional_result(
+    started: io::Result<()>,
+    rx: Reply<(io::Result<usize>, Vec<u8>)>,
+) -> (io::Result<usize>, Vec<u8>) {
+    if let Err(e) = started {
+        return (Err(e), Vec::new());
+    }
+    rx.await.unwrap_or_else(|| (Err(io::Error::other("a file request ended without a result")), Vec::new()))
 }
 
 /// Writes all of `buf` at `offset` (at the end when `None`), sending the outcome to `done`: the first request
