@@ -32,7 +32,9 @@
 //!   close, `metadata`/`symlink_metadata`/`File::metadata` (`statx`), `sync_all`/`sync_data` (`fsync`). Every
 //!   other fs operation stays on libuv's thread pool, and so does any of these whose opcode this kernel lacks
 //!   (probed at startup, per operation). Submissions are flushed once per loop iteration (a `uv_prepare_t`),
-//!   completions are reaped when the loop sees the ring's fd readable (a `uv_poll_t`).
+//!   completions are reaped when the loop sees the ring's fd readable (a `uv_poll_t`). The ring is set up with
+//!   `IORING_SETUP_COOP_TASKRUN` where the kernel has it (5.19): completions that need the thread (socket
+//!   operations) run at its next kernel entry instead of interrupting it.
 //! - **TCP and Unix stream sockets** go through the ring: connect (`IORING_OP_CONNECT`), accept (one multishot
 //!   `IORING_OP_ACCEPT` per listener), reads (single-shot `IORING_OP_RECV` picking a buffer from one
 //!   provided-buffer ring per runtime, armed only while a reader waits), writes (queued, one `IORING_OP_SEND` in
