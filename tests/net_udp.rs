@@ -356,3 +356,36 @@ fn from_std_takes_over_a_bound_socket() {
         assert!(format!("{s:?}").contains(&addr.to_string()));
     });
 }
+
+#[test]
+fn a_socket_handed_to_std_keeps_the_datagrams_not_yet_read() {
+    run(async {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a_addr = a.local_addr().unwrap();
+        for d in [&b"one"[..], b"two", b"three"] {
+            b.send_to(d, a_addr).await.unwrap();
+        }
+        let mut buf = [0u8; 16];
+        let (n, _) = a.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"one");
+        sleep(Duration::from_millis(20)).await; // the engine may queue the others
+        a.send_to(b"from a", b.local_addr().unwrap()).await.unwrap();
+        let (std_a, unread) = a.into_std().await.unwrap();
+        std_a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got: Vec<Vec<u8>> = unread
+            .into_iter()
+            .map(|(d, from)| {
+                assert_eq!(from, b.local_addr().unwrap());
+                d
+            })
+            .collect();
+        while got.len() < 2 {
+            let (n, _) = std_a.recv_from(&mut buf).unwrap(); // blocking mode
+            got.push(buf[..n].to_vec());
+        }
+        assert_eq!(got, [b"two".to_vec(), b"three".to_vec()], "each datagram once, in order");
+        let (n, from) = b.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from), (&b"from a"[..], a_addr));
+    });
+}

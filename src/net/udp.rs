@@ -169,6 +169,33 @@ impl UdpSocket {
         Ok(UdpSocket::from_uv(udp, &ex))
     }
 
+    /// Hands the socket over to std: first waits until the datagrams sends queued have reached the kernel, then
+    /// stops receiving and gives back, beside the std socket (in blocking mode, as std makes them), the
+    /// datagrams received but not yet read, oldest first, with their senders. The libuv engine queues up to 256
+    /// of them; the epoll engine none. Errors queued for earlier datagrams (such as `ConnectionRefused`) are
+    /// dropped.
+    pub async fn into_std(self) -> io::Result<(std::net::UdpSocket, Vec<(Vec<u8>, SocketAddr)>)> {
+        let inner = match &self.io {
+            UdpIo::Libuv(inner) => inner.clone(),
+            #[cfg(target_os = "linux")]
+            UdpIo::Epoll(d) => {
+                let copy = d.socket().try_clone()?;
+                copy.set_nonblocking(false)?;
+                return Ok((copy, Vec::new())); // dropping `self` closes the original
+            }
+        };
+        poll_fn(|cx| inner.poll_sends_done(cx)).await;
+        drop(self); // nothing queued: it does not linger
+        let _ = inner.udp.recv_stop();
+        let unread = std::mem::take(&mut inner.rx.borrow_mut().queue)
+            .into_iter()
+            .filter_map(|d| d.ok().map(|d| (d.data, d.from)))
+            .collect();
+        let inner = Rc::try_unwrap(inner)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the socket has other owners"))?;
+        Ok((inner.udp.into_socket()?.into(), unread))
+    }
+
     fn from_uv(udp: uv::Udp, ex: &Rc<Executor>) -> UdpSocket {
         let inner = Rc::new_cyclic(|me| Inner {
             udp,
@@ -559,6 +586,16 @@ impl Inner {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
+    }
+
+    /// Ready once no send is queued.
+    fn poll_sends_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut tx = self.tx.borrow_mut();
+        if tx.count == 0 {
+            return Poll::Ready(());
+        }
+        tx.wakers.register(cx);
+        Poll::Pending
     }
 
     /// On drop of the `UdpSocket`: with sends still queued, keeps the socket open until they reach the kernel

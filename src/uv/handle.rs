@@ -175,6 +175,29 @@ impl<R: RawHandle, S> Owned<R, S> {
         }
     }
 
+    /// A duplicate of the handle's socket (`uv_fileno`, then `dup` / `WSADuplicateSocket`), in blocking mode
+    /// (the duplicate shares libuv's file description, which libuv made non-blocking). For hand-overs to std:
+    /// closing the handle afterwards closes libuv's copy only. `EBADF` if the handle has no socket yet.
+    pub(crate) fn dup_socket(&self) -> std::io::Result<socket2::Socket> {
+        self.check_open()?;
+        // SAFETY: `uv_os_fd_t` is an integer (Unix) or a pointer (Windows): all-zero is a valid value.
+        let mut raw: sys::uv_os_fd_t = unsafe { std::mem::zeroed() };
+        // SAFETY: an open handle and a valid out-pointer.
+        Error::check(unsafe { sys::uv_fileno(self.handle(), &mut raw) })?;
+        #[cfg(unix)]
+        // SAFETY: `raw` is libuv's open descriptor, borrowed only while `self`, which owns it, is alive.
+        let copy: socket2::Socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }.try_clone_to_owned()?.into();
+        #[cfg(windows)]
+        // SAFETY: as above; on Windows libuv's descriptor for a socket handle is its SOCKET.
+        let copy: socket2::Socket = unsafe {
+            std::os::windows::io::BorrowedSocket::borrow_raw(raw as usize as std::os::windows::io::RawSocket)
+        }
+        .try_clone_to_owned()?
+        .into();
+        copy.set_nonblocking(false)?;
+        Ok(copy)
+    }
+
     /// Closes the handle with a libuv call that takes a close callback (`uv_tcp_close_reset`); the box is freed
     /// in that callback and the later `Drop` does nothing. On failure the handle stays open (and `Drop` closes
     /// it normally).

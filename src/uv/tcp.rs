@@ -220,23 +220,8 @@ impl Tcp {
     /// ahead on a listener it no longer watches, but one connection it already accepted for a listen callback
     /// is closed with the handle: [`accept`](Tcp::accept) it first. `EBADF` if the handle has no socket yet.
     pub fn into_socket(self) -> std::io::Result<socket2::Socket> {
-        self.h.check_open()?;
-        // SAFETY: `uv_os_fd_t` is an integer (Unix) or a pointer (Windows): all-zero is a valid value.
-        let mut raw: sys::uv_os_fd_t = unsafe { std::mem::zeroed() };
-        // SAFETY: an open handle and a valid out-pointer.
-        Error::check(unsafe { sys::uv_fileno(self.h.handle(), &mut raw) })?;
-        #[cfg(unix)]
-        // SAFETY: `raw` is libuv's open descriptor, borrowed only while `self`, which owns it, is alive.
-        let copy: socket2::Socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }.try_clone_to_owned()?.into();
-        #[cfg(windows)]
-        // SAFETY: as above; on Windows libuv's descriptor for a TCP handle is its SOCKET.
-        let copy: socket2::Socket = unsafe {
-            std::os::windows::io::BorrowedSocket::borrow_raw(raw as usize as std::os::windows::io::RawSocket)
-        }
-        .try_clone_to_owned()?
-        .into();
+        let copy = self.h.dup_socket()?;
         drop(self);
-        copy.set_nonblocking(false)?;
         Ok(copy)
     }
 

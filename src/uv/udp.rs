@@ -250,6 +250,15 @@ impl Udp {
         Error::check(unsafe { sys::uv_udp_connect(self.h.raw(), ptr) }).map(drop)
     }
 
+    /// Hands the socket over to its caller: libuv's descriptor is duplicated (in blocking mode), then the
+    /// handle is closed, which closes libuv's copy only. Queued sends are cancelled, as when the handle is
+    /// dropped. `EBADF` if the handle has no socket yet.
+    pub fn into_socket(self) -> std::io::Result<socket2::Socket> {
+        let copy = self.h.dup_socket()?;
+        drop(self);
+        Ok(copy)
+    }
+
     /// The local address (`uv_udp_getsockname`). An error (`EBADF` or similar) before the socket exists.
     pub fn local_addr(&self) -> Result<SocketAddr> {
         // SAFETY: the handle is initialised; read_sockaddr passes storage and its length.
