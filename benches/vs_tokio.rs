@@ -11,7 +11,8 @@
 //!   is a child process pinned to CPU 1 (`taskset`), the client runs in this process on CPU 0: uvio's async
 //!   `TcpStream` on the io_uring, epoll and libuv engines, on Auto when io_uring is unavailable (simulated
 //!   `EPERM`), uvio's callback API (all from `examples/echo_server`), and tokio on its current-thread and
-//!   multi-thread (2 workers) runtimes (servers inside this binary). The client is built not to be the
+//!   multi-thread (2 workers) runtimes (servers inside this binary), and on Linux a server with no runtime at all
+//!   (hand-written epoll, `vs_tokio/raw_epoll.rs`): the ceiling this machine allows one server thread. The client is built not to be the
 //!   bottleneck: on Linux it drives all connections from one io_uring (see `vs_tokio/uring_client.rs`); elsewhere,
 //!   or with `VS_TOKIO_CLIENT=uv`, it is uvio's callback API. Every echoed byte is checked against what was sent.
 //!   Reported: round trips/s, server and client CPU per round trip, and ratios. `VS_TOKIO_SERVERS=io_uring,tokio`
@@ -24,7 +25,9 @@
 //!   each), once with the file in the page cache and once with it dropped from there first, then N `metadata`
 //!   calls with 64 in flight: uvio on the io_uring engine (Linux; also with SQPOLL), on the libuv engine, on Auto
 //!   when io_uring is unavailable (a child process with the simulated `EPERM`), and `tokio::fs` on a
-//!   current-thread runtime (its blocking pool does the syscalls). See `vs_tokio/files.rs` for why both.
+//!   current-thread runtime (its blocking pool does the syscalls), and two ceilings with no runtime: one io_uring
+//!   driven by hand (Linux) and 64 threads making plain syscalls (`vs_tokio/raw_files.rs`). See
+//!   `vs_tokio/files.rs` for why both cache states. `VS_TOKIO_REPEAT=R` works here too.
 //!
 //! `cargo bench --bench vs_tokio` with no mode runs sleeps and echo with their defaults. A bare run of the binary
 //! (what `cargo test --benches` does) only prints the usage line.
@@ -34,6 +37,11 @@
 mod echo;
 #[path = "vs_tokio/files.rs"]
 mod files;
+#[cfg(target_os = "linux")]
+#[path = "vs_tokio/raw_epoll.rs"]
+mod raw_epoll;
+#[path = "vs_tokio/raw_files.rs"]
+mod raw_files;
 #[cfg(target_os = "linux")]
 #[path = "vs_tokio/uring_client.rs"]
 mod uring_client;
@@ -55,6 +63,8 @@ fn main() {
         Some("child-sleeps-uvio") => child_sleeps_uvio(args[1].parse().unwrap()),
         Some("child-sleeps-tokio") => child_sleeps_tokio(args[1].parse().unwrap()),
         Some("child-echo-tokio") => echo::child_echo_tokio(args[1] == "multi"),
+        #[cfg(target_os = "linux")]
+        Some("child-echo-raw") => raw_epoll::child_echo_raw(),
         Some("child-files-auto") => files::child_auto(args[1].as_ref(), args[2].parse().unwrap()),
         Some("files") => files::run(arg(1).map_or(100_000, |n| n.parse().unwrap())),
         Some("sleeps") => sleeps(arg(1).map_or(10_000_000, |n| n.parse().unwrap())),
@@ -69,6 +79,24 @@ fn main() {
             sleeps(10_000_000);
             echo::run(&[(100, 64)], 5.0);
         }
+    }
+}
+
+/// How many times each cell runs (`VS_TOKIO_REPEAT`, default 1; echo and files): the tables then show medians,
+/// and the contenders take turns (every one once, then again), so a slow minute of the machine does not land on
+/// one contender.
+pub(crate) fn repeats() -> usize {
+    std::env::var("VS_TOKIO_REPEAT").ok().and_then(|v| v.parse().ok()).filter(|&r| r >= 1).unwrap_or(1)
+}
+
+/// The median of some figures (NaN for none).
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
+    xs.retain(|x| !x.is_nan());
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
 }
 

@@ -7,12 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::{ratio, self_cpu_seconds};
+use crate::{median, ratio, repeats, self_cpu_seconds};
 
 /// How long every client runs before it starts counting (connections set up, caches and TCP windows warm).
 pub(crate) const WARM_UP: Duration = Duration::from_millis(500);
 
-/// The servers measured, in this order, for every (connections, size) cell.
+/// The servers measured, in this order, for every (connections, size) cell (plus [`Server::Raw`] on Linux).
 const SERVERS: [Server; 7] = [
     Server::Async("io_uring"),
     Server::Async("epoll"),
@@ -34,6 +34,17 @@ enum Server {
     Callback,
     /// [`child_echo_tokio`] on tokio's current-thread or multi-thread (2 workers) runtime.
     Tokio { multi: bool },
+    /// The `child-echo-raw` mode: no runtime, hand-written epoll (Linux): the ceiling (see `raw_epoll.rs`).
+    Raw,
+}
+
+/// Every server this OS can run, in table order.
+fn servers() -> Vec<Server> {
+    let mut all = SERVERS.to_vec();
+    if cfg!(target_os = "linux") {
+        all.push(Server::Raw);
+    }
+    all
 }
 
 impl Server {
@@ -44,6 +55,7 @@ impl Server {
             Server::Callback => "uvio callback (uv::Tcp)".into(),
             Server::Tokio { multi: false } => "tokio current-thread".into(),
             Server::Tokio { multi: true } => "tokio multi-thread (2)".into(),
+            Server::Raw => "raw epoll, no runtime (ceiling)".into(),
         }
     }
 
@@ -52,6 +64,11 @@ impl Server {
             Server::Tokio { multi } => {
                 let mut c = Command::new(std::env::current_exe().unwrap());
                 c.args(["child-echo-tokio", if multi { "multi" } else { "current" }]);
+                c
+            }
+            Server::Raw => {
+                let mut c = Command::new(std::env::current_exe().unwrap());
+                c.arg("child-echo-raw");
                 c
             }
             _ => {
@@ -68,7 +85,7 @@ impl Server {
                 cmd.args(["--api", "async"]).env("UVIO_BACKEND", "auto").env("UVIO_IO_URING_SIMULATE", "EPERM")
             }
             Server::Callback => cmd.args(["--api", "callback"]),
-            Server::Tokio { .. } => &mut cmd,
+            Server::Tokio { .. } | Server::Raw => &mut cmd,
         };
         cmd
     }
@@ -78,6 +95,7 @@ impl Server {
         match self {
             Server::Callback => "libuv".into(),
             Server::Tokio { .. } => "tokio".into(),
+            Server::Raw => "none".into(),
             _ => first_line
                 .rsplit_once(", ")
                 .and_then(|(_, rest)| rest.split_once(" engine"))
@@ -402,17 +420,6 @@ struct Row {
     runs: Vec<ClientRun>,
 }
 
-/// The median of some figures (NaN for none).
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.retain(|x| !x.is_nan());
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
-}
-
 impl Row {
     /// The median over the repetitions of `figure` of one run.
     fn median_of(&self, figure: impl Fn(&ClientRun) -> f64) -> f64 {
@@ -443,12 +450,6 @@ impl Row {
     fn bad(&self) -> (u64, u64) {
         self.runs.iter().fold((0, 0), |(m, f), r| (m + r.mismatches, f + r.failed))
     }
-}
-
-/// How many times each cell runs (`VS_TOKIO_REPEAT`, default 1): the table then shows medians, and the servers
-/// take turns (every server once, then again), so a slow minute of the machine does not land on one server.
-fn repeats() -> usize {
-    std::env::var("VS_TOKIO_REPEAT").ok().and_then(|v| v.parse().ok()).filter(|&r| r >= 1).unwrap_or(1)
 }
 
 /// Whether `server` is among those `VS_TOKIO_SERVERS` names (comma-separated parts of row names, e.g.
@@ -482,7 +483,7 @@ pub(crate) fn run(cells: &[(usize, usize)], secs: f64) {
     let mut rows: Vec<Row> = Vec::new();
     for &(conns, size) in cells {
         let first = rows.len();
-        for server in SERVERS.into_iter().filter(|s| selected(*s)) {
+        for server in servers().into_iter().filter(|s| selected(*s)) {
             rows.push(Row { conns, size, server, engine: "n/a".into(), runs: Vec::new() });
         }
         for _ in 0..repeats {

@@ -14,15 +14,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::ratio;
+use super::{median, ratio, repeats};
 
-const FILE_LEN: u64 = 1 << 30;
-const BLOCK: usize = 4096;
-const IN_FLIGHT: u64 = 64;
+pub(crate) const FILE_LEN: u64 = 1 << 30;
+pub(crate) const BLOCK: usize = 4096;
+pub(crate) const IN_FLIGHT: u64 = 64;
 
 /// What one contender does, timed on its own.
 #[derive(Clone, Copy)]
-enum Workload {
+pub(crate) enum Workload {
     WarmReads,
     /// Warm, through `read_at` with owned buffers on one shared file (tokio: `FileExt::read_at` in
     /// `spawn_blocking`, which is what tokio offers for positional reads).
@@ -87,7 +87,7 @@ fn set_cached(path: &Path, cached: bool) -> bool {
 }
 
 /// The block offsets task `t` reads (deterministic, the same for every contender).
-fn offsets(t: u64, per_task: u64) -> impl Iterator<Item = u64> {
+pub(crate) fn offsets(t: u64, per_task: u64) -> impl Iterator<Item = u64> {
     let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (t + 1);
     (0..per_task).map(move |_| {
         x ^= x >> 12;
@@ -161,7 +161,7 @@ fn uvio_run(builder: uvio::Builder, path: &Path, n: u64, work: Workload) -> Opti
 }
 
 /// A positional read with std (what a tokio user runs in `spawn_blocking`: tokio::fs has no `read_at`).
-fn pread(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+pub(crate) fn pread(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
     #[cfg(unix)]
     return std::os::unix::fs::FileExt::read_at(file, buf, at);
     #[cfg(windows)]
@@ -261,78 +261,118 @@ struct Row {
     rates: Vec<f64>,
 }
 
-/// A contender that runs in this process: its row name and how to build its uvio runtime (`None`: tokio).
-type Contender = (&'static str, Option<fn() -> uvio::Builder>);
+/// Who runs a workload in this process.
+#[derive(Clone, Copy)]
+enum Contender {
+    /// A uvio runtime from this builder.
+    Uvio(fn() -> uvio::Builder),
+    Tokio,
+    /// No runtime: one io_uring driven by hand (see `raw_files.rs`).
+    #[cfg(target_os = "linux")]
+    RawRing,
+    /// No runtime: 64 threads making plain syscalls (see `raw_files.rs`).
+    RawThreads,
+}
 
-fn contenders() -> Vec<Contender> {
+fn contenders() -> Vec<(&'static str, Contender)> {
     let mut v = ring_contenders();
-    v.push(("uvio libuv", Some(|| uvio::Builder::new().backend(uvio::Backend::Libuv))));
-    v.push(("tokio::fs current-thread", None));
+    v.push(("uvio libuv", Contender::Uvio(|| uvio::Builder::new().backend(uvio::Backend::Libuv))));
+    v.push(("tokio::fs current-thread", Contender::Tokio));
+    v.push(("raw syscalls, 64 threads (ceiling)", Contender::RawThreads));
     v
 }
 
-/// The io_uring engine, plain and with SQPOLL.
+/// The io_uring engine, plain and with SQPOLL, and the raw ring.
 #[cfg(target_os = "linux")]
-fn ring_contenders() -> Vec<Contender> {
+fn ring_contenders() -> Vec<(&'static str, Contender)> {
     use uvio::linux::BuilderExt;
     vec![
-        ("uvio io_uring", Some(|| uvio::Builder::new().backend(uvio::Backend::IoUring))),
+        ("uvio io_uring", Contender::Uvio(|| uvio::Builder::new().backend(uvio::Backend::IoUring))),
         (
             "uvio io_uring + SQPOLL",
-            Some(|| {
+            Contender::Uvio(|| {
                 uvio::Builder::new()
                     .backend(uvio::Backend::IoUring)
                     .io_uring_sqpoll(Some(std::time::Duration::from_millis(100)))
             }),
         ),
+        ("raw io_uring, 1 thread (ceiling)", Contender::RawRing),
     ]
 }
 
 #[cfg(not(target_os = "linux"))]
-fn ring_contenders() -> Vec<Contender> {
+fn ring_contenders() -> Vec<(&'static str, Contender)> {
     Vec::new()
+}
+
+/// Operations per second of `work` by `who` (NaN: not available here), and the engine that ran.
+fn rate_of(who: Contender, path: &Path, n: u64, work: Workload) -> (f64, String) {
+    match who {
+        Contender::Uvio(builder) => {
+            uvio_run(builder(), path, n, work).map_or((f64::NAN, "n/a".into()), |(rate, e)| (rate, e.to_string()))
+        }
+        Contender::Tokio => (tokio_run(path, n, work), "tokio".into()),
+        #[cfg(target_os = "linux")]
+        Contender::RawRing => (timed(path, work, n, || super::raw_files::ring(path, n, work)), "none".into()),
+        Contender::RawThreads => (timed(path, work, n, || super::raw_files::threads(path, n, work)), "none".into()),
+    }
 }
 
 pub(crate) fn run(n: u64) {
     println!("files: {n} operations per workload, {IN_FLIGHT} in flight (64 tasks; readers have one open file each)");
+    let repeats = repeats();
+    if repeats > 1 {
+        println!("each workload {repeats} times, contenders taking turns; figures are medians");
+    }
     let path = bench_file();
-    let mut rows: Vec<Row> = Vec::new();
-    for (name, builder) in contenders() {
-        let mut row = Row { name, engine: "tokio".into(), rates: Vec::new() };
-        for work in WORKLOADS {
-            let rate = match builder {
-                Some(builder) => match uvio_run(builder(), &path, n, work) {
-                    Some((rate, engine)) => {
-                        row.engine = engine.to_string();
-                        rate
-                    }
-                    None => f64::NAN,
-                },
-                None => tokio_run(&path, n, work),
-            };
-            row.rates.push(rate);
+    // Per row, per workload, one rate per repetition.
+    let mut samples: Vec<(&str, String, Vec<Vec<f64>>)> = Vec::new();
+    let mut fallback_samples: Vec<Vec<f64>> = vec![Vec::new(); WORKLOADS.len()];
+    let mut fallback_engine = None;
+    for _ in 0..repeats {
+        for (k, (name, who)) in contenders().into_iter().enumerate() {
+            if samples.len() <= k {
+                samples.push((name, String::new(), vec![Vec::new(); WORKLOADS.len()]));
+            }
+            for (i, work) in WORKLOADS.into_iter().enumerate() {
+                let (rate, engine) = rate_of(who, &path, n, work);
+                samples[k].1 = engine;
+                samples[k].2[i].push(rate);
+            }
         }
-        if row.rates.iter().all(|r| r.is_nan()) {
+        match fallback(&path, n) {
+            Some((engine, rates)) => {
+                fallback_engine = Some(engine);
+                for (i, rate) in rates.into_iter().enumerate() {
+                    fallback_samples[i].push(rate);
+                }
+            }
+            None => println!("  (the fallback child failed: see its stderr above)"),
+        }
+    }
+    let medians = |per_work: Vec<Vec<f64>>| per_work.into_iter().map(median).collect::<Vec<_>>();
+    let mut rows: Vec<Row> = Vec::new();
+    for (name, engine, per_work) in samples {
+        let rates = medians(per_work);
+        if rates.iter().all(|r| r.is_nan()) {
             println!("  ({name}: the engine is not available here)");
             continue;
         }
-        rows.push(row);
+        rows.push(Row { name, engine, rates });
     }
-    match fallback(&path, n) {
-        Some((engine, rates)) => {
-            rows.insert(rows.len() - 1, Row { name: "uvio auto, io_uring unavailable", engine, rates })
-        }
-        None => println!("  (the fallback child failed: see its stderr above)"),
+    if let Some(engine) = fallback_engine {
+        let at = rows.iter().position(|r| r.name == "uvio libuv").map_or(rows.len(), |i| i + 1);
+        rows.insert(at, Row { name: "uvio auto, io_uring unavailable", engine, rates: medians(fallback_samples) });
     }
     let base = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.rates.clone());
     let (tokio, libuv) = (base("tokio::fs current-thread").unwrap(), base("uvio libuv").unwrap());
     for (i, work) in WORKLOADS.iter().enumerate() {
         println!("  {}", work.title());
-        println!("    {:<32} {:<9} {:>10} {:>9} {:>9}", "contender", "engine", "ops/s", "x tokio", "x libuv");
+        println!("    {:<34} {:<9} {:>10} {:>9} {:>9}", "contender", "engine", "ops/s", "x tokio", "x libuv");
         for row in &rows {
             let r = row.rates[i];
             println!(
-                "    {:<32} {:<9} {r:>10.0} {:>9} {:>9}",
+                "    {:<34} {:<9} {r:>10.0} {:>9} {:>9}",
                 row.name,
                 row.engine,
                 ratio(r, tokio[i]),
