@@ -28,6 +28,22 @@ fn kind<T: std::fmt::Debug>(res: std::io::Result<T>) -> ErrorKind {
     res.expect_err("expected an error").kind()
 }
 
+/// Drops `path`'s pages from the page cache (after writing back any dirty ones), so the next reads wait for the
+/// disk: on Linux the cached attempt says `EAGAIN` and the read becomes a request (elsewhere every read is one).
+/// Tests of a read *in flight* need this.
+#[cfg(target_os = "linux")]
+fn evict(path: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: an open descriptor; the call only advises the kernel about its pages.
+    let ret = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(ret, 0, "posix_fadvise(DONTNEED)");
+}
+
+#[cfg(not(target_os = "linux"))]
+fn evict(_path: &std::path::Path) {}
+
 // ---- Whole-file helpers ----
 
 #[test]
@@ -364,6 +380,7 @@ fn set_len_discards_bytes_read_ahead() {
     let tmp = TempDir::new("afs-lenahead");
     let path = tmp.path().join("f");
     std::fs::write(&path, b"abcdefgh").unwrap();
+    evict(&path);
     run(async {
         let mut f = File::options().read(true).write(true).open(&path).await.unwrap();
         let mut buf = [0u8; 8];
@@ -406,6 +423,7 @@ fn dropped_read_future_then_read_again_gives_correct_data() {
     let path = tmp.path().join("f");
     let data = pattern(300_000);
     std::fs::write(&path, &data).unwrap();
+    evict(&path);
     run(async {
         let mut f = File::open(&path).await.unwrap();
         let mut buf = vec![0u8; 1000];
@@ -419,6 +437,7 @@ fn dropped_read_future_then_read_again_gives_correct_data() {
         assert_eq!(got, &data[..1500]);
         assert_eq!(f.stream_position().await.unwrap(), 1500);
         // Drop one again, then seek away: the seek waits for it and discards its bytes.
+        evict(&path);
         {
             let mut fut = f.read(&mut buf);
             assert!(futures::poll!(&mut fut).is_pending());
@@ -427,6 +446,7 @@ fn dropped_read_future_then_read_again_gives_correct_data() {
         f.read_exact(&mut got).await.unwrap();
         assert_eq!(got, &data[200_000..201_500]);
         // A dropped read, then reading to the end: nothing is skipped or repeated.
+        evict(&path);
         {
             let mut fut = f.read(&mut buf);
             assert!(futures::poll!(&mut fut).is_pending());
@@ -1010,7 +1030,9 @@ fn dropped_read_at_and_write_at_futures_leave_the_file_usable() {
     run(async {
         let file = OpenOptions::new().read(true).write(true).open(&path).await.unwrap();
         for i in 0..50u64 {
-            // Polled once (the request starts), then dropped: the buffer stays with the request.
+            // Polled once (the request starts: the page is not cached), then dropped: the buffer stays with the
+            // request.
+            evict(&path);
             let mut read = std::pin::pin!(file.read_at(Vec::with_capacity(4096), i * 512));
             let _ = futures::poll!(read.as_mut());
             let mut write = std::pin::pin!(file.write_at(vec![9u8; 16], 60_000 + i));
@@ -1030,5 +1052,89 @@ fn dropped_read_at_and_write_at_futures_leave_the_file_usable() {
         }
         let (res, buf) = file.read_at(Vec::with_capacity(4), 0).await;
         assert_eq!((res.unwrap(), buf), (4, pattern(4)));
+    });
+}
+
+// ---- Reads served from the page cache (Linux: `preadv2(RWF_NOWAIT)` before any request) ----
+
+#[test]
+fn reading_a_cached_file_in_small_bites_lets_other_tasks_run() {
+    // Every read below finds its bytes in the page cache (the file was just written), so on Linux no read ever
+    // waits: only the cooperative budget makes the reader yield.
+    let dir = TempDir::new("fs-cached-coop");
+    let path = dir.path().join("f");
+    let data = pattern(1 << 20);
+    std::fs::write(&path, &data).unwrap();
+    run(async {
+        let polls = Rc::new(std::cell::Cell::new(0u32));
+        let counter = polls.clone();
+        let other = spawn_local(async move {
+            loop {
+                counter.set(counter.get() + 1);
+                uvio::task::yield_now().await;
+            }
+        });
+        let mut file = File::open(&path).await.unwrap();
+        let mut got = Vec::with_capacity(data.len());
+        let mut bite = [0u8; 64];
+        loop {
+            let n = file.read(&mut bite).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&bite[..n]);
+        }
+        assert!(got == data, "the bytes read differ from the file's");
+        let (mut at, mut buf) = (0u64, Vec::with_capacity(64));
+        while at < data.len() as u64 {
+            buf.clear();
+            let (res, back) = file.read_at(buf, at).await;
+            let n = res.unwrap();
+            assert!(n > 0 && back[..] == data[at as usize..at as usize + n], "read_at at {at}");
+            at += n as u64;
+            buf = back;
+        }
+        let other_ran = polls.get();
+        other.abort();
+        // 2 x 16 384 reads with a budget of 128 per poll: the reader yields at least 256 times.
+        assert!(other_ran >= 100, "another task ran only {other_ran} times during 32 768 cached reads");
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn reads_of_evicted_and_cached_pages_return_the_same_bytes() {
+    // Cold reads take the request path (whatever the page cache kept is read in place), warm ones the cached
+    // path, and a read over a half-cached range may stop where the cache does: every way, the bytes are the
+    // file's.
+    let dir = TempDir::new("fs-cached-evicted");
+    let path = dir.path().join("f");
+    let data = pattern(3 << 20);
+    std::fs::write(&path, &data).unwrap();
+    run(async {
+        for round in 0..3 {
+            evict(&path);
+            if round == 2 {
+                // Warm only the first half of every 128 KiB stretch, so some reads start cached and run cold.
+                let f = std::fs::File::open(&path).unwrap();
+                let mut half = vec![0u8; 64 << 10];
+                for at in (0..data.len() as u64).step_by(128 << 10) {
+                    std::os::unix::fs::FileExt::read_exact_at(&f, &mut half, at).unwrap();
+                }
+            }
+            let mut file = File::open(&path).await.unwrap();
+            file.seek(SeekFrom::Start(1000)).await.unwrap();
+            let mut got = Vec::new();
+            file.read_to_end(&mut got).await.unwrap();
+            assert!(got[..] == data[1000..], "round {round}: the cursor read other bytes");
+            evict(&path);
+            let mut at = 0usize;
+            while at < data.len() {
+                let (res, buf) = file.read_at(Vec::with_capacity(100_000), at as u64).await;
+                let n = res.unwrap();
+                assert!(n > 0 && buf[..] == data[at..at + n], "round {round}: read_at at {at}");
+                at += n;
+            }
+        }
     });
 }

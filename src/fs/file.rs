@@ -20,10 +20,12 @@ use std::task::{ready, Context, Poll, Wake, Waker};
 
 use futures::io::{AsyncRead, AsyncSeek, AsyncWrite};
 
+use super::cached::{self, Attempts};
 use super::{send, start, wait, Metadata, OpenOptions, Permissions};
 #[cfg(target_os = "linux")]
 use crate::engine::io_uring::Op;
 use crate::engine::Driver;
+use crate::runtime::coop;
 use crate::runtime::reply::{reply, Replier, Reply};
 use crate::uv::{self, Loop};
 
@@ -104,6 +106,8 @@ struct Inner {
     write_err: Option<io::Error>,
     /// The outcome of the last `uv_fs_fstat` seek: its offset from the end, and the new position.
     seek_done: Option<(i64, io::Result<u64>)>,
+    /// Whether reads try the page cache on the loop thread first (see `cached`).
+    cached: Attempts,
     waiters: Arc<Waiters>,
     /// Wakes every waiter; the waker the request's `Reply` holds.
     fan_out: Waker,
@@ -135,6 +139,7 @@ impl File {
                 read_end: None,
                 write_err: None,
                 seek_done: None,
+                cached: Attempts::new(),
                 fan_out: Waker::from(waiters.clone()),
                 waiters,
                 #[cfg(target_os = "linux")]
@@ -269,8 +274,11 @@ impl File {
     /// uvio::fs::remove_file(&path).await
     /// # }).unwrap();
     /// ```
-    pub async fn read_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn read_at(&self, mut buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
         poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
+        if let Some(n) = poll_fn(|cx| self.inner.borrow().poll_cached_at(cx, &mut buf, pos)).await {
+            return (Ok(n), buf);
+        }
         let (tx, rx) = reply();
         let done = move |res: io::Result<usize>, buf: Vec<u8>| tx.send((res, buf));
         let (file, driver) = {
@@ -386,6 +394,17 @@ impl Inner {
             None => self.write_err = Some(io::Error::other("a file request ended without a result")),
         }
         Poll::Ready(())
+    }
+
+    /// A `read_at` from the page cache (see `cached`): `Some(n)` if it was there, `None` if the read must be a
+    /// request. Only for reads a request would not split: at most what one cached attempt copies.
+    fn poll_cached_at(&self, cx: &mut Context<'_>, buf: &mut Vec<u8>, pos: u64) -> Poll<Option<usize>> {
+        let spare = buf.capacity() - buf.len();
+        if !self.cached.enabled() || spare == 0 || spare > cached::MOST {
+            return Poll::Ready(None);
+        }
+        ready!(coop::poll_proceed(cx));
+        Poll::Ready(self.cached.read_spare(&self.file, buf, pos))
     }
 
     /// Moves the cursor, keeping the bytes read ahead that are still ahead of it.
@@ -505,6 +524,13 @@ impl Inner {
             }
             if let Some(end) = self.read_end.take() {
                 return Poll::Ready(end.map(|()| 0));
+            }
+            if let (Some(pos), true) = (self.pos, self.cached.enabled()) {
+                ready!(coop::poll_proceed(cx));
+                if let Some(n) = self.cached.read_into(&self.file, dst, pos) {
+                    self.pos = Some(pos + n as u64);
+                    return Poll::Ready(Ok(n));
+                }
             }
             let started = match self.pos {
                 Some(pos) => self.start_read(pos, dst.len()),

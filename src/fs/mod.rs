@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use crate::runtime::reply::{reply, Replier, Reply};
 use crate::uv::{self, Loop};
 
+mod cached;
 mod dir;
 mod file;
 mod metadata;
