@@ -6,7 +6,7 @@
 //!
 //! | engine | where | sockets | files |
 //! |---|---|---|---|
-//! | [`Backend::Libuv`] | every OS | libuv streams (`uv_read_start`, `uv_write`) | libuv fs requests on its thread pool |
+//! | [`Backend::Libuv`] | every OS | libuv streams (`uv_read_start`, `uv_write`) | libuv fs requests on its thread pool (on Linux, reads of cached data first try `preadv2(RWF_NOWAIT)` on the loop thread, on every engine) |
 //! | `Backend::Epoll` (Linux) | Linux | non-blocking syscalls straight into the caller's buffer; readiness from a `uv_poll_t` on the loop, only after `EAGAIN` | as libuv |
 //! | `Backend::IoUring` (Linux) | Linux ≥ 5.6 | TCP and Unix streams on the ring (Linux ≥ 5.19: recv from a provided-buffer ring, send, multishot accept, connect, shutdown); UDP, and streams on older kernels, as epoll | one ring per runtime, its fd watched by the loop; submissions batched once per loop iteration |
 //!

@@ -251,7 +251,9 @@ impl File {
 
     /// Reads at `pos` into the spare capacity of `buf` (at most `buf.capacity() - buf.len()` bytes, and at most
     /// 1 GiB) and gives the buffer back, its length grown by the bytes read; 0 bytes means the end of the file
-    /// (or a buffer without spare capacity).
+    /// (or a buffer without spare capacity). As with `pread`, fewer bytes than asked may come back: at the end of
+    /// the file, or on Linux when only the first ones were in the page cache (a spare capacity of at most 64 KiB
+    /// is first read from there, on the loop thread, without waiting; see [`crate::fs`]).
     /// The cursor does not move, the kernel reads straight into `buf` (the file's own buffer is not used), and
     /// any number of `read_at`s may be in flight on one `File` at once, from as many tasks. A read accepted
     /// earlier through `AsyncWrite` is finished first. (`uv_fs_read` at an offset; `IORING_OP_READ` on the
