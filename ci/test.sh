@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what a fresh Debian machine lacks, then runs the format
 # check, clippy, Windows and macOS type-checks (each when its rustup target is installed), the whole test suite
-# (doctests included) on every engine, the examples' smoke runs and valgrind.
+# (doctests included) on every engine, the examples' smoke runs, a short soak run and valgrind.
 #
 #   ci/test.sh              everything
 #   UVIO_SKIP_VALGRIND=1    skips the valgrind step (quick local runs)
@@ -67,6 +67,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 step "examples: smoke runs"
 ci/smoke.sh
+
+step "soak, short run (ci/soak.sh runs it in full)"
+ci/soak.sh --quick
 
 if [ "${UVIO_SKIP_VALGRIND:-0}" != 1 ]; then
     step "valgrind memcheck"
