@@ -154,11 +154,17 @@ impl TcpListener {
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         std::task::ready!(crate::runtime::coop::poll_proceed(cx));
         match &self.inner {
-            ListenerIo::Libuv(l) => {
+            ListenerIo::Libuv(l) => loop {
                 let conn = std::task::ready!(l.poll_accept(cx))?;
-                let peer = conn.peer_addr()?;
-                Poll::Ready(Ok((TcpStream::from_uv(conn), peer)))
-            }
+                match conn.peer_addr() {
+                    Ok(peer) => return Poll::Ready(Ok((TcpStream::from_uv(conn), peer))),
+                    // Reset by its peer before it was accepted: the kernel no longer knows the peer's address.
+                    // The other engines read the address from accept(2) itself and hand such a connection out
+                    // (its first read fails); `uv_accept` gives none, so this one is dropped and the next awaited.
+                    Err(Error::ENOTCONN) => continue,
+                    Err(e) => return Poll::Ready(Err(e.into())),
+                }
+            },
             #[cfg(target_os = "linux")]
             ListenerIo::Epoll(l) => {
                 let (conn, peer) = std::task::ready!(l.poll_accept(cx))?;

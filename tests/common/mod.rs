@@ -5,6 +5,7 @@ use uvio::uv::{Loop, RunMode};
 
 #[cfg(target_os = "linux")]
 pub mod ring;
+pub mod rt;
 
 /// Runs the loop until nothing is left, then closes it, asserting no handle or request leaked.
 pub fn close_clean(lp: Loop) {
