@@ -237,9 +237,11 @@ unsafe fn read_entries(req: &mut sys::uv_fs_t, keep: &mut ReaddirKeep, _: &Rc<Lo
 
 // ---- Buffers ----
 
-/// The largest region one `uv_buf_t` carries (its length is 32 bits on Windows). Larger buffers are used in part,
-/// which a read or write reports as a short count.
-const MAX_BUF: usize = c_uint::MAX as usize;
+/// The largest region one `uv_buf_t` carries: the most Linux transfers in one call (`MAX_RW_COUNT`, 2 GiB less a
+/// page), which also fits Windows' 32-bit lengths. Larger buffers are used in part, which a read or write reports
+/// as a short count. (libuv hands Linux file requests to its own io_uring, where a longer one is `EINVAL`, not a
+/// short count.)
+const MAX_BUF: usize = 0x7fff_f000;
 
 fn uv_buf(ptr: *mut u8, len: usize) -> sys::uv_buf_t {
     sys::uv_buf_t { base: ptr.cast(), len: len.min(MAX_BUF) as _ }
