@@ -546,6 +546,14 @@ fn pattern(i: usize) -> u8 {
     (i % 251) as u8
 }
 
+/// The first `len` bytes of that stream (built by doubling copies: a byte-by-byte loop is slow under valgrind).
+fn patterned(len: usize) -> Vec<u8> {
+    let period: Vec<u8> = (0..251).map(pattern).collect();
+    let mut data = period.repeat(len / period.len() + 1);
+    data.truncate(len);
+    data
+}
+
 #[test]
 fn one_huge_write_to_a_peer_that_never_reads_takes_a_bounded_prefix() {
     run(async {
@@ -553,7 +561,7 @@ fn one_huge_write_to_a_peer_that_never_reads_takes_a_bounded_prefix() {
         let addr = listener.local_addr().unwrap();
         let mut c = TcpStream::connect(addr).await.unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
-        let data: Vec<u8> = (0..64 << 20).map(pattern).collect();
+        let data = patterned(64 << 20);
         let n = timeout(Duration::from_secs(10), c.write(&data)).await.expect("write returns").unwrap();
         assert!(n > 0 && n <= WRITE_BOUND, "one write took {n} bytes of 64 MiB; the bound is {WRITE_BOUND}");
         // The bytes accepted are delivered, exactly, even though the stream is dropped right away.
@@ -573,7 +581,7 @@ fn a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte() {
     const TOTAL: usize = 64 << 20;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let data: Vec<u8> = (0..TOTAL).map(pattern).collect();
+    let data = patterned(TOTAL);
     let before = rss();
     // The slow reader, on its own thread: small reads with pauses, checking every byte and the process's
     // memory as it goes.
