@@ -3,6 +3,9 @@
 //! Deadlines are kept in one heap per runtime under a single libuv timer (see `runtime/timers.rs`), so a
 //! pending sleep costs a few dozen bytes and no libuv handle. Resolution is libuv's: whole milliseconds,
 //! rounded up, so a sleep never ends early. [`Instant`] is std's.
+//!
+//! A deadline too far to represent (`sleep(Duration::MAX)`, an interval of `Duration::MAX`) is clamped to
+//! about 30 years from its start, as tokio does: it never fires in practice, and nothing panics.
 
 use std::fmt;
 use std::future::Future;
@@ -23,7 +26,27 @@ use crate::runtime::{current, Executor, TimerKey};
 /// });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(after(Instant::now(), duration))
+}
+
+/// About 30 years: how far a deadline that `Instant` cannot represent is put (tokio's choice too).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `start + duration`, clamped to `start + FAR_FUTURE` when the sum overflows `Instant` (and to `start` itself in
+/// the absurd case that even that overflows): deadline arithmetic never panics.
+fn after(start: Instant, duration: Duration) -> Instant {
+    start.checked_add(duration).or_else(|| start.checked_add(FAR_FUTURE)).unwrap_or(start)
+}
+
+/// `period * n` for a tick count `n`, saturating at `Duration::MAX` (clamped further by [`after`]).
+fn periods(period: Duration, n: u128) -> Duration {
+    const NANOS_PER_SEC: u128 = 1_000_000_000;
+    let Some(nanos) = period.as_nanos().checked_mul(n) else { return Duration::MAX };
+    match u64::try_from(nanos / NANOS_PER_SEC) {
+        // The remainder is below 10^9, so it fits a u32.
+        Ok(secs) => Duration::new(secs, (nanos % NANOS_PER_SEC) as u32),
+        Err(_) => Duration::MAX,
+    }
 }
 
 /// Waits until `deadline`. Must be polled inside a uvio runtime.
@@ -215,18 +238,25 @@ impl Interval {
             return Poll::Pending;
         }
         let tick = self.next;
-        let now = Instant::now();
-        self.next = match self.missed {
-            MissedTickBehavior::Burst => tick + self.period,
-            MissedTickBehavior::Delay if now > tick + self.period => now + self.period,
-            MissedTickBehavior::Delay => tick + self.period,
-            MissedTickBehavior::Skip => {
-                let behind = now.saturating_duration_since(tick).as_nanos() / self.period.as_nanos();
-                tick + self.period * (behind as u32 + 1)
-            }
-        };
+        self.next = self.next_after(tick, Instant::now());
         self.sleep.reset(self.next);
         Poll::Ready(tick)
+    }
+
+    /// The tick after `tick`, which fired at `now` (late if the task was busy).
+    fn next_after(&self, tick: Instant, now: Instant) -> Instant {
+        let on_time = after(tick, self.period);
+        match self.missed {
+            MissedTickBehavior::Burst => on_time,
+            MissedTickBehavior::Delay if now > on_time => after(now, self.period),
+            MissedTickBehavior::Delay => on_time,
+            MissedTickBehavior::Skip => {
+                // The first multiple of the period after `now`. Computed in u128 nanoseconds: with a tiny period,
+                // a stall is billions of periods behind.
+                let behind = now.saturating_duration_since(tick).as_nanos() / self.period.as_nanos();
+                after(tick, periods(self.period, behind + 1))
+            }
+        }
     }
 
     /// Sets what to do about missed ticks.
@@ -241,7 +271,7 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        self.next = Instant::now() + self.period;
+        self.next = after(Instant::now(), self.period);
         self.sleep.reset(self.next);
     }
 }

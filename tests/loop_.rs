@@ -326,3 +326,103 @@ fn libuv_version_is_1_x() {
     assert!(v.starts_with("1."), "{v}");
     assert!(v.split('.').count() >= 3, "{v}");
 }
+
+/// Runs the test named `name` in a child process (this test binary, filtered to that test) and asserts that
+/// it passed there: a test whose failure mode is an abort must not take the whole test binary down with it.
+/// Returns `true` in the child, where the caller runs the test body.
+fn in_child(name: &str) -> bool {
+    const CHILD: &str = "UVIO_TEST_IN_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} failed in its child process ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// A panic payload whose destructor panics too.
+struct PanicsOnDrop(&'static str);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("the payload {} panics on drop", self.0);
+        }
+    }
+}
+
+/// Drops a payload from a caught panic, catching the panic of its destructor.
+fn drop_caught(payload: Box<dyn std::any::Any + Send>) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+}
+
+#[test]
+fn two_callbacks_panicking_in_one_iteration_with_panicking_payloads_do_not_abort() {
+    if !in_child("two_callbacks_panicking_in_one_iteration_with_panicking_payloads_do_not_abort") {
+        return;
+    }
+    let lp = Loop::new().unwrap();
+    let first = Timer::new(&lp).unwrap();
+    let second = Timer::new(&lp).unwrap();
+    // Both due at the same loop time: both run in the same iteration, before `run` can return.
+    first.start(MS, None, |_| std::panic::panic_any(PanicsOnDrop("first"))).unwrap();
+    second.start(MS, None, |_| std::panic::panic_any(PanicsOnDrop("second"))).unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run(RunMode::Default))).unwrap_err();
+    assert_eq!(caught.downcast_ref::<PanicsOnDrop>().map(|p| p.0), Some("first"), "the first panic is resumed");
+    drop_caught(caught);
+    assert!(!first.is_active() && !second.is_active(), "both callbacks ran in that iteration");
+    // The loop stays usable, and no panic is left over for the next run.
+    let n = counter();
+    let n2 = n.clone();
+    first.start(MS, None, move |_| n2.set(n2.get() + 1)).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(n.get(), 1);
+    drop((first, second));
+    close_clean(lp);
+}
+
+#[test]
+fn a_task_panicking_with_a_panicking_payload_neither_aborts_nor_escapes() {
+    if !in_child("a_task_panicking_with_a_panicking_payload_neither_aborts_nor_escapes") {
+        return;
+    }
+    let rt = uvio::Runtime::new().unwrap();
+    // Awaited: the payload comes back in the JoinError, to the awaiting code.
+    let err = rt.block_on(async { uvio::spawn_local(async { std::panic::panic_any(PanicsOnDrop("awaited")) }).await });
+    let payload = err.unwrap_err().into_panic();
+    assert_eq!(payload.downcast_ref::<PanicsOnDrop>().map(|p| p.0), Some("awaited"));
+    drop_caught(payload);
+    // Detached (before or after they finish, two finishing in the same batch): nobody claims the payloads, so
+    // the runtime drops them, and the panics of their destructors are contained like the tasks' own.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            for name in ["detached 1", "detached 2"] {
+                drop(uvio::spawn_local(async move { std::panic::panic_any(PanicsOnDrop(name)) }));
+            }
+            let late = uvio::spawn_local(async { std::panic::panic_any(PanicsOnDrop("dropped late")) });
+            while !late.is_finished() {
+                uvio::task::yield_now().await;
+            }
+            drop(late);
+            uvio::time::sleep(MS).await;
+        })
+    }));
+    if let Err(payload) = outcome {
+        let what = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+        drop_caught(payload);
+        panic!("a detached task's panic escaped from block_on: {what}");
+    }
+    // The runtime stays usable.
+    rt.block_on(uvio::time::sleep(MS));
+    rt.close().expect("runtime closes cleanly");
+}

@@ -511,3 +511,108 @@ fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
         assert_eq!(echoed[4_000], b'!');
     });
 }
+
+/// The most one `write` call takes on any engine (documented on `TcpStream`).
+const WRITE_BOUND: usize = 256 * 1024;
+
+/// Runs the test named `name` alone in a child process (this test binary, filtered to that test), so what it
+/// measures about the process (its memory) is not blurred by other tests running beside it. Returns `true` in
+/// the child, where the caller runs the test body; in the parent, asserts that the child passed.
+fn alone_in_child(name: &str) -> bool {
+    const CHILD: &str = "UVIO_TEST_ALONE";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{name} failed in its child process: {status}");
+    false
+}
+
+/// This process's resident memory, in bytes (Linux).
+fn rss() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The byte at offset `i` of the test streams below: not periodic at any power of two, so a lost, repeated or
+/// reordered chunk shows.
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// The first `len` bytes of that stream (built by doubling copies: a byte-by-byte loop is slow under valgrind).
+fn patterned(len: usize) -> Vec<u8> {
+    let period: Vec<u8> = (0..251).map(pattern).collect();
+    let mut data = period.repeat(len / period.len() + 1);
+    data.truncate(len);
+    data
+}
+
+#[test]
+fn one_huge_write_to_a_peer_that_never_reads_takes_a_bounded_prefix() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let data = patterned(64 << 20);
+        let n = timeout(Duration::from_secs(10), c.write(&data)).await.expect("write returns").unwrap();
+        assert!(n > 0 && n <= WRITE_BOUND, "one write took {n} bytes of 64 MiB; the bound is {WRITE_BOUND}");
+        // The bytes accepted are delivered, exactly, even though the stream is dropped right away.
+        drop(c);
+        let got = timeout(Duration::from_secs(10), read_all(&mut server)).await.expect("peer reads to EOF");
+        assert_eq!(got.len(), n, "the peer got another count than write returned");
+        assert!(got == data[..n], "the peer got other bytes than those written");
+    });
+}
+
+#[test]
+fn a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte() {
+    use std::io::Read;
+    if !alone_in_child("a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte") {
+        return;
+    }
+    const TOTAL: usize = 64 << 20;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let data = patterned(TOTAL);
+    let before = rss();
+    // The slow reader, on its own thread: small reads with pauses, checking every byte and the process's
+    // memory as it goes.
+    let reader = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut got, mut peak) = (0usize, 0usize);
+        loop {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                return (got, peak);
+            }
+            for (k, &b) in buf[..n].iter().enumerate() {
+                assert_eq!(b, pattern(got + k), "wrong byte at offset {}", got + k);
+            }
+            got += n;
+            peak = peak.max(rss().unwrap_or(0));
+            if got % (1 << 20) < n {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    run(async {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        timeout(Duration::from_secs(60), c.write_all(&data)).await.expect("write_all finishes").unwrap();
+        c.close().await.unwrap();
+    });
+    let (got, peak) = reader.join().unwrap();
+    assert_eq!(got, TOTAL, "the reader got another count than was written");
+    if let Some(before) = before {
+        let grown = peak.saturating_sub(before);
+        assert!(grown < 16 << 20, "memory grew by {} MiB while writing 64 MiB", grown >> 20);
+    }
+}

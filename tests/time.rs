@@ -1,7 +1,7 @@
 //! Time tests: sleep, sleep_until, timeout firing and not firing, interval with missed-tick policies.
 use std::time::{Duration, Instant};
 
-use uvio::time::{interval, sleep, sleep_until, timeout, MissedTickBehavior};
+use uvio::time::{interval, interval_at, sleep, sleep_until, timeout, MissedTickBehavior};
 use uvio::{spawn_local, Runtime};
 
 #[test]
@@ -182,5 +182,98 @@ fn cancelled_far_sleeps_are_compacted_and_live_ones_still_fire_in_order() {
     sorted.sort_unstable();
     assert_eq!(got.len(), 10);
     assert_eq!(got, sorted, "sleeps ended out of deadline order");
+    rt.close().expect("runtime closes cleanly");
+}
+
+/// How long a test waits to see that a far deadline does not fire.
+const SHORT: Duration = Duration::from_millis(20);
+
+#[test]
+fn duration_max_deadlines_never_fire_never_panic_and_leave_the_runtime_usable() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        assert!(timeout(SHORT, sleep(Duration::MAX)).await.is_err(), "sleep(MAX) ended");
+        assert_eq!(timeout(Duration::MAX, async { 7 }).await, Ok(7));
+        assert!(timeout(Duration::MAX, sleep(Duration::from_millis(2))).await.is_ok());
+        assert!(timeout(SHORT, timeout(Duration::MAX, std::future::pending::<()>())).await.is_err());
+        // A far instant (past what `Duration::MAX` from now would be, if it could be represented, is not
+        // reachable; a thousand years is).
+        let far = Instant::now().checked_add(Duration::from_secs(1000 * 365 * 86_400)).unwrap();
+        assert!(timeout(SHORT, sleep_until(far)).await.is_err(), "sleep_until(far) ended");
+        // Reset to a far deadline, while registered.
+        let mut s = Box::pin(sleep(Duration::from_secs(3600)));
+        assert!(futures::poll!(s.as_mut()).is_pending());
+        s.as_mut().reset(far);
+        assert!(timeout(SHORT, s).await.is_err(), "a sleep reset to a far deadline ended");
+        for policy in [MissedTickBehavior::Burst, MissedTickBehavior::Delay, MissedTickBehavior::Skip] {
+            let mut iv = interval(Duration::MAX);
+            iv.set_missed_tick_behavior(policy);
+            iv.tick().await; // the first tick is at once
+            assert!(timeout(SHORT, iv.tick()).await.is_err(), "{policy:?}: a second tick of interval(MAX)");
+            iv.reset();
+            assert!(timeout(SHORT, iv.tick()).await.is_err(), "{policy:?}: a tick after reset");
+        }
+        let start = Instant::now();
+        sleep(Duration::from_millis(2)).await;
+        assert!(start.elapsed() >= Duration::from_millis(2));
+    });
+    rt.close().expect("runtime closes cleanly");
+}
+
+#[test]
+fn zero_durations_fire_at_once() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let start = Instant::now();
+        sleep(Duration::ZERO).await;
+        assert!(timeout(Duration::ZERO, std::future::pending::<()>()).await.is_err());
+        assert_eq!(timeout(Duration::ZERO, async { 1 }).await, Ok(1));
+        let mut s = Box::pin(sleep(Duration::from_secs(3600)));
+        assert!(futures::poll!(s.as_mut()).is_pending());
+        s.as_mut().reset(Instant::now());
+        s.await;
+        assert!(start.elapsed() < Duration::from_secs(1), "zero-length waits took {:?}", start.elapsed());
+    });
+    rt.close().expect("runtime closes cleanly");
+}
+
+/// Checks the ticks after a late one, with `Skip`: each is on the grid from `start`, and after `before`, a
+/// moment before the previous `tick()` (which computed it) was called: not in the past when computed, so no
+/// burst of ticks fires.
+async fn skip_ticks_stay_ahead(iv: &mut uvio::time::Interval, start: Instant, period: Duration, mut before: Instant) {
+    for _ in 0..5 {
+        let now = Instant::now();
+        let t = iv.tick().await;
+        assert!(t > before, "period {period:?}: a tick {:?} in the past", before - t);
+        assert_eq!((t - start).as_nanos() % period.as_nanos(), 0, "period {period:?}: tick off the grid");
+        before = now;
+    }
+}
+
+#[test]
+fn skip_with_a_tiny_period_after_a_stall_schedules_the_next_tick_ahead_on_the_grid() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        for period in [Duration::from_nanos(1), Duration::from_nanos(7), Duration::from_micros(1)] {
+            // A stall inside the task: the tick that was due fires late, once, then the grid resumes ahead.
+            let mut iv = interval(period);
+            iv.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            let first = iv.tick().await;
+            std::thread::sleep(Duration::from_millis(100));
+            let stalled = Instant::now();
+            let late = iv.tick().await; // scheduled before the stall
+            assert!(late > first && late < stalled, "period {period:?}: the late tick is not the missed one");
+            assert_eq!((late - first).as_nanos() % period.as_nanos(), 0, "period {period:?}: late tick off the grid");
+            skip_ticks_stay_ahead(&mut iv, first, period, stalled).await;
+
+            // Billions of periods behind (a schedule that started 10 s ago): more than fit in a u32.
+            let Some(start) = Instant::now().checked_sub(Duration::from_secs(10)) else { continue };
+            let mut iv = interval_at(start, period);
+            iv.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            let before = Instant::now();
+            assert_eq!(iv.tick().await, start);
+            skip_ticks_stay_ahead(&mut iv, start, period, before).await;
+        }
+    });
     rt.close().expect("runtime closes cleanly");
 }

@@ -124,15 +124,70 @@ fn restart_keeps_callback() {
 }
 
 #[test]
-fn again_without_repeat_is_einval_and_with_repeat_restarts() {
+fn again_is_einval_only_before_a_first_start_and_does_nothing_without_repeat() {
     let lp = Loop::new().unwrap();
     let t = Timer::new(&lp).unwrap();
-    assert_eq!(t.again().unwrap_err(), uvio::Error::EINVAL);
-    t.start(Duration::from_secs(100), Some(Duration::from_millis(2)), |t| t.stop().unwrap()).unwrap();
+    assert_eq!(t.again().unwrap_err(), uvio::Error::EINVAL, "never started");
+    // No repeat, running: `Ok`, and the schedule is untouched.
+    t.start(Duration::from_secs(100), None, |_| {}).unwrap();
+    t.again().unwrap();
+    assert!(t.is_active());
+    assert!(t.due_in() > Duration::from_secs(99), "again moved a timer with no repeat: {:?}", t.due_in());
+    // No repeat, stopped: `Ok`, and it stays stopped.
+    t.stop().unwrap();
+    t.again().unwrap();
+    assert!(!t.is_active(), "again started a timer with no repeat");
+    // With a repeat: restarts from now with it, even from stopped.
+    t.set_repeat(Some(Duration::from_millis(2)));
+    t.again().unwrap();
+    assert!(t.is_active());
+    assert!(t.due_in() <= Duration::from_millis(2));
+    let fired = Rc::new(Cell::new(0));
+    let f2 = fired.clone();
+    t.start(Duration::from_secs(100), Some(Duration::from_millis(2)), move |t| {
+        f2.set(f2.get() + 1);
+        t.stop().unwrap();
+    })
+    .unwrap();
     t.again().unwrap();
     assert!(t.due_in() <= Duration::from_millis(2));
     lp.run(RunMode::Default).unwrap();
+    assert_eq!(fired.get(), 1);
     drop(t);
+    close_clean(lp);
+}
+
+#[test]
+fn huge_timeouts_and_repeats_are_clamped_and_never_fire() {
+    let lp = Loop::new().unwrap();
+    let huge = Timer::new(&lp).unwrap();
+    let fired = Rc::new(Cell::new(false));
+    let f2 = fired.clone();
+    huge.start(Duration::MAX, Some(Duration::MAX), move |_| f2.set(true)).unwrap();
+    assert!(huge.due_in() > Duration::from_secs(100 * 365 * 86_400), "due in {:?}", huge.due_in());
+    assert!(huge.repeat().is_some());
+    huge.again().unwrap(); // restarts with the huge repeat
+    assert!(huge.due_in() > Duration::from_secs(100 * 365 * 86_400));
+    huge.set_repeat(Some(Duration::from_secs(u64::MAX)));
+    huge.again().unwrap();
+    // A short timer on the same loop still fires, and the huge one does not.
+    let short = Timer::new(&lp).unwrap();
+    let s2 = fired.clone();
+    let done = Rc::new(Cell::new(false));
+    let d2 = done.clone();
+    short.start(MS, None, move |_| d2.set(!s2.get())).unwrap();
+    while !done.get() {
+        lp.run(RunMode::Once).unwrap();
+    }
+    assert!(!fired.get());
+    // A zero timeout fires in the next iteration.
+    let zero = Timer::new(&lp).unwrap();
+    let z2 = done.clone();
+    done.set(false);
+    zero.start(Duration::ZERO, None, move |_| z2.set(true)).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert!(done.get(), "a zero timeout did not fire in the next iteration");
+    drop((huge, short, zero));
     close_clean(lp);
 }
 

@@ -14,6 +14,11 @@ use crate::engine::io_uring::net as uring;
 use crate::runtime::coop;
 use crate::uv::stream::StreamKind;
 
+/// The most one write takes on any engine. The libuv and io_uring engines copy what the kernel does not take
+/// at once and stop at their high-water marks (this much); the epoll engine's kernel send buffer alone could
+/// take several MiB in one call. One bound for all keeps short counts the same whichever engine runs.
+pub(crate) const WRITE_MAX: usize = 256 * 1024;
+
 /// A connection's I/O: a libuv stream, or (Linux) an epoll-engine socket, or a socket on the io_uring ring.
 pub(crate) enum StreamIo<T: StreamKind> {
     /// libuv's streams (`uv_read_start`, `uv_write`).
@@ -96,8 +101,10 @@ impl<T: StreamKind> StreamIo<T> {
         dispatch!(self, s => s.poll_read_with(cx, max, take))
     }
 
+    /// Takes at most [`WRITE_MAX`] bytes of `data`, whatever the engine.
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         std::task::ready!(coop::poll_proceed(cx));
+        let data = &data[..data.len().min(WRITE_MAX)];
         dispatch!(self, s => s.poll_write(cx, data))
     }
 

@@ -4,11 +4,14 @@
 //! `poll_read` drains. Reading pauses (`uv_read_stop`) when [`READ_HIGH`] bytes wait unread and resumes when
 //! the reader catches up, so a slow reader never makes memory grow without bound.
 //!
-//! Writing: `poll_write` first tries the kernel directly (`uv_try_write`, no copy); what it does not take is
-//! copied into a queued libuv write, up to [`WRITE_HIGH`] bytes in flight, beyond which `poll_write` waits.
-//! A write error is reported by the next `poll_write`/`poll_flush`. Bytes accepted by `poll_write` are never
-//! dropped silently: if the stream is dropped with writes still queued, it *lingers* — the handle stays open
-//! (owned by the runtime) until they reach the kernel, then closes.
+//! Writing: `poll_write` takes at most what fits under [`WRITE_HIGH`] (so at most 256 KiB per call, and a
+//! short count when the caller offers more): it first tries the kernel directly (`uv_try_write`, no copy,
+//! only when nothing is queued, so bytes stay in order); what the kernel does not take is copied into a queued
+//! libuv write. At `WRITE_HIGH` bytes queued, `poll_write` waits. So a stream's user-space copy never exceeds
+//! `WRITE_HIGH`, whatever size the caller writes; `write_all` loops with backpressure. A write error is
+//! reported by the next `poll_write`/`poll_flush`. Bytes accepted by `poll_write` are never dropped silently:
+//! if the stream is dropped with writes still queued, it *lingers* — the handle stays open (owned by the
+//! runtime) until they reach the kernel, then closes.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -21,7 +24,7 @@ use crate::uv::stream::{self as uvs, One, StreamKind};
 
 /// Unread bytes at which reading pauses.
 pub(crate) const READ_HIGH: usize = 256 * 1024;
-/// Bytes in queued writes at which `poll_write` waits.
+/// Bytes in queued writes at which `poll_write` waits; also the most one `poll_write` takes.
 pub(crate) const WRITE_HIGH: usize = 256 * 1024;
 
 #[derive(Default)]
@@ -186,6 +189,13 @@ impl<T: StreamKind> AsyncStream<T> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        if wr.queued >= WRITE_HIGH {
+            set_waker(&mut wr.waker, cx);
+            return Poll::Pending;
+        }
+        // Take only what fits under the high-water mark: the rest stays the caller's, and the short count
+        // tells it so (a huge write must not become a huge copy).
+        let data = &data[..data.len().min(WRITE_HIGH - wr.queued)];
         let mut written = 0;
         if wr.queued == 0 {
             match uvs::try_write(&self.handle, data) {
@@ -194,9 +204,6 @@ impl<T: StreamKind> AsyncStream<T> {
                 Err(Error::EAGAIN) | Err(Error::ENOSYS) => {}
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
-        } else if wr.queued >= WRITE_HIGH {
-            set_waker(&mut wr.waker, cx);
-            return Poll::Pending;
         }
         let rest = &data[written..];
         let len = rest.len();

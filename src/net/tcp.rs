@@ -221,6 +221,10 @@ impl futures::Stream for Incoming<'_> {
 ///
 /// Dropping it closes the connection — after any bytes already accepted by a write have reached the kernel
 /// (the runtime keeps the socket open until then). See [`TcpListener`] for an example.
+///
+/// One write takes at most 256 KiB, on every engine, and returns that short count when offered more
+/// (`write_all` loops); at most that much of what writes accepted waits in user space for the kernel, so memory
+/// stays bounded however much is written to a peer that reads slowly or not at all.
 pub struct TcpStream {
     io: StreamIo<uv::Tcp>,
 }

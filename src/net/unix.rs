@@ -281,6 +281,10 @@ impl futures::Stream for Incoming<'_> {
 ///
 /// Dropping it closes the connection — after any bytes already accepted by a write have reached the kernel.
 /// See [`UnixListener`] for an example.
+///
+/// One write takes at most 256 KiB, on every engine, and returns that short count when offered more
+/// (`write_all` loops); at most that much of what writes accepted waits in user space for the kernel, so memory
+/// stays bounded however much is written to a peer that reads slowly or not at all.
 pub struct UnixStream {
     io: StreamIo<uv::Pipe>,
 }

@@ -110,7 +110,7 @@ impl<T> JoinCell<T> {
             (slot.waker.take(), unclaimed)
         };
         self.finished.store(true, Ordering::Release);
-        drop(unclaimed);
+        drop_unclaimed(unclaimed);
         if let Some(w) = waker {
             w.wake();
         }
@@ -154,7 +154,17 @@ impl<T> JoinCell<T> {
             slot.detached = true;
             (slot.result.take(), slot.waker.take())
         };
-        drop((result, waker));
+        drop(waker);
+        drop_unclaimed(result);
+    }
+}
+
+/// Drops an outcome nobody will claim. Its destructor (a panic payload's, or the output's) may panic: that
+/// panic is caught and discarded, so a detached task's panic never escapes into the runtime or the code that
+/// dropped the handle.
+fn drop_unclaimed<T>(outcome: Option<std::thread::Result<T>>) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(outcome))) {
+        crate::uv::drop_payload(panic);
     }
 }
 

@@ -13,7 +13,8 @@
 //! - A callback receives a *view* of its handle (`ManuallyDrop`, never dropped), borrowed for the call only.
 //!   Views may see a closing handle (the owner was dropped in this very callback); every operation that libuv
 //!   forbids on a closing handle checks for that and returns `EINVAL`.
-//! - Panics are caught at the C boundary ([`guard`]), stop the loop, and resume from `Loop::run`.
+//! - Panics are caught at the C boundary ([`guard`]), stop the loop, and resume from `Loop::run`. Nothing is
+//!   dropped inside the C callback after a catch: later panics' payloads wait for `Loop::run` to drop them.
 
 use std::cell::Cell;
 use std::ffi::c_int;

@@ -74,6 +74,9 @@ pub(crate) struct LoopInner {
     /// A loop someone else created and runs ([`Loop::from_raw`]): uvio never runs, closes or frees it.
     borrowed: bool,
     panic: Cell<Option<Box<dyn Any + Send>>>,
+    /// Payloads of later panics in the same run: not resumed, and not dropped inside the C callback that caught
+    /// them either (their destructors may panic, which would abort there); dropped once `uv_run` returns.
+    extra_panics: Cell<Vec<Box<dyn Any + Send>>>,
     /// Whether `panic` holds a payload (a plain flag keeps `run`'s fast path to one load).
     panicked: Cell<bool>,
     /// The loop's one read buffer, lent to each stream read in turn (see `stream.rs`).
@@ -100,6 +103,7 @@ impl Loop {
             closed: Cell::new(false),
             borrowed: false,
             panic: Cell::new(None),
+            extra_panics: Cell::new(Vec::new()),
             panicked: Cell::new(false),
             read_buf: Default::default(),
         });
@@ -132,6 +136,7 @@ impl Loop {
             closed: Cell::new(false),
             borrowed: true,
             panic: Cell::new(None),
+            extra_panics: Cell::new(Vec::new()),
             panicked: Cell::new(false),
             read_buf: Default::default(),
         });
@@ -145,12 +150,11 @@ impl Loop {
 
     /// Resumes a panic caught in a uvio callback, if one is waiting — for loops run by a host
     /// ([`Loop::from_raw`]); [`run`](Loop::run) does this by itself.
+    /// Only the first panic since the last resume is resumed; any later ones are dropped here.
     pub fn resume_panic(&self) {
         let inner = self.inner();
-        if inner.panicked.replace(false) {
-            if let Some(payload) = inner.panic.take() {
-                std::panic::resume_unwind(payload);
-            }
+        if inner.panicked.get() {
+            inner.resume_stored_panic();
         }
     }
 
@@ -166,8 +170,10 @@ impl Loop {
     /// Runs the loop (`uv_run`). Returns whether active handles or requests remain (`true`: run again later).
     /// `EPERM` on a loop borrowed with [`Loop::from_raw`]: its host runs it.
     ///
-    /// A panic inside a callback stops the loop and is resumed here, on the caller's thread. Calling `run`
-    /// from inside a callback of the same loop is refused with `EBUSY` (libuv is not reentrant).
+    /// A panic inside a callback stops the loop and is resumed here, on the caller's thread, once the callbacks
+    /// already due in that iteration have run. If several panic, the first is resumed and the others' payloads
+    /// are dropped here (a panic of their destructors is caught and discarded). Calling `run` from inside a
+    /// callback of the same loop is refused with `EBUSY` (libuv is not reentrant).
     #[inline]
     pub fn run(&self, mode: RunMode) -> Result<bool> {
         let inner = self.inner();
@@ -186,10 +192,7 @@ impl Loop {
         let alive = unsafe { sys::uv_run(inner.raw(), mode) };
         inner.running.set(false);
         if inner.panicked.get() {
-            inner.panicked.set(false);
-            if let Some(payload) = inner.panic.take() {
-                std::panic::resume_unwind(payload);
-            }
+            inner.resume_stored_panic();
         }
         Ok(alive != 0)
     }
@@ -373,13 +376,40 @@ impl LoopInner {
         self.raw.as_ptr()
     }
 
-    /// Keeps the first panic caught in a callback and stops the loop so that `run` can resume it.
+    /// Keeps the first panic caught in a callback and stops the loop so that `run` can resume it. Runs inside
+    /// C callbacks, so it drops nothing: a later payload is set aside for `run` to drop.
     pub(crate) fn store_panic(&self, payload: Box<dyn Any + Send>) {
-        let previous = self.panic.take();
-        self.panic.set(Some(previous.unwrap_or(payload)));
+        match self.panic.take() {
+            None => self.panic.set(Some(payload)),
+            Some(first) => {
+                self.panic.set(Some(first));
+                let mut extra = self.extra_panics.take();
+                extra.push(payload);
+                self.extra_panics.set(extra);
+            }
+        }
         self.panicked.set(true);
         // SAFETY: the loop is initialised; uv_stop only sets a flag.
         unsafe { sys::uv_stop(self.raw()) }
+    }
+
+    /// Outside any C callback: drops the payloads of the later panics, then resumes the first.
+    fn resume_stored_panic(&self) {
+        self.panicked.set(false);
+        for payload in self.extra_panics.take() {
+            drop_payload(payload);
+        }
+        if let Some(payload) = self.panic.take() {
+            std::panic::resume_unwind(payload);
+        }
+    }
+
+    /// Drops every stored panic without resuming it (nobody is left to resume it).
+    fn discard_panics(&self) {
+        self.panicked.set(false);
+        for payload in self.extra_panics.take().into_iter().chain(self.panic.take()) {
+            drop_payload(payload);
+        }
     }
 
     /// One non-blocking iteration to deliver pending close callbacks, unless the loop is already running.
@@ -392,8 +422,7 @@ impl LoopInner {
         unsafe { sys::uv_run(self.raw(), sys::uv_run_mode_UV_RUN_NOWAIT) };
         self.running.set(false);
         // Nobody is left to resume a panic raised while dropping closures here: discard it.
-        drop(self.panic.take());
-        self.panicked.set(false);
+        self.discard_panics();
     }
 
     /// Called after `uv_close` when the handle's owner dropped it: with no `Loop` left, deliver the close now.
@@ -406,6 +435,8 @@ impl LoopInner {
 
 impl Drop for LoopInner {
     fn drop(&mut self) {
+        // Panics never resumed (a host's loop whose host never called `resume_panic`).
+        self.discard_panics();
         if self.borrowed {
             return; // the host's loop: the host closes and frees it
         }
@@ -420,6 +451,19 @@ impl Drop for LoopInner {
         // SAFETY: allocated by Box in Loop::new; closed, so libuv no longer references it.
         drop(unsafe { Box::from_raw(self.raw.as_ptr()) });
     }
+}
+
+/// Drops a panic payload that will not be resumed, on a Rust stack (never inside a C callback). Its
+/// destructor may panic, with a payload that may do the same: each such panic is caught and its payload
+/// dropped in turn; after a few rounds the rest is leaked rather than chased forever.
+pub(crate) fn drop_payload(mut payload: Box<dyn Any + Send>) {
+    for _ in 0..4 {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(next) => payload = next,
+        }
+    }
+    std::mem::forget(payload);
 }
 
 /// A monotonic clock in nanoseconds from an arbitrary point (`uv_hrtime`).

@@ -7,7 +7,9 @@
 //!   is freed in the close callback, never before. A handle keeps its loop's memory alive.
 //! - A callback gets a borrowed view of its own handle and may stop, restart or drop the handle (drop it through
 //!   whatever owns it, e.g. an `Rc<RefCell<Option<Timer>>>`); the running closure lives until it returns.
-//! - Panics in callbacks are caught at the C boundary, stop the loop, and resume from [`Loop::run`].
+//! - Panics in callbacks are caught at the C boundary, stop the loop, and resume from [`Loop::run`]. When
+//!   several callbacks panic in one run, the first panic is resumed; the others' payloads are dropped by
+//!   `run`, on the caller's stack (a payload whose destructor panics cannot abort the process).
 //! - Nothing here is `Send` except [`AsyncSender`], the thread-safe side of [`Async`].
 //! - Memory lent to libuv (write buffers, request state) lives until libuv's callback, even when the handle
 //!   that asked is dropped first. Read buffers are lent to the read callback for its duration only.
@@ -46,6 +48,7 @@ pub use dns::*;
 pub use fs_event::*;
 pub use fs_poll::*;
 pub use handle::Handle;
+pub(crate) use loop_::drop_payload;
 pub use loop_::{hrtime, Loop, LoopCloseError, Metrics, RunMode};
 pub use pipe::*;
 pub use poll::*;

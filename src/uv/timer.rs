@@ -53,7 +53,9 @@ impl Timer {
     }
 
     /// Starts the timer: `cb` runs after `timeout`, then every `repeat` if given (`uv_timer_start`). Starting a
-    /// started timer replaces its callback and schedule. Milliseconds are libuv's resolution.
+    /// started timer replaces its callback and schedule. Milliseconds are libuv's resolution (rounded down, so a
+    /// repeat under 1 ms is no repeat). Durations beyond `u64::MAX` milliseconds saturate, and libuv clamps a due
+    /// time past the end of its clock to that end: a huge timeout never fires in practice, and nothing panics.
     #[inline]
     pub fn start(&self, timeout: Duration, repeat: Option<Duration>, cb: impl FnMut(&Timer) + 'static) -> Result<()> {
         // A closing timer is refused by uv_timer_start in `restart`; the closure is then dropped with the box.
@@ -77,8 +79,10 @@ impl Timer {
         Error::check(unsafe { sys::uv_timer_stop(self.h.raw()) }).map(drop)
     }
 
-    /// Restarts a repeating timer from now with its repeat interval; `EINVAL` if it has none or never started
-    /// (`uv_timer_again`).
+    /// Restarts a repeating timer from now with its repeat interval, as if started with `timeout` and `repeat`
+    /// both equal to it; started or stopped, it then runs (`uv_timer_again`). A timer with no repeat interval is
+    /// left as it is (running or not) and `Ok` is returned. `EINVAL` if the timer was never started, or is
+    /// closing.
     pub fn again(&self) -> Result<()> {
         self.h.check_open()?;
         // SAFETY: the handle is initialised and open.
