@@ -93,7 +93,9 @@ impl Builder {
     /// alive, exactly like libuv handles do.
     ///
     /// Shutting down: drop the `Runtime` (or [`close`](Runtime::close) it) on the loop's thread, then let the
-    /// host run its loop once more to deliver the close callbacks before it calls `uv_loop_close`.
+    /// host run its loop once more to deliver the close callbacks before it calls `uv_loop_close`. A task of the
+    /// runtime may drop it itself: the other tasks are dropped at once, and that task is dropped as soon as its
+    /// current poll returns (it is not polled again).
     pub fn build_on(self, lp: Loop) -> std::io::Result<Runtime> {
         let requested = Backend::from_env()?.unwrap_or(self.backend);
         let backend = crate::engine::resolve(requested)?;
@@ -161,7 +163,8 @@ impl Runtime {
     }
 
     /// Shuts the runtime down and closes its loop, reporting anything left open: every task is dropped
-    /// (cancelled), the loop runs until the close callbacks are delivered, and `uv_loop_close` must succeed.
+    /// (cancelled; a task spawned meanwhile, by a destructor, is cancelled too, never polled), the loop runs
+    /// until the close callbacks are delivered, and `uv_loop_close` must succeed.
     /// `Err` (with the count of live handles) means something outside the runtime still holds a uvio object
     /// tied to it — a leak to fix. Dropping a `Runtime` does the same without the report.
     pub fn close(mut self) -> std::io::Result<()> {
@@ -200,12 +203,20 @@ impl Runtime {
 
     /// Makes this runtime current on this thread until the guard drops, so that `spawn_local`, `time::sleep`
     /// and the I/O types can be used outside `block_on` (e.g. on a loop a host runs).
+    ///
+    /// Guards nest: drop them in the reverse order of their creation. Dropping a guard that is not the
+    /// innermost one panics (as tokio does): it is a programming error that would otherwise send later spawns
+    /// to another runtime than intended.
     pub fn enter(&self) -> EnterGuard {
         EnterGuard { _inner: context::enter(self.ex()) }
     }
 }
 
-/// Returned by [`Runtime::enter`].
+/// Returned by [`Runtime::enter`]; the runtime stays current until it drops.
+///
+/// # Panics
+/// On drop, if a guard created after it on this thread is still alive (guards must be dropped innermost
+/// first), unless the thread is already panicking.
 pub struct EnterGuard {
     _inner: context::EnterGuard,
 }

@@ -1,0 +1,137 @@
+//! Runtime lifecycle edge cases: what happens to tasks, blocking jobs, guards and I/O objects when a runtime
+//! shuts down (or is misused) in unusual ways. Tests of former hangs run their body on a thread with a timeout.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use uvio::Runtime;
+
+/// Runs `body` on its own thread and fails the test if it does not return within `secs` seconds.
+fn within<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(Ok(out)) => out,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("did not finish within {secs} s (hang)"),
+    }
+}
+
+/// A value whose destructor panics.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("destructor panic (expected by the test)");
+    }
+}
+
+async fn pending_holding<T>(value: T) {
+    let _held = value;
+    std::future::pending::<()>().await
+}
+
+#[test]
+fn aborting_a_task_whose_destructor_panics_gives_a_panic_join_error() {
+    let rt = Runtime::new().unwrap();
+    let res = rt.block_on(async {
+        let task = uvio::spawn_local(pending_holding(PanicOnDrop));
+        uvio::task::yield_now().await; // the task starts and holds the value
+        task.abort();
+        task.await
+    });
+    assert!(res.unwrap_err().is_panic());
+    rt.close().unwrap();
+}
+
+#[test]
+fn dropping_a_runtime_with_a_task_whose_destructor_panics_does_not_panic() {
+    let rt = Runtime::new().unwrap();
+    let task = rt.block_on(async {
+        let task = uvio::spawn_local(pending_holding(PanicOnDrop));
+        uvio::task::yield_now().await;
+        task
+    });
+    catch_unwind(AssertUnwindSafe(|| drop(rt))).expect("runtime drop panicked");
+    let res = futures::executor::block_on(task);
+    assert!(res.unwrap_err().is_panic());
+}
+
+#[test]
+fn enter_guards_dropped_in_order_are_fine() {
+    let a = Runtime::new().unwrap();
+    let b = Runtime::new().unwrap();
+    let ga = a.enter();
+    let gb = b.enter();
+    drop(gb);
+    drop(ga);
+}
+
+#[test]
+fn an_enter_guard_dropped_out_of_order_panics() {
+    let a = Runtime::new().unwrap();
+    let b = Runtime::new().unwrap();
+    let ga = a.enter();
+    let gb = b.enter();
+    let out_of_order = catch_unwind(AssertUnwindSafe(|| drop(ga)));
+    let payload = out_of_order.expect_err("dropping the outer guard first must panic");
+    let msg = payload.downcast_ref::<&str>().copied().or(payload.downcast_ref::<String>().map(|s| s.as_str())).unwrap();
+    assert!(msg.contains("out of order"), "{msg}");
+    // `b` is still current, and only it: its guard leaves it cleanly.
+    let task = uvio::spawn_local(async { 7 });
+    drop(gb);
+    assert!(catch_unwind(|| drop(uvio::spawn_local(async {}))).is_err(), "no runtime should be current any more");
+    assert_eq!(b.block_on(task).unwrap(), 7);
+}
+
+static RESPAWNED: AtomicUsize = AtomicUsize::new(0);
+
+/// Spawns its successor from its destructor, forever.
+struct Respawn;
+
+impl Drop for Respawn {
+    fn drop(&mut self) {
+        RESPAWNED.fetch_add(1, Ordering::Relaxed);
+        let next = Respawn;
+        drop(uvio::spawn_local(pending_holding(next)));
+    }
+}
+
+#[test]
+fn shutdown_ends_even_if_destructors_respawn_forever() {
+    let spawned_during_shutdown = within(20, || {
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            drop(uvio::spawn_local(pending_holding(Respawn)));
+            uvio::task::yield_now().await;
+        });
+        let before = RESPAWNED.load(Ordering::Relaxed);
+        drop(rt);
+        RESPAWNED.load(Ordering::Relaxed) - before
+    });
+    assert!(spawned_during_shutdown >= 1 && spawned_during_shutdown < 1000, "{spawned_during_shutdown}");
+}
+
+#[test]
+fn a_task_spawned_during_shutdown_is_cancelled() {
+    struct SpawnOnDrop(Option<mpsc::Sender<uvio::task::JoinHandle<u32>>>);
+    impl Drop for SpawnOnDrop {
+        fn drop(&mut self) {
+            let handle = uvio::spawn(async { 5 });
+            let _ = self.0.take().unwrap().send(handle);
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        drop(uvio::spawn_local(pending_holding(SpawnOnDrop(Some(tx)))));
+        uvio::task::yield_now().await;
+    });
+    drop(rt);
+    let late = rx.recv().unwrap();
+    assert!(within(10, move || futures::executor::block_on(late)).unwrap_err().is_cancelled());
+}
