@@ -135,3 +135,46 @@ fn a_task_spawned_during_shutdown_is_cancelled() {
     let late = rx.recv().unwrap();
     assert!(within(10, move || futures::executor::block_on(late)).unwrap_err().is_cancelled());
 }
+
+/// libuv's pool size: `UV_THREADPOOL_SIZE` (clamped to 1..=1024) or 4.
+fn pool_size() -> usize {
+    std::env::var("UV_THREADPOOL_SIZE").ok().and_then(|v| v.parse().ok()).map_or(4, |n: usize| n.clamp(1, 1024))
+}
+
+#[test]
+fn spawn_blocking_handles_resolve_when_their_runtime_is_dropped() {
+    let (running, queued) = within(20, || {
+        let rt = Runtime::new().unwrap();
+        let (started_tx, started_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = std::sync::Arc::new(std::sync::Mutex::new(release_rx));
+        let (running, queued) = rt.block_on(async {
+            // Every pool thread runs one of these until released; the last job waits in the queue.
+            let running: Vec<_> = (0..pool_size())
+                .map(|i| {
+                    let (started, release) = (started_tx.clone(), release_rx.clone());
+                    uvio::task::spawn_blocking(move || {
+                        started.send(()).unwrap();
+                        let _ = release.lock().unwrap().recv_timeout(Duration::from_secs(10));
+                        i
+                    })
+                })
+                .collect();
+            let queued = uvio::task::spawn_blocking(|| usize::MAX);
+            (running, queued)
+        });
+        for _ in 0..pool_size() {
+            started_rx.recv_timeout(Duration::from_secs(10)).expect("every pool thread runs a job");
+        }
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(release_tx);
+        });
+        drop(rt); // cancels the queued job, waits for the running ones
+        releaser.join().unwrap();
+        let running: Vec<_> = running.into_iter().map(|h| futures::executor::block_on(h).unwrap()).collect();
+        (running, futures::executor::block_on(queued))
+    });
+    assert_eq!(running, (0..pool_size()).collect::<Vec<_>>());
+    assert!(queued.unwrap_err().is_cancelled());
+}

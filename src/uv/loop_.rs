@@ -78,6 +78,8 @@ pub(crate) struct LoopInner {
     panicked: Cell<bool>,
     /// The loop's one read buffer, lent to each stream read in turn (see `stream.rs`).
     pub(crate) read_buf: super::stream::SharedReadBuf,
+    /// Work requests in flight (see `work.rs`), finished when the last `Loop` is dropped.
+    pub(crate) work: super::work::InFlight,
 }
 
 impl Loop {
@@ -102,6 +104,7 @@ impl Loop {
             panic: Cell::new(None),
             panicked: Cell::new(false),
             read_buf: Default::default(),
+            work: Default::default(),
         });
         Ok(Loop { owner: Rc::new(LoopOwner { inner }) })
     }
@@ -134,6 +137,7 @@ impl Loop {
             panic: Cell::new(None),
             panicked: Cell::new(false),
             read_buf: Default::default(),
+            work: Default::default(),
         });
         Loop { owner: Rc::new(LoopOwner { inner }) }
     }
@@ -364,6 +368,7 @@ impl Drop for LoopOwner {
     fn drop(&mut self) {
         self.inner.owner_alive.set(false);
         self.inner.flush_closes();
+        super::work::finish_in_flight(&self.inner);
     }
 }
 
@@ -394,6 +399,22 @@ impl LoopInner {
         // Nobody is left to resume a panic raised while dropping closures here: discard it.
         drop(self.panic.take());
         self.panicked.set(false);
+    }
+
+    /// One blocking iteration (`UV_RUN_ONCE`) for a loop nobody else will run (its last `Loop` is being dropped),
+    /// unless it is running, closed or borrowed (then `false`). Panics in callbacks are discarded, as in
+    /// `flush_closes`.
+    pub(crate) fn run_once_unowned(&self) -> bool {
+        if self.running.get() || self.closed.get() || self.borrowed {
+            return false;
+        }
+        self.running.set(true);
+        // SAFETY: the loop is initialised and not running; the caller holds a reference keeping it alive.
+        unsafe { sys::uv_run(self.raw(), sys::uv_run_mode_UV_RUN_ONCE) };
+        self.running.set(false);
+        drop(self.panic.take());
+        self.panicked.set(false);
+        true
     }
 
     /// Called after `uv_close` when the handle's owner dropped it: with no `Loop` left, deliver the close now.
