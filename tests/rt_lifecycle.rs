@@ -178,3 +178,58 @@ fn spawn_blocking_handles_resolve_when_their_runtime_is_dropped() {
     assert_eq!(running, (0..pool_size()).collect::<Vec<_>>());
     assert!(queued.unwrap_err().is_cancelled());
 }
+
+#[test]
+fn close_with_a_live_listener_is_an_error() {
+    let res = within(20, || {
+        let rt = Runtime::new().unwrap();
+        let listener = rt.block_on(uvio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let res = rt.close().map_err(|e| e.to_string());
+        drop(listener);
+        res
+    });
+    let err = res.expect_err("close must report the live listener");
+    assert!(err.contains("still tied"), "{err}");
+}
+
+fn assert_gone<T: std::fmt::Debug>(what: &str, res: std::io::Result<T>) {
+    let err = res.expect_err(what);
+    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{what}: {err}");
+    assert!(err.to_string().contains("runtime this object belongs to is gone"), "{what}: {err}");
+}
+
+#[test]
+fn io_objects_used_after_their_runtime_is_gone_fail_at_once() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    within(20, || {
+        let dir = std::env::temp_dir().join(format!("uvio-rt-gone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, b"data").unwrap();
+        let rt = Runtime::new().unwrap();
+        let (listener, mut client, mut server, udp, mut file) = rt.block_on(async {
+            let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = uvio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            let udp = uvio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let file = uvio::fs::File::open(&path).await.unwrap();
+            (listener, client, server, udp, file)
+        });
+        drop(rt);
+        let mut buf = [0u8; 8];
+        futures::executor::block_on(async {
+            assert_gone("read", client.read(&mut buf).await);
+            assert_gone("write", server.write(b"x").await);
+            assert_gone("shutdown", server.close().await);
+            assert_gone("accept", listener.accept().await);
+            assert_gone("udp recv", udp.recv_from(&mut buf).await);
+            assert_gone("udp send", udp.send_to(b"x", "127.0.0.1:9").await);
+            assert_gone("file metadata", file.metadata().await);
+            assert_gone("file sync", file.sync_all().await);
+            assert_gone("file read", file.read(&mut buf).await);
+            assert_gone("file write", file.write(b"x").await);
+        });
+        drop((listener, client, server, udp, file));
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}

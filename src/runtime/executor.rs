@@ -267,6 +267,11 @@ impl Executor {
         drop(obj);
     }
 
+    /// Whether shutdown has started: the I/O objects of this runtime fail from then on.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.closing.get()
+    }
+
     /// Drops every task (their join handles report cancellation) and refuses new ones. Runs at runtime drop.
     ///
     /// A task spawned from here on (by a destructor of a task being dropped) is refused: never polled, its
@@ -276,6 +281,11 @@ impl Executor {
     pub(crate) fn shutdown(self: &Rc<Self>) {
         let _current = context::enter(self);
         self.closing.set(true);
+        self.lp.inner().runtime_gone.set(true);
+        #[cfg(target_os = "linux")]
+        if let Some(reactor) = self.epoll.get() {
+            reactor.shut_down();
+        }
         // Dropping a task's future tells its join handle that it was cancelled.
         drop(self.shared.close());
         let slots: Vec<Slot> = self.slots.borrow_mut().drain().collect();

@@ -80,6 +80,9 @@ pub(crate) struct LoopInner {
     pub(crate) read_buf: super::stream::SharedReadBuf,
     /// Work requests in flight (see `work.rs`), finished when the last `Loop` is dropped.
     pub(crate) work: super::work::InFlight,
+    /// Set when the runtime on this loop shuts down: its async objects (files) fail instead of submitting
+    /// requests nobody will complete.
+    pub(crate) runtime_gone: Cell<bool>,
 }
 
 impl Loop {
@@ -105,6 +108,7 @@ impl Loop {
             panicked: Cell::new(false),
             read_buf: Default::default(),
             work: Default::default(),
+            runtime_gone: Cell::new(false),
         });
         Ok(Loop { owner: Rc::new(LoopOwner { inner }) })
     }
@@ -138,6 +142,7 @@ impl Loop {
             panicked: Cell::new(false),
             read_buf: Default::default(),
             work: Default::default(),
+            runtime_gone: Cell::new(false),
         });
         Loop { owner: Rc::new(LoopOwner { inner }) }
     }

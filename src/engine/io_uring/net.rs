@@ -151,8 +151,14 @@ fn status(res: i32) -> io::Result<usize> {
 }
 
 /// The error of an operation on a socket whose runtime (and ring) is gone.
+/// How many objects (sockets, and `fs::File`s of this engine) still refer to `driver`: its weak references
+/// beyond the two that its own poll and prepare callbacks hold (see `Driver::new`).
+pub(crate) fn objects_tied_to(driver: &Rc<Driver>) -> usize {
+    Rc::weak_count(driver).saturating_sub(2)
+}
+
 fn runtime_gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "the socket's uvio runtime is gone")
+    crate::runtime::runtime_gone()
 }
 
 /// Bytes received and not read yet.
@@ -321,6 +327,9 @@ impl Conn {
 
     /// Waits until every queued byte is the kernel's.
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.shared.driver.strong_count() == 0 {
+            return Poll::Ready(Err(runtime_gone())); // nothing in flight will ever complete
+        }
         let mut st = self.shared.st.borrow_mut();
         if let Some(errno) = st.write_err {
             return Poll::Ready(Err(io::Error::from_raw_os_error(errno)));
