@@ -155,3 +155,53 @@ fn panic_in_a_uvio_callback_stops_the_host_and_can_be_resumed() {
     drop(lp);
     host.close();
 }
+
+thread_local! {
+    /// Panics seen on this thread (counted by the hook `count_panics` installs).
+    static PANICS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts every panic in `PANICS` (of the thread that panics), then reports it as before.
+fn count_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.with(|p| p.set(p.get() + 1));
+            previous(info)
+        }));
+    });
+}
+
+#[test]
+fn a_runtime_dropped_from_inside_its_own_task_shuts_down_after_the_poll() {
+    count_panics();
+    let host = Host::new();
+    let rt = Rc::new(RefCell::new(Some(runtime_on(&host))));
+    let slot = rt.clone();
+    let other = rt.borrow().as_ref().unwrap().spawn_local(std::future::pending::<()>());
+    let (reached, dropped) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+    let (r, d) = (reached.clone(), dropped.clone());
+    let me = rt.borrow().as_ref().unwrap().spawn_local(async move {
+        struct SetOnDrop(Rc<Cell<bool>>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let _dropped = SetOnDrop(d);
+        uvio::task::yield_now().await;
+        let runtime = slot.borrow_mut().take();
+        drop(runtime); // the runtime this task runs on
+        r.set(true); // the poll goes on
+        uvio::task::yield_now().await; // and returns Pending: the task is dropped then
+        unreachable!("a task of a runtime that is gone was polled");
+    });
+    host.run();
+    assert_eq!(PANICS.with(Cell::get), 0, "something panicked in the host's uv_run");
+    assert!(reached.get() && dropped.get());
+    assert!(rt.borrow().is_none());
+    assert!(futures::executor::block_on(other).unwrap_err().is_cancelled());
+    assert!(futures::executor::block_on(me).unwrap_err().is_cancelled());
+    host.close();
+}

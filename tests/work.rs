@@ -225,3 +225,22 @@ fn send_values_move_across_and_back() {
     assert_eq!(std::sync::Arc::strong_count(&shared), 1, "the work closure was dropped");
     close_clean(lp);
 }
+
+#[test]
+fn dropping_the_loop_with_work_in_flight_finishes_it() {
+    let _pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let lp = Loop::new().unwrap();
+    let done = Rc::new(Cell::new(0));
+    let (_blockers, release) = fill_pool(&lp, &done);
+    let queued = Rc::new(RefCell::new(None));
+    let q = queued.clone();
+    queue_work(&lp, || 1, move |res| *q.borrow_mut() = Some(res)).unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(release);
+    });
+    drop(lp); // cancels the queued job, waits for the running ones and runs every after-callback
+    releaser.join().unwrap();
+    assert_eq!(done.get(), pool_size());
+    assert_eq!(queued.borrow_mut().take(), Some(Err(Error::ECANCELED)));
+}

@@ -66,6 +66,8 @@ pub(crate) struct Reactor {
     /// How many (socket, direction) pairs have a task waiting: the watcher keeps the loop alive only then, as a
     /// libuv stream does only while it reads or writes.
     waiting: Cell<usize>,
+    /// Set when its runtime shuts down: nothing will dispatch events any more, so operations fail at once.
+    gone: Cell<bool>,
 }
 
 impl Reactor {
@@ -81,6 +83,7 @@ impl Reactor {
             events: RefCell::new(Events::with_capacity(EVENTS)),
             sources: RefCell::new(Slab::new()),
             waiting: Cell::new(0),
+            gone: Cell::new(false),
         });
         let weak: Weak<Reactor> = Rc::downgrade(&reactor);
         reactor.watcher.start(PollEvents::READABLE, move |_, _| {
@@ -91,6 +94,11 @@ impl Reactor {
         // Only sockets with waiting tasks keep the loop alive (see `waiting`).
         uv::Handle::unref(&reactor.watcher);
         Ok(reactor)
+    }
+
+    /// Its runtime shut down: every operation of its sockets fails from now on (see `Registration::poll_io`).
+    pub(crate) fn shut_down(&self) {
+        self.gone.set(true);
     }
 
     /// The current runtime's reactor (made on first use).
@@ -265,6 +273,9 @@ impl Registration {
 
     /// Runs `op` (retrying while interrupted) unless `dir` is known not ready; `WouldBlock` waits for its edge.
     fn poll_io<R>(&self, cx: &Context<'_>, dir: Dir, mut op: impl FnMut() -> io::Result<R>) -> Poll<io::Result<R>> {
+        if self.reactor.gone.get() {
+            return Poll::Ready(Err(crate::runtime::runtime_gone()));
+        }
         if !self.state.may_be_ready(dir) {
             self.state.register(&self.reactor, cx, dir);
             return Poll::Pending;
@@ -425,6 +436,9 @@ impl Sock {
     /// Shuts the write side down (`shutdown(2)`, `SHUT_WR`): the peer reads end-of-stream. A socket the peer
     /// already reset (`ENOTCONN`) has nothing left to shut down.
     pub(crate) fn poll_shutdown(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.reg.reactor.gone.get() {
+            return Poll::Ready(Err(crate::runtime::runtime_gone()));
+        }
         match self.sock.shutdown(std::net::Shutdown::Write) {
             Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Poll::Ready(Err(e)),
             _ => Poll::Ready(Ok(())),
@@ -459,6 +473,9 @@ impl Sock {
     }
 
     fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.reg.reactor.gone.get() {
+            return Poll::Ready(Err(crate::runtime::runtime_gone()));
+        }
         if let Some(e) = self.sock.take_error()? {
             return Poll::Ready(Err(e));
         }

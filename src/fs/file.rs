@@ -470,6 +470,9 @@ impl Inner {
 
     /// Copies at most [`CHUNK`] bytes of `src` and starts writing them at the cursor (at the end in append mode).
     fn start_write(&mut self, src: &[u8]) -> io::Result<usize> {
+        if self.lp.inner().runtime_gone.get() {
+            return Err(crate::runtime::runtime_gone());
+        }
         let n = src.len().min(CHUNK);
         let mut buf = self.take_buf();
         buf.clear();
@@ -511,6 +514,9 @@ impl Inner {
     fn poll_read(&mut self, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
         if dst.is_empty() {
             return Poll::Ready(Ok(0));
+        }
+        if self.lp.inner().runtime_gone.get() {
+            return Poll::Ready(Err(crate::runtime::runtime_gone())); // also for bytes the page cache has
         }
         loop {
             if !self.ahead.is_empty() {

@@ -61,6 +61,9 @@ fn start<T: 'static>(
     lp: &Loop,
     submit: impl FnOnce(&Loop, Replier<crate::Result<T>>) -> crate::Result<()>,
 ) -> io::Result<Reply<crate::Result<T>>> {
+    if lp.inner().runtime_gone.get() {
+        return Err(crate::runtime::runtime_gone()); // nothing would ever complete the request
+    }
     let (tx, rx) = reply();
     submit(lp, tx)?;
     Ok(rx)

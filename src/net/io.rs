@@ -85,7 +85,17 @@ impl<T: StreamKind> StreamIo<T> {
         StreamIo::Libuv(AsyncStream::new(handle))
     }
 
+    /// A libuv stream of a runtime that is gone would wait forever: it fails instead, as on the other engines
+    /// (which check for themselves).
+    fn check_runtime(&self) -> io::Result<()> {
+        match self {
+            StreamIo::Libuv(s) if s.runtime_gone() => Err(crate::runtime::runtime_gone()),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.check_runtime()?;
         std::task::ready!(coop::poll_proceed(cx));
         dispatch!(self, s => s.poll_read(cx, out))
     }
@@ -97,22 +107,26 @@ impl<T: StreamKind> StreamIo<T> {
         max: usize,
         take: impl FnOnce(&[u8]),
     ) -> Poll<io::Result<usize>> {
+        self.check_runtime()?;
         std::task::ready!(coop::poll_proceed(cx));
         dispatch!(self, s => s.poll_read_with(cx, max, take))
     }
 
     /// Takes at most [`WRITE_MAX`] bytes of `data`, whatever the engine.
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.check_runtime()?;
         std::task::ready!(coop::poll_proceed(cx));
         let data = &data[..data.len().min(WRITE_MAX)];
         dispatch!(self, s => s.poll_write(cx, data))
     }
 
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check_runtime()?;
         dispatch!(self, s => s.poll_flush(cx))
     }
 
     pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check_runtime()?;
         dispatch!(self, s => s.poll_shutdown(cx))
     }
 

@@ -6,10 +6,11 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::Error;
+use crate::runtime::Executor;
 use crate::uv::stream::{self as uvs, StreamKind};
 
 /// Connections the OS may queue before `accept` (the listen backlog).
@@ -19,6 +20,8 @@ pub(crate) const BACKLOG: i32 = 1024;
 pub(crate) struct Listener<T: StreamKind> {
     handle: T,
     state: Rc<RefCell<ListenState>>,
+    /// The runtime that runs the handle's loop: once it is gone, `accept` fails instead of waiting forever.
+    ex: Weak<Executor>,
 }
 
 #[derive(Default)]
@@ -47,7 +50,7 @@ impl<T: StreamKind> Listener<T> {
                 }
             }
         })?;
-        Ok(Listener { handle, state })
+        Ok(Listener { handle, state, ex: Rc::downgrade(&crate::runtime::current()) })
     }
 
     /// The listening handle.
@@ -65,6 +68,9 @@ impl<T: StreamKind> Listener<T> {
 
     /// Accepts the next connection (`uv_accept`), or registers the waker until libuv announces one.
     pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if crate::runtime::is_gone(&self.ex) {
+            return Poll::Ready(Err(crate::runtime::runtime_gone()));
+        }
         let mut s = self.state.borrow_mut();
         if let Some(e) = s.err.take() {
             return Poll::Ready(Err(e.into()));

@@ -78,6 +78,11 @@ fn wake(slot: &mut Option<Waker>) {
 }
 
 impl<T: StreamKind> AsyncStream<T> {
+    /// Whether this stream's runtime is gone (nothing runs its loop any more).
+    pub(crate) fn runtime_gone(&self) -> bool {
+        crate::runtime::is_gone(&self.ex)
+    }
+
     pub(crate) fn new(handle: T) -> Rc<AsyncStream<T>> {
         let ex = crate::runtime::current();
         Rc::new_cyclic(|me| AsyncStream {

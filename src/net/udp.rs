@@ -272,6 +272,7 @@ impl UdpSocket {
 
     async fn send_impl(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
         match &self.io {
+            UdpIo::Libuv(inner) if crate::runtime::is_gone(&inner.ex) => Err(crate::runtime::runtime_gone()),
             UdpIo::Libuv(inner) => inner.send(buf, target).await,
             #[cfg(target_os = "linux")]
             UdpIo::Epoll(d) => poll_fn(|cx| d.poll_send_to(cx, buf, target)).await,
@@ -293,6 +294,9 @@ impl UdpSocket {
     fn poll_send_impl(&self, cx: &mut Context<'_>, buf: &[u8], target: Option<SocketAddr>) -> Poll<io::Result<usize>> {
         std::task::ready!(crate::runtime::coop::poll_proceed(cx));
         match &self.io {
+            UdpIo::Libuv(inner) if crate::runtime::is_gone(&inner.ex) => {
+                Poll::Ready(Err(crate::runtime::runtime_gone()))
+            }
             UdpIo::Libuv(inner) => inner.poll_send(cx, buf, target, false).map_ok(|_| buf.len()),
             #[cfg(target_os = "linux")]
             UdpIo::Epoll(d) => d.poll_send_to(cx, buf, target),
@@ -338,6 +342,9 @@ impl UdpSocket {
     pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
         std::task::ready!(crate::runtime::coop::poll_proceed(cx));
         match &self.io {
+            UdpIo::Libuv(inner) if crate::runtime::is_gone(&inner.ex) => {
+                Poll::Ready(Err(crate::runtime::runtime_gone()))
+            }
             UdpIo::Libuv(inner) => inner.poll_recv_from(Some(cx), buf),
             #[cfg(target_os = "linux")]
             UdpIo::Epoll(d) => d.poll_recv_from(cx, buf),

@@ -65,7 +65,8 @@ pub(crate) trait RawTask: Send + Sync + 'static {
     /// Only on the thread that owns the future (see the module docs), never reentrantly.
     unsafe fn poll(self: Arc<Self>) -> bool;
 
-    /// Drops the future in place, if it is still there; the join handle reports cancellation.
+    /// Drops the future in place, if it is still there; the join handle reports cancellation (or the panic,
+    /// if the future's destructor panicked: it is caught here, never unwound into the executor).
     ///
     /// # Safety
     /// As for [`poll`](RawTask::poll).
@@ -118,8 +119,14 @@ impl<F: Future + 'static> RawTask for Task<F> {
     unsafe fn drop_future(&self) {
         // SAFETY: owning thread, not reentrant (trait contract): no other reference to the future exists.
         let slot = unsafe { &mut *self.future.get() };
-        if slot.take().is_some() {
-            self.join.cancel();
+        if slot.is_none() {
+            return;
+        }
+        // Dropped in place (it may have been pinned by a poll). Should its destructor panic, the slot is still
+        // left `None`.
+        match catch_unwind(AssertUnwindSafe(|| *slot = None)) {
+            Ok(()) => self.join.cancel(),
+            Err(panic) => self.join.complete(Err(panic)),
         }
     }
 }

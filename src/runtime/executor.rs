@@ -27,6 +27,10 @@ use crate::uv::{Async, Check, Handle as _, Idle, Loop};
 /// How many tasks one check callback polls before letting the loop run I/O again.
 pub(crate) const BATCH: usize = 128;
 
+/// How many times shutdown drops the tasks that destructors spawned while it was dropping tasks, before it
+/// gives up on a destructor that respawns itself forever (see [`Executor::shutdown`]).
+const SHUTDOWN_ROUNDS: usize = 16;
+
 /// A task in the slab (24 bytes): its owning reference, `None` while it is being polled (taken out so that the
 /// task may spawn or wake others freely). Removing it drops the task's future.
 type Slot = Option<TaskRef>;
@@ -57,6 +61,12 @@ pub(crate) struct Executor {
     /// Objects kept alive past their owner's drop until their I/O completes (a stream whose queued writes must
     /// still reach the kernel); released by their own completion, or at shutdown.
     lingering: RefCell<Slab<Rc<dyn std::any::Any>>>,
+    /// Set when shutdown starts: tasks spawned from then on are refused (never polled) and wait in `refused`
+    /// to be dropped.
+    closing: Cell<bool>,
+    refused: RefCell<Vec<TaskRef>>,
+    /// Set when shutdown gives up on destructors that keep spawning: a spawn then forgets its future.
+    forgetting: Cell<bool>,
 }
 
 impl Executor {
@@ -93,6 +103,9 @@ impl Executor {
             blocking: Cell::new(false),
             main_woken: Cell::new(false),
             lingering: RefCell::new(Slab::new()),
+            closing: Cell::new(false),
+            refused: RefCell::new(Vec::new()),
+            forgetting: Cell::new(false),
         });
         *target.borrow_mut() = Rc::downgrade(&ex);
         let weak = Rc::downgrade(&ex);
@@ -123,8 +136,22 @@ impl Executor {
         F: Future + 'static,
         F::Output: 'static,
     {
+        if self.forgetting.get() {
+            // Never polled, so never pinned: forgetting it (leaking what it owns) is sound, and the only way to
+            // stop a destructor that spawns its successor forever.
+            std::mem::forget(fut);
+            // A stand-in task with nothing to drop, dropped at once: its handle reports cancellation.
+            let (stand_in, handle) = TaskRef::new_local(std::future::pending::<F::Output>(), self.shared.clone());
+            drop(stand_in);
+            return handle;
+        }
         let (task, handle) = TaskRef::new_local(fut, self.shared.clone());
-        self.insert(task);
+        if self.closing.get() {
+            // Not dropped here: its destructor might spawn again, recursively. Shutdown drops it.
+            self.refused.borrow_mut().push(task);
+        } else {
+            self.insert(task);
+        }
         handle
     }
 
@@ -212,9 +239,12 @@ impl Executor {
             drop(task); // drops the future; the join handle reports cancellation
             return;
         }
-        if super::coop::budgeted(|| task.poll()) {
-            self.slots.borrow_mut().remove(key);
-            drop(task);
+        let finished = super::coop::budgeted(|| task.poll());
+        // The task may have shut the runtime down (dropping a runtime on a host's loop from inside its own task):
+        // its slot is gone then, and the task is dropped now that its poll has returned.
+        if finished || self.closing.get() {
+            let slot = self.slots.borrow_mut().try_remove(key);
+            drop((slot, task));
         } else {
             self.slots.borrow_mut()[key] = Some(task);
         }
@@ -237,18 +267,41 @@ impl Executor {
         drop(obj);
     }
 
+    /// Whether shutdown has started: the I/O objects of this runtime fail from then on.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.closing.get()
+    }
+
     /// Drops every task (their join handles report cancellation) and refuses new ones. Runs at runtime drop.
+    ///
+    /// A task spawned from here on (by a destructor of a task being dropped) is refused: never polled, its
+    /// future dropped by this function and its handle cancelled. Those destructors may spawn again, so this
+    /// drops refused tasks in at most [`SHUTDOWN_ROUNDS`] rounds; after that, a spawn forgets its future (leaks
+    /// it, never dropped) so that a destructor that respawns itself forever cannot keep shutdown from ending.
     pub(crate) fn shutdown(self: &Rc<Self>) {
         let _current = context::enter(self);
+        self.closing.set(true);
+        self.lp.inner().runtime_gone.set(true);
+        #[cfg(target_os = "linux")]
+        if let Some(reactor) = self.epoll.get() {
+            reactor.shut_down();
+        }
         // Dropping a task's future tells its join handle that it was cancelled.
         drop(self.shared.close());
-        // Dropping a task may spawn or wake others: repeat until the slab stays empty.
-        loop {
-            let slots: Vec<Slot> = self.slots.borrow_mut().drain().collect();
-            if slots.is_empty() {
+        let slots: Vec<Slot> = self.slots.borrow_mut().drain().collect();
+        drop(slots);
+        for _ in 0..SHUTDOWN_ROUNDS {
+            let refused = std::mem::take(&mut *self.refused.borrow_mut());
+            if refused.is_empty() {
                 break;
             }
-            drop(slots);
+            drop(refused);
+        }
+        let endless = std::mem::take(&mut *self.refused.borrow_mut());
+        if !endless.is_empty() {
+            log::warn!(target: "uvio", "runtime shutdown: destructors keep spawning tasks; leaking what they spawn");
+            self.forgetting.set(true);
+            drop(endless);
         }
         self.ready.borrow_mut().clear();
         self.disarm();

@@ -93,7 +93,9 @@ impl Builder {
     /// alive, exactly like libuv handles do.
     ///
     /// Shutting down: drop the `Runtime` (or [`close`](Runtime::close) it) on the loop's thread, then let the
-    /// host run its loop once more to deliver the close callbacks before it calls `uv_loop_close`.
+    /// host run its loop once more to deliver the close callbacks before it calls `uv_loop_close`. A task of the
+    /// runtime may drop it itself: the other tasks are dropped at once, and that task is dropped as soon as its
+    /// current poll returns (it is not polled again).
     pub fn build_on(self, lp: Loop) -> std::io::Result<Runtime> {
         let requested = Backend::from_env()?.unwrap_or(self.backend);
         let backend = crate::engine::resolve(requested)?;
@@ -161,17 +163,36 @@ impl Runtime {
     }
 
     /// Shuts the runtime down and closes its loop, reporting anything left open: every task is dropped
-    /// (cancelled), the loop runs until the close callbacks are delivered, and `uv_loop_close` must succeed.
+    /// (cancelled; a task spawned meanwhile, by a destructor, is cancelled too, never polled), the loop runs
+    /// until the close callbacks are delivered, and `uv_loop_close` must succeed.
     /// `Err` (with the count of live handles) means something outside the runtime still holds a uvio object
-    /// tied to it — a leak to fix. Dropping a `Runtime` does the same without the report.
+    /// tied to it (a listener, a stream, a file, a `uv` handle made on [`loop_handle`](Runtime::loop_handle)…)
+    /// — a leak to fix; `close` then returns at once, on every engine, without waiting for that object. Dropping
+    /// a `Runtime` does the same without the report.
     pub fn close(mut self) -> std::io::Result<()> {
         let ex = self.ex.take().expect("runtime closed twice");
         ex.shutdown();
-        let ex = Rc::try_unwrap(ex)
-            .map_err(|_| std::io::Error::other("runtime still referenced (a sleep or I/O object outlives it)"))?;
+        let ex =
+            Rc::try_unwrap(ex).map_err(|_| still_tied("the runtime is still referenced (a sleep or I/O object)"))?;
+        // Ring sockets and files hold no libuv handle: count them before the driver goes.
+        #[cfg(target_os = "linux")]
+        let ring_objects = ex.uring.as_ref().map_or(0, crate::engine::io_uring::net::objects_tied_to);
+        #[cfg(not(target_os = "linux"))]
+        let ring_objects = 0;
         let lp = ex.into_loop();
         if lp.is_borrowed() {
-            return Ok(()); // the host delivers the close callbacks in its next run and closes its loop
+            // The host delivers the close callbacks in its next run and closes its loop.
+            return match ring_objects {
+                0 => Ok(()),
+                n => Err(still_tied(&format!("{n} I/O object(s)"))),
+            };
+        }
+        lp.run(RunMode::NoWait)?; // delivers the close callbacks of the executor's own handles
+                                  // A handle still open (a listener, a stream, a uv handle made on `loop_handle`) would keep the run below
+                                  // from ever returning.
+        let live = lp.handle_count() + ring_objects;
+        if live > 0 {
+            return Err(still_tied(&format!("{live} live handle(s) or I/O object(s)")));
         }
         lp.run(RunMode::Default)?;
         lp.close().map_err(|e| std::io::Error::other(e.to_string()))
@@ -200,12 +221,37 @@ impl Runtime {
 
     /// Makes this runtime current on this thread until the guard drops, so that `spawn_local`, `time::sleep`
     /// and the I/O types can be used outside `block_on` (e.g. on a loop a host runs).
+    ///
+    /// Guards nest: drop them in the reverse order of their creation. Dropping a guard that is not the
+    /// innermost one panics (as tokio does): it is a programming error that would otherwise send later spawns
+    /// to another runtime than intended.
     pub fn enter(&self) -> EnterGuard {
         EnterGuard { _inner: context::enter(self.ex()) }
     }
 }
 
-/// Returned by [`Runtime::enter`].
+/// The error of every I/O operation on an object whose runtime was dropped or closed (sockets, listeners,
+/// files, on every engine): `io::ErrorKind::Other`, "the uvio runtime this object belongs to is gone". Nothing
+/// runs that object's I/O any more, so the operation fails at once instead of waiting forever.
+pub(crate) fn runtime_gone() -> std::io::Error {
+    std::io::Error::other("the uvio runtime this object belongs to is gone")
+}
+
+/// Whether the runtime behind `ex` was dropped or closed (or is shutting down).
+pub(crate) fn is_gone(ex: &std::rc::Weak<Executor>) -> bool {
+    ex.upgrade().is_none_or(|ex| ex.is_shut_down())
+}
+
+/// The error of [`Runtime::close`] when something outside the runtime still holds an object tied to it.
+fn still_tied(what: &str) -> std::io::Error {
+    std::io::Error::other(format!("cannot close the runtime: {what} still tied to it outlive it (a leak to fix)"))
+}
+
+/// Returned by [`Runtime::enter`]; the runtime stays current until it drops.
+///
+/// # Panics
+/// On drop, if a guard created after it on this thread is still alive (guards must be dropped innermost
+/// first), unless the thread is already panicking.
 pub struct EnterGuard {
     _inner: context::EnterGuard,
 }

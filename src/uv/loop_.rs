@@ -81,6 +81,11 @@ pub(crate) struct LoopInner {
     panicked: Cell<bool>,
     /// The loop's one read buffer, lent to each stream read in turn (see `stream.rs`).
     pub(crate) read_buf: super::stream::SharedReadBuf,
+    /// Work requests in flight (see `work.rs`), finished when the last `Loop` is dropped.
+    pub(crate) work: super::work::InFlight,
+    /// Set when the runtime on this loop shuts down: its async objects (files) fail instead of submitting
+    /// requests nobody will complete.
+    pub(crate) runtime_gone: Cell<bool>,
 }
 
 impl Loop {
@@ -106,6 +111,8 @@ impl Loop {
             extra_panics: Cell::new(Vec::new()),
             panicked: Cell::new(false),
             read_buf: Default::default(),
+            work: Default::default(),
+            runtime_gone: Cell::new(false),
         });
         Ok(Loop { owner: Rc::new(LoopOwner { inner }) })
     }
@@ -139,6 +146,8 @@ impl Loop {
             extra_panics: Cell::new(Vec::new()),
             panicked: Cell::new(false),
             read_buf: Default::default(),
+            work: Default::default(),
+            runtime_gone: Cell::new(false),
         });
         Loop { owner: Rc::new(LoopOwner { inner }) }
     }
@@ -367,6 +376,7 @@ impl Drop for LoopOwner {
     fn drop(&mut self) {
         self.inner.owner_alive.set(false);
         self.inner.flush_closes();
+        super::work::finish_in_flight(&self.inner);
     }
 }
 
@@ -423,6 +433,22 @@ impl LoopInner {
         self.running.set(false);
         // Nobody is left to resume a panic raised while dropping closures here: discard it.
         self.discard_panics();
+    }
+
+    /// One blocking iteration (`UV_RUN_ONCE`) for a loop nobody else will run (its last `Loop` is being dropped),
+    /// unless it is running, closed or borrowed (then `false`). Panics in callbacks are discarded, as in
+    /// `flush_closes`.
+    pub(crate) fn run_once_unowned(&self) -> bool {
+        if self.running.get() || self.closed.get() || self.borrowed {
+            return false;
+        }
+        self.running.set(true);
+        // SAFETY: the loop is initialised and not running; the caller holds a reference keeping it alive.
+        unsafe { sys::uv_run(self.raw(), sys::uv_run_mode_UV_RUN_ONCE) };
+        self.running.set(false);
+        drop(self.panic.take());
+        self.panicked.set(false);
+        true
     }
 
     /// Called after `uv_close` when the handle's owner dropped it: with no `Loop` left, deliver the close now.

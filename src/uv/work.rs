@@ -10,14 +10,15 @@
 //! so it never cancels a request that was already freed.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use libuv_sys2 as sys;
+use slab::Slab;
 
-use super::loop_::Loop;
+use super::loop_::{Loop, LoopInner};
 use super::req::{complete, submit, ReqBox};
 use crate::error::{Error, Result};
 
@@ -86,12 +87,42 @@ struct WorkReq<W, T, A> {
     job: Job<W, T>,
     after: Option<A>,
     stage: Rc<Cell<Stage>>,
+    /// The request's entry in its loop's [`InFlight`].
+    key: usize,
+}
+
+/// The work requests in flight on one loop, so that dropping the loop can finish them (see [`finish_in_flight`]).
+#[derive(Default)]
+pub(crate) struct InFlight(RefCell<Slab<Rc<Cell<Stage>>>>);
+
+/// Called when the last [`Loop`] of a loop that uvio runs is dropped: a work request in flight would otherwise
+/// never get its after-callback (nobody runs the loop any more), leaking the request, everything its `after`
+/// owns (a `spawn_blocking` handle would wait forever) and the loop itself. So: cancel what no pool thread has
+/// started (its `after` gets `ECANCELED`), and run the loop until the running work is done and every `after`
+/// has run. Only a loop that is not running (not dropped from inside one of its own callbacks) can do this.
+pub(crate) fn finish_in_flight(lp: &LoopInner) {
+    let stages: Vec<Rc<Cell<Stage>>> = lp.work.0.borrow().iter().map(|(_, stage)| stage.clone()).collect();
+    if stages.is_empty() {
+        return;
+    }
+    for stage in stages {
+        let _ = WorkHandle { stage }.cancel(); // EBUSY: running; its after-callback comes when it is done
+    }
+    while !lp.work.0.borrow().is_empty() {
+        if !lp.run_once_unowned() {
+            return; // running, closed or borrowed: leak rather than free what a pool thread may use
+        }
+    }
 }
 
 /// Runs `work` on libuv's thread pool, then `after` on the loop thread with its result (`uv_queue_work`).
 /// The pending work keeps the loop alive.
 ///
 /// `after` gets `Ok(value)`, or `Err(ECANCELED)` if [`WorkHandle::cancel`] stopped the work before it started.
+///
+/// Dropping the last [`Loop`] clone with work in flight cancels the work no pool thread has started yet and
+/// waits for the running work to finish, running every `after` (with `ECANCELED` for the cancelled work) before
+/// the drop returns.
 /// If `work` panics, the panic is caught on the pool thread, carried to the loop thread, and resumed from
 /// [`Loop::run`] (like a panic in any callback); `after` is then dropped without running.
 ///
@@ -120,8 +151,10 @@ where
     A: FnOnce(Result<T>) + 'static,
 {
     let stage = Rc::new(Cell::new(Stage::Finished));
-    let state = WorkReq { job: Job::Queued(work), after: Some(after), stage: stage.clone() };
-    submit(lp.inner(), state, |l, req: *mut ReqBox<sys::uv_work_t, WorkReq<W, T, A>>| {
+    let in_flight = &lp.inner().work.0;
+    let key = in_flight.borrow_mut().insert(stage.clone());
+    let state = WorkReq { job: Job::Queued(work), after: Some(after), stage: stage.clone(), key };
+    let submitted = submit(lp.inner(), state, |l, req: *mut ReqBox<sys::uv_work_t, WorkReq<W, T, A>>| {
         // SAFETY: `req` is the live box submit made. From here the pool thread uses only `state.job` (through a
         // raw pointer) and libuv calls `on_after`, matching this box type, exactly once.
         let ret =
@@ -130,7 +163,11 @@ where
             stage.set(Stage::Pending(req.cast::<sys::uv_work_t>()));
         }
         ret
-    })?;
+    });
+    if let Err(e) = submitted {
+        in_flight.borrow_mut().remove(key);
+        return Err(e);
+    }
     Ok(WorkHandle { stage })
 }
 
@@ -162,6 +199,8 @@ where
     unsafe {
         complete::<sys::uv_work_t, WorkReq<W, T, A>>(req, |r| {
             r.state.stage.set(Stage::Finished);
+            let entry = r.loop_.work.0.borrow_mut().try_remove(r.state.key);
+            drop(entry);
             let job = std::mem::replace(&mut r.state.job, Job::Taken);
             let Some(after) = r.state.after.take() else { return };
             match job {

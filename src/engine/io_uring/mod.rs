@@ -266,6 +266,8 @@ pub(crate) struct Driver {
     /// Spare buffers for small receives copied out of the ring (see `net::COPY_OUT`), so that a busy
     /// connection does not allocate per message.
     copies: RefCell<Vec<Vec<u8>>>,
+    /// Sockets of this ring that their owners hold (see `net::Tie`), for `Runtime::close`'s report.
+    pub(crate) tied: Cell<usize>,
     /// The provided-buffer ring for socket reads; `None` when sockets do not run on the ring. Last field: it is
     /// freed after the ring is closed.
     bufs: Option<bufring::BufRing>,
@@ -425,6 +427,7 @@ impl Driver {
             sqpoll,
             bufs,
             copies: RefCell::new(Vec::new()),
+            tied: Cell::new(0),
         });
         let weak: Weak<Driver> = Rc::downgrade(&driver);
         driver.poll.start(PollEvents::READABLE, move |_, _| {

@@ -151,8 +151,31 @@ fn status(res: i32) -> io::Result<usize> {
 }
 
 /// The error of an operation on a socket whose runtime (and ring) is gone.
+/// How many sockets (streams and listeners) their owners still hold on `driver` (for `Runtime::close`).
+pub(crate) fn objects_tied_to(driver: &Rc<Driver>) -> usize {
+    driver.tied.get()
+}
+
+/// Counts its owner in its driver's `tied` while both live.
+struct Tie(Weak<Driver>);
+
+impl Tie {
+    fn new(driver: &Rc<Driver>) -> Tie {
+        driver.tied.set(driver.tied.get() + 1);
+        Tie(Rc::downgrade(driver))
+    }
+}
+
+impl Drop for Tie {
+    fn drop(&mut self) {
+        if let Some(driver) = self.0.upgrade() {
+            driver.tied.set(driver.tied.get() - 1);
+        }
+    }
+}
+
 fn runtime_gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "the socket's uvio runtime is gone")
+    crate::runtime::runtime_gone()
 }
 
 /// Bytes received and not read yet.
@@ -235,13 +258,14 @@ fn wake(waker: Option<Waker>) {
 /// owner cancels the recv in flight and lets queued sends finish before the socket closes.
 pub(crate) struct Conn {
     shared: Rc<ConnShared>,
+    _tie: Tie,
 }
 
 impl Conn {
     /// Takes over a connected stream socket (made blocking: see the module docs).
     pub(crate) fn new(driver: &Rc<Driver>, sock: Socket) -> io::Result<Conn> {
         sock.set_nonblocking(false)?;
-        Ok(Conn { shared: ConnShared::new(driver, sock) })
+        Ok(Conn { shared: ConnShared::new(driver, sock), _tie: Tie::new(driver) })
     }
 
     /// The socket itself (addresses, options).
@@ -262,7 +286,7 @@ impl Conn {
         let res = reply.await;
         guard.user_data = None; // completed: nothing to cancel
         res.unwrap_or_else(|| Err(io::Error::from_raw_os_error(libc::ECANCELED)))?;
-        Ok(Conn { shared })
+        Ok(Conn { shared, _tie: Tie::new(driver) })
     }
 
     /// Reads into `out`: bytes kept from an earlier recv, else (bulk data waiting) a non-blocking `recv(2)`
@@ -321,6 +345,9 @@ impl Conn {
 
     /// Waits until every queued byte is the kernel's.
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.shared.driver.strong_count() == 0 {
+            return Poll::Ready(Err(runtime_gone())); // nothing in flight will ever complete
+        }
         let mut st = self.shared.st.borrow_mut();
         if let Some(errno) = st.write_err {
             return Poll::Ready(Err(io::Error::from_raw_os_error(errno)));
@@ -721,6 +748,7 @@ pub(crate) struct ListenShared {
 /// A listening stream socket on the ring.
 pub(crate) struct Listener {
     shared: Rc<ListenShared>,
+    _tie: Tie,
 }
 
 impl Listener {
@@ -746,7 +774,8 @@ impl Listener {
             waker: None,
             closed: false,
         };
-        Ok(Listener { shared: Rc::new(ListenShared { driver: Rc::downgrade(driver), sock, st: RefCell::new(st) }) })
+        let shared = Rc::new(ListenShared { driver: Rc::downgrade(driver), sock, st: RefCell::new(st) });
+        Ok(Listener { shared, _tie: Tie::new(driver) })
     }
 
     /// The socket itself (addresses).
@@ -765,7 +794,12 @@ impl Listener {
                 let sock = Socket::from(fd);
                 match sock.peer_addr() {
                     // Accepted without SOCK_NONBLOCK: already blocking, as ring sockets are.
-                    Ok(peer) => return Poll::Ready(Ok((Conn { shared: ConnShared::new(&driver, sock) }, peer))),
+                    Ok(peer) => {
+                        return Poll::Ready(Ok((
+                            Conn { shared: ConnShared::new(&driver, sock), _tie: Tie::new(&driver) },
+                            peer,
+                        )))
+                    }
                     // Reset while queued (as the other engines): take the next one.
                     Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => continue,
                     Err(e) => return Poll::Ready(Err(e)),
