@@ -1240,6 +1240,9 @@ fn fifo_is_read_through_file_and_fs_read() {
             })
         })
         .collect();
+    // Let the writers reach their open, where each waits for its reader: io_uring opens a FIFO for reading
+    // without waiting for a writer, and a read before any writer came would find the end of the file.
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let paths = fifos.clone();
     bounded(
         20,

@@ -53,7 +53,17 @@ const CHUNK: usize = 64 * 1024;
 /// that write is reported by the next write, [`flush`](futures::AsyncWriteExt::flush),
 /// [`close`](futures::AsyncWriteExt::close), [`sync_all`](File::sync_all) or [`sync_data`](File::sync_data).
 /// Flush before dropping a `File` whose write errors matter; an accepted write is still carried out (in full) if
-/// the `File` is dropped first, and the descriptor is closed when it completes.
+/// the `File` is dropped first, and the descriptor is closed when it completes. On the io_uring engine, an
+/// accepted write waits in the submission queue until the loop's next turn (the task yields, or a flush waits).
+///
+/// # FIFOs, pipes and terminals
+/// A file that is not seekable (its `lseek` fails with `ESPIPE`: checked once, at open) is read and written at
+/// the kernel's current position, as `read(2)` and `write(2)` do; seeking it and [`read_at`](File::read_at) /
+/// [`write_at`](File::write_at) fail with `ESPIPE`, as with std.
+///
+/// # Offsets
+/// The cursor and every offset stay within `0..=i64::MAX`, the offsets the kernel takes: seeking past it, or
+/// naming such an offset, is an `InvalidInput` (`EINVAL`) error on every engine, as with std.
 ///
 /// # Cancellation
 /// Dropping a read, write or seek future mid-flight is safe and loses nothing: the request in flight completes,
@@ -504,7 +514,7 @@ impl Inner {
         let n = src.len().min(CHUNK);
         let (offset, pos_after) = match (self.append || !self.seekable, self.pos) {
             (true, _) | (false, None) => (None, None),
-            (false, Some(pos)) => (Some(pos), Some(max_offset(pos.checked_add(n as u64).unwrap_or(u64::MAX))?)),
+            (false, Some(pos)) => (Some(pos), Some(max_offset(pos.saturating_add(n as u64))?)),
         };
         let mut buf = self.take_buf();
         buf.clear();

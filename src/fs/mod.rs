@@ -104,6 +104,26 @@ async fn ring<T: 'static>(
     received(rx.await)?
 }
 
+/// Opens `path` on the io_uring `driver`. A write-only open of a FIFO without a reader fails with `ENXIO` on the
+/// kernel's first, non-waiting attempt (see `Driver::open`): that one is retried as an open that waits for the
+/// reader, as `open(2)` and libuv's thread pool do. (A device without its driver also says `ENXIO`, again.)
+#[cfg(target_os = "linux")]
+async fn ring_open(
+    driver: std::rc::Rc<crate::engine::Driver>,
+    path: &Path,
+    flags: uv::fs::OpenFlags,
+    mode: u32,
+) -> io::Result<uv::fs::File> {
+    let again = std::rc::Rc::downgrade(&driver); // weak while waiting, as `ring` holds it
+    match ring(driver, |d, tx| d.open(path, flags, mode, false, send(tx))).await {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => match again.upgrade() {
+            Some(driver) => ring(driver, |d, tx| d.open(path, flags, mode, true, send(tx))).await,
+            None => Err(e),
+        },
+        res => res,
+    }
+}
+
 /// The callback that sends a request's result to its future.
 fn send<T: 'static>(tx: Replier<T>) -> impl FnOnce(T) + 'static {
     move |value| tx.send(value)
@@ -123,7 +143,7 @@ fn ignore_not_found(res: io::Result<()>) -> io::Result<()> {
 async fn open_raw(path: &Path, flags: uv::fs::OpenFlags, mode: u32) -> io::Result<uv::fs::File> {
     #[cfg(target_os = "linux")]
     if let Some(driver) = uring(crate::engine::io_uring::Op::OpenAt) {
-        return ring(driver, |d, tx| d.open(path, flags, mode, send(tx))).await;
+        return ring_open(driver, path, flags, mode).await;
     }
     request(|lp, tx| uv::fs::open(lp, path, flags, mode, send(tx))).await
 }

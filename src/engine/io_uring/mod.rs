@@ -529,11 +529,17 @@ impl Driver {
     }
 
     /// Opens `path` (`openat` with `O_CLOEXEC`); `done` gets the file, owned by the uv layer.
+    ///
+    /// The kernel first tries an open inline with `O_NONBLOCK`, which it clears afterwards: for a FIFO that
+    /// does not wait for the other end, and a write-only open without a reader fails with `ENXIO`, where
+    /// `open(2)` would wait. `wait` sends the open to the kernel's workers at once (`IOSQE_ASYNC`), where it
+    /// waits as `open(2)` does (and can still be cancelled at shutdown); callers retry with it on `ENXIO`.
     pub(crate) fn open(
         &self,
         path: &Path,
         flags: OpenFlags,
         mode: u32,
+        wait: bool,
         done: impl FnOnce(io::Result<uv::fs::File>) + 'static,
     ) -> io::Result<()> {
         let path = c_path(path)?;
@@ -541,6 +547,7 @@ impl Driver {
             .flags(flags.bits() | libc::O_CLOEXEC)
             .mode(mode)
             .build();
+        let entry = if wait { entry.flags(squeue::Flags::ASYNC) } else { entry };
         self.push(entry, Pending::Open { _path: path, lp: self.lp.clone(), done: Box::new(done) })
     }
 
