@@ -1138,3 +1138,237 @@ fn reads_of_evicted_and_cached_pages_return_the_same_bytes() {
         }
     });
 }
+
+// ---- Offsets past i64::MAX ----
+
+#[test]
+fn offsets_past_i64_max_are_invalid_input_and_touch_nothing() {
+    let tmp = TempDir::new("afs-offset-max");
+    let path = tmp.path().join("f");
+    std::fs::write(&path, b"0123456789").unwrap();
+    run(async {
+        let mut file = OpenOptions::new().read(true).write(true).open(&path).await.unwrap();
+        for pos in [u64::MAX, i64::MAX as u64 + 1] {
+            // The kernel's offsets are signed: -1 would mean "the current position" to the ring.
+            let (res, buf) = file.write_at(b"XY".to_vec(), pos).await;
+            assert_eq!(kind(res), ErrorKind::InvalidInput, "write_at({pos})");
+            assert_eq!(buf, b"XY", "write_at gives the buffer back");
+            let (res, buf) = file.read_at(Vec::with_capacity(4), pos).await;
+            assert_eq!(kind(res), ErrorKind::InvalidInput, "read_at({pos})");
+            assert!(buf.is_empty(), "read_at({pos}) read {buf:?}");
+        }
+        // Seeking there is refused (as lseek says), and the cursor stays where it was.
+        file.seek(SeekFrom::Start(2)).await.unwrap();
+        assert_eq!(kind(file.seek(SeekFrom::Start(u64::MAX)).await), ErrorKind::InvalidInput);
+        assert_eq!(kind(file.seek(SeekFrom::Start(i64::MAX as u64 + 1)).await), ErrorKind::InvalidInput);
+        assert_eq!(kind(file.seek(SeekFrom::Current(i64::MAX)).await), ErrorKind::InvalidInput);
+        assert_eq!(kind(file.seek(SeekFrom::End(i64::MAX)).await), ErrorKind::InvalidInput);
+        let mut two = [0u8; 2];
+        file.read_exact(&mut two).await.unwrap();
+        assert_eq!(&two, b"23");
+        // The largest offset the kernel takes is a valid cursor; a read there ends past it, which the kernel
+        // refuses (as it does for std); a read just below finds the end of the file.
+        assert_eq!(file.seek(SeekFrom::Start(i64::MAX as u64)).await.unwrap(), i64::MAX as u64);
+        assert_eq!(kind(file.seek(SeekFrom::Current(1)).await), ErrorKind::InvalidInput);
+        assert_eq!(kind(file.read(&mut two).await), ErrorKind::InvalidInput);
+        let (res, _) = file.read_at(Vec::with_capacity(2), i64::MAX as u64 - 2).await;
+        assert_eq!(res.unwrap(), 0);
+        // A write there would end past i64::MAX: refused as the kernel refuses it, without wrapping the cursor.
+        let res = async {
+            file.write_all(b"XY").await?;
+            file.flush().await
+        }
+        .await;
+        assert_eq!(kind(res), ErrorKind::InvalidInput);
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), b"0123456789", "the file is unchanged");
+}
+
+// ---- FIFOs and other files without offsets ----
+
+/// A FIFO named `name` in `dir`.
+#[cfg(unix)]
+fn mkfifo(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let path = dir.join(name);
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that lives across the call.
+    let ret = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+    assert_eq!(ret, 0, "mkfifo: {}", std::io::Error::last_os_error());
+    path
+}
+
+/// Runs `f` on a thread of its own and waits at most `secs` seconds for it: a hang fails the test instead of
+/// hanging the suite. `on_timeout` runs before the failure (to release what `f` waits for).
+#[cfg(unix)]
+fn bounded<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static, on_timeout: impl FnOnce()) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || tx.send(f()).unwrap());
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(value) => {
+            thread.join().unwrap();
+            value
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(thread.join().expect_err("the thread ended without a value"))
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            on_timeout();
+            panic!("did not finish within {secs} s");
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn fifo_is_read_through_file_and_fs_read() {
+    let tmp = TempDir::new("afs-fifo-read");
+    // More than a pipe holds (64 KiB), so that reads meet a writer still writing.
+    let data = pattern(200 * 1024 + 3);
+    let text = "a line through a FIFO\n".repeat(5000);
+    // One FIFO per read, each with a writer that opens it (waiting for the reader), writes everything, closes.
+    let fifos: Vec<_> = (0..4).map(|i| mkfifo(tmp.path(), &format!("fifo{i}"))).collect();
+    let contents = [data.clone(), data.clone(), text.clone().into_bytes(), text.clone().into_bytes()];
+    let writers: Vec<_> = fifos
+        .iter()
+        .cloned()
+        .zip(contents)
+        .map(|(fifo, bytes)| {
+            std::thread::spawn(move || {
+                let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                std::io::Write::write_all(&mut writer, &bytes).unwrap();
+            })
+        })
+        .collect();
+    // Let the writers reach their open, where each waits for its reader: io_uring opens a FIFO for reading
+    // without waiting for a writer, and a read before any writer came would find the end of the file.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let paths = fifos.clone();
+    bounded(
+        20,
+        move || {
+            run(async {
+                let mut file = File::open(&paths[0]).await.unwrap();
+                let mut back = Vec::new();
+                file.read_to_end(&mut back).await.unwrap();
+                assert!(back == data, "File::read_to_end: {} bytes, expected {}", back.len(), data.len());
+                // A FIFO has no offsets: positional I/O and seeks fail as they do with std.
+                assert_eq!(file.seek(SeekFrom::Start(0)).await.unwrap_err().raw_os_error(), Some(libc::ESPIPE));
+                let (res, _) = file.read_at(Vec::with_capacity(4), 0).await;
+                assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::ESPIPE));
+                drop(file);
+                let back = fs::read(&paths[1]).await.unwrap();
+                assert!(back == data, "fs::read: {} bytes, expected {}", back.len(), data.len());
+                let mut back = String::new();
+                File::open(&paths[2]).await.unwrap().read_to_string(&mut back).await.unwrap();
+                assert!(back == text, "File::read_to_string");
+                assert!(fs::read_to_string(&paths[3]).await.unwrap() == text, "fs::read_to_string");
+            })
+        },
+        // Opening each FIFO (both ends at once: never waits) releases whoever waits for the other end.
+        || fifos.iter().for_each(|fifo| drop(std::fs::OpenOptions::new().read(true).write(true).open(fifo))),
+    );
+    for writer in writers {
+        writer.join().unwrap();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn fifo_is_written_through_file_and_fs_write() {
+    let tmp = TempDir::new("afs-fifo-write");
+    let fifo = mkfifo(tmp.path(), "fifo");
+    let data = pattern(200 * 1024 + 5);
+    // The reader opens the FIFO (waiting for the writer) and reads to its end, twice.
+    let reading = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            (0..2)
+                .map(|_| {
+                    let mut back = Vec::new();
+                    std::io::Read::read_to_end(&mut std::fs::File::open(&fifo).unwrap(), &mut back).unwrap();
+                    back
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let (path, sent) = (fifo.clone(), data.clone());
+    bounded(
+        20,
+        move || {
+            run(async {
+                let mut file = OpenOptions::new().write(true).open(&path).await.unwrap();
+                file.write_all(&sent).await.unwrap();
+                file.flush().await.unwrap();
+                drop(file);
+                fs::write(&path, &sent).await.unwrap();
+            })
+        },
+        // A reader (both ends at once: never waits) releases an open waiting for one.
+        || drop(std::fs::OpenOptions::new().read(true).write(true).open(&fifo)),
+    );
+    let got = reading.join().unwrap();
+    assert!(got[0] == data, "File wrote {} bytes of {}", got[0].len(), data.len());
+    assert!(got[1] == data, "fs::write wrote {} bytes of {}", got[1].len(), data.len());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn character_device_is_read_with_a_bounded_read() {
+    run(async {
+        let mut zeros = Vec::new();
+        File::open("/dev/zero").await.unwrap().take(100_000).read_to_end(&mut zeros).await.unwrap();
+        assert_eq!(zeros.len(), 100_000);
+        assert!(zeros.iter().all(|&b| b == 0));
+    });
+}
+
+// ---- Shutdown with a read that waits forever ----
+
+#[cfg(unix)]
+#[test]
+fn dropping_the_runtime_does_not_wait_for_a_fifo_read() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let tmp = TempDir::new("afs-fifo-drop");
+    let fifo = mkfifo(tmp.path(), "fifo");
+    // The test holds a writer end (O_RDWR never waits for a reader) that never writes: a read waits forever.
+    let silent = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+    let silent = Arc::new(Mutex::new(Some(silent)));
+    let release = silent.clone();
+    let path = fifo.clone();
+    // A hang fails the test (the drop itself is timed below; this bound allows for valgrind's slowness).
+    bounded(
+        30,
+        move || {
+            let rt = Runtime::new().unwrap();
+            rt.block_on(async {
+                let reading = spawn_local(async move {
+                    let mut file = File::open(&path).await.unwrap();
+                    let mut buf = [0u8; 16];
+                    file.read(&mut buf).await
+                });
+                // Let the task open the FIFO and start its read.
+                uvio::time::sleep(Duration::from_millis(200)).await;
+                assert!(!reading.is_finished(), "the read finished though nothing was written");
+            });
+            if rt.backend() == uvio::Backend::IoUring {
+                let dropping = Instant::now();
+                drop(rt); // cancels the read, waits for its completion, frees everything
+                assert!(dropping.elapsed() < Duration::from_secs(3), "the drop took {:?}", dropping.elapsed());
+                return;
+            }
+            // libuv's thread pool cannot cancel a read blocked in read(2): dropping the runtime would return at
+            // once and leak the loop to the blocked thread, and closing it waits for the read (see `Runtime`): it
+            // closes cleanly once the writer goes.
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                drop(silent.lock().unwrap().take()); // the read ends (end of file)
+            });
+            rt.close().expect("runtime closes cleanly once the read ended");
+            writer.join().unwrap();
+        },
+        // Closing the writer ends the read, so the thread finishes even on failure.
+        move || drop(release.lock().unwrap().take()),
+    );
+}

@@ -512,3 +512,54 @@ fn runtime_closed_with_operations_in_flight_waits_for_them() {
     rt.close().expect("runtime closes cleanly");
     assert!(names.iter().all(|n| n.is_dir()), "every submitted mkdir completed before the ring closed");
 }
+
+/// A FIFO named `name` in `dir`.
+fn mkfifo(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let path = dir.join(name);
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that lives across the call.
+    let ret = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+    assert_eq!(ret, 0, "mkfifo: {}", std::io::Error::last_os_error());
+    path
+}
+
+#[test]
+fn dropping_the_runtime_cancels_opens_and_writes_that_wait_on_a_fifo() {
+    let _env = env_lock();
+    let tmp = TempDir::new("uring-fifo-shutdown");
+    // Nobody ever opens this one for reading: opening it for writing waits forever.
+    let lonely = mkfifo(tmp.path(), "lonely");
+    // The test holds this one open at both ends and never reads: a write waits once the pipe is full.
+    let full = mkfifo(tmp.path(), "full");
+    let held = std::fs::OpenOptions::new().read(true).write(true).open(&full).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let Some(rt) = runtime(Backend::IoUring, None) else { return tx.send(()).unwrap() };
+        rt.block_on(async {
+            // Write-only: waits for a reader, which never comes (a read-only open of a FIFO does not wait on the
+            // ring, see `Driver::open`).
+            let opening =
+                uvio::spawn_local(async move { OpenOptions::new().write(true).open(&lonely).await.map(drop) });
+            let writing = uvio::spawn_local(async move {
+                let mut file = OpenOptions::new().write(true).open(&full).await?;
+                file.write_all(&vec![7u8; 1 << 20]).await?;
+                file.flush().await
+            });
+            uvio::time::sleep(Duration::from_millis(200)).await;
+            assert!(!opening.is_finished(), "the open did not wait: {:?}", opening.await);
+            assert!(!writing.is_finished(), "the write did not wait: {:?}", writing.await);
+        });
+        drop(rt);
+        tx.send(()).unwrap();
+    });
+    let finished = rx.recv_timeout(Duration::from_secs(5));
+    if finished.is_err() {
+        // Release both (a reader for the lonely FIFO, a reader draining the full one) so the thread ends.
+        let _writer = std::fs::OpenOptions::new().read(true).write(true).open(tmp.path().join("lonely"));
+        std::thread::spawn(move || std::io::copy(&mut &held, &mut std::io::sink()));
+        panic!("dropping the runtime waited for the FIFO's open or write");
+    }
+    thread.join().unwrap();
+    drop(held);
+}

@@ -28,8 +28,9 @@ pub(super) const MOST: usize = 64 * 1024;
 pub(super) struct Attempts(Cell<bool>);
 
 impl Attempts {
-    pub(super) fn new() -> Attempts {
-        Attempts(Cell::new(cfg!(target_os = "linux")))
+    /// Attempts for a file; none for one that is not `seekable` (a FIFO, a pipe, a terminal: no page cache).
+    pub(super) fn new(seekable: bool) -> Attempts {
+        Attempts(Cell::new(cfg!(target_os = "linux") && seekable))
     }
 
     /// Whether reads on this `File` still try the page cache first.

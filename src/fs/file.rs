@@ -1,7 +1,9 @@
 //! [`File`]: an open file with a cursor, implementing `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}`.
 //!
 //! libuv has no `lseek`: the `File` keeps its own cursor and every read and write names its offset
-//! (`pread`/`pwrite`), except writes in append mode, which the kernel places at the end.
+//! (`pread`/`pwrite`), except writes in append mode, which the kernel places at the end, and the reads and
+//! writes of a file that is not seekable (a FIFO, a pipe, a terminal), which use the kernel's current position
+//! (offset -1, `read`/`write`). The cursor stays within `0..=i64::MAX`, the offsets the kernel takes.
 //!
 //! One request at a time is in flight per file, and it owns the file's one reusable buffer (64 KiB): a read
 //! fills it, a write sends a copy of the caller's bytes from it. Whoever polls the file next first waits for that
@@ -51,7 +53,17 @@ const CHUNK: usize = 64 * 1024;
 /// that write is reported by the next write, [`flush`](futures::AsyncWriteExt::flush),
 /// [`close`](futures::AsyncWriteExt::close), [`sync_all`](File::sync_all) or [`sync_data`](File::sync_data).
 /// Flush before dropping a `File` whose write errors matter; an accepted write is still carried out (in full) if
-/// the `File` is dropped first, and the descriptor is closed when it completes.
+/// the `File` is dropped first, and the descriptor is closed when it completes. On the io_uring engine, an
+/// accepted write waits in the submission queue until the loop's next turn (the task yields, or a flush waits).
+///
+/// # FIFOs, pipes and terminals
+/// A file that is not seekable (its `lseek` fails with `ESPIPE`: checked once, at open) is read and written at
+/// the kernel's current position, as `read(2)` and `write(2)` do; seeking it and [`read_at`](File::read_at) /
+/// [`write_at`](File::write_at) fail with `ESPIPE`, as with std.
+///
+/// # Offsets
+/// The cursor and every offset stay within `0..=i64::MAX`, the offsets the kernel takes: seeking past it, or
+/// naming such an offset, is an `InvalidInput` (`EINVAL`) error on every engine, as with std.
 ///
 /// # Cancellation
 /// Dropping a read, write or seek future mid-flight is safe and loses nothing: the request in flight completes,
@@ -91,6 +103,9 @@ struct Inner {
     file: Rc<uv::fs::File>,
     lp: Loop,
     append: bool,
+    /// Whether the file takes offsets (not a FIFO, pipe or terminal; see `uv::fs::File::is_seekable`), asked
+    /// once at open. Reads and writes of a file that does not use the kernel's position, and it has no cursor.
+    seekable: bool,
     /// The cursor. `None` only in append mode after a write: at the end of the file, whose size a
     /// `uv_fs_fstat` finds when a read or seek needs it.
     pos: Option<u64>,
@@ -127,11 +142,13 @@ enum Done {
 impl File {
     pub(super) fn new(file: uv::fs::File, lp: Loop, append: bool) -> File {
         let waiters = Arc::new(Waiters::default());
+        let seekable = file.is_seekable();
         File {
             inner: RefCell::new(Inner {
                 file: Rc::new(file),
                 lp,
                 append,
+                seekable,
                 pos: Some(0),
                 buf: Vec::new(),
                 ahead: 0..0,
@@ -139,7 +156,8 @@ impl File {
                 read_end: None,
                 write_err: None,
                 seek_done: None,
-                cached: Attempts::new(),
+                // The page cache holds no data of a pipe or FIFO: their reads are requests.
+                cached: Attempts::new(seekable),
                 fan_out: Waker::from(waiters.clone()),
                 waiters,
                 #[cfg(target_os = "linux")]
@@ -260,6 +278,9 @@ impl File {
     /// io_uring engine, for which the spare capacity is zeroed first: valgrind cannot see the kernel write
     /// there.)
     ///
+    /// `InvalidInput` (`EINVAL`) for a `pos` past `i64::MAX`, and `ESPIPE` on a file that is not seekable (a
+    /// FIFO, a pipe, a terminal), as `pread`.
+    ///
     /// Dropping the future is safe: `buf` stays with the request until it completes, then it is freed.
     /// Operations in flight at the same time are not ordered with each other (as `pread` and `pwrite` from
     /// several threads): await a `write_at` before reading what it wrote.
@@ -278,6 +299,9 @@ impl File {
     /// ```
     pub async fn read_at(&self, mut buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
         poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
+        if let Err(e) = self.inner.borrow().check_offset(pos) {
+            return (Err(e), buf);
+        }
         if let Some(n) = poll_fn(|cx| self.inner.borrow().poll_cached_at(cx, &mut buf, pos)).await {
             return (Ok(n), buf);
         }
@@ -293,7 +317,7 @@ impl File {
                 let start = buf.len();
                 let mut buf = buf;
                 buf.resize(buf.capacity().min(start + (1 << 30)), 0);
-                driver.read_at(&file, buf, start, pos, move |res, mut buf| {
+                driver.read_at(&file, buf, start, Some(pos), move |res, mut buf| {
                     if res.is_err() {
                         buf.truncate(start); // the zeroed spare capacity is not data
                     }
@@ -313,12 +337,16 @@ impl File {
     /// The cursor does not move, and any number of `write_at`s may be in flight on one `File` at once. A write
     /// accepted earlier through `AsyncWrite` is finished first; bytes read ahead for `AsyncRead` are dropped (they
     /// may be stale now). In append mode the OS writes at the end, whatever `pos` says. (`uv_fs_write` at an
-    /// offset; `IORING_OP_WRITE` on the io_uring engine.)
+    /// offset; `IORING_OP_WRITE` on the io_uring engine.) `InvalidInput` (`EINVAL`) for a `pos` past
+    /// `i64::MAX`, and `ESPIPE` on a file that is not seekable, as `pwrite`.
     ///
     /// Dropping the future is safe: `buf` stays with the request until it completes, and the write is carried
     /// out.
     pub async fn write_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
         poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
+        if let Err(e) = self.inner.borrow().check_offset(pos) {
+            return (Err(e), buf);
+        }
         let (tx, rx) = reply();
         let done = move |res: io::Result<usize>, buf: Vec<u8>| tx.send((res, buf));
         let (file, driver) = {
@@ -409,6 +437,16 @@ impl Inner {
         Poll::Ready(self.cached.read_spare(&self.file, buf, pos))
     }
 
+    /// Whether `pos` may be given to `read_at` / `write_at`: not on a file without offsets (`ESPIPE`, as
+    /// `pread`), and not past `i64::MAX` (`EINVAL`, as libuv and std: the kernel's offsets are signed, and the
+    /// ring would take -1 for "the current position").
+    fn check_offset(&self, pos: u64) -> io::Result<()> {
+        if !self.seekable {
+            return Err(io::Error::from(crate::Error::ESPIPE));
+        }
+        max_offset(pos).map(drop)
+    }
+
     /// Moves the cursor, keeping the bytes read ahead that are still ahead of it.
     fn set_pos(&mut self, pos: u64) {
         self.seek_done = None;
@@ -433,8 +471,9 @@ impl Inner {
         buf
     }
 
-    /// Starts reading at most `len` bytes (and at most [`CHUNK`]) at `pos`.
-    fn start_read(&mut self, pos: u64, len: usize) -> io::Result<()> {
+    /// Starts reading at most `len` bytes (and at most [`CHUNK`]) at `pos` (at the kernel's position for `None`:
+    /// a file that is not seekable).
+    fn start_read(&mut self, pos: Option<u64>, len: usize) -> io::Result<()> {
         let want = len.min(CHUNK);
         let mut buf = self.take_buf();
         // Both engines leave the bytes read at the end of the buffer (see `poll_idle`); those in front are stale
@@ -458,7 +497,7 @@ impl Inner {
                 } else {
                     buf.resize(keep, 0);
                 }
-                uv::fs::read(&self.lp, &self.file, buf, Some(pos), move |res, buf| done(res.map_err(Into::into), buf))?
+                uv::fs::read(&self.lp, &self.file, buf, pos, move |res, buf| done(res.map_err(Into::into), buf))?
             }
         }
         self.busy = Some(rx);
@@ -468,23 +507,31 @@ impl Inner {
         Ok(())
     }
 
-    /// Copies at most [`CHUNK`] bytes of `src` and starts writing them at the cursor (at the end in append mode).
+    /// Copies at most [`CHUNK`] bytes of `src` and starts writing them at the cursor (at the end in append mode,
+    /// at the kernel's position on a file that is not seekable). `EINVAL` if the cursor would pass `i64::MAX`, as
+    /// the kernel says for such a write.
     fn start_write(&mut self, src: &[u8]) -> io::Result<usize> {
         if self.lp.inner().runtime_gone.get() {
             return Err(crate::runtime::runtime_gone());
         }
         let n = src.len().min(CHUNK);
+        let (offset, pos_after) = match (self.append || !self.seekable, self.pos) {
+            (true, _) | (false, None) => (None, None),
+            (false, Some(pos)) => (Some(pos), Some(max_offset(pos.saturating_add(n as u64))?)),
+        };
         let mut buf = self.take_buf();
         buf.clear();
         buf.extend_from_slice(&src[..n]);
-        let offset = if self.append { None } else { self.pos };
         let (tx, rx) = reply();
         write_all_at(&self.lp, &self.file, buf, offset, tx, self.uring(Op::Write))?;
         self.busy = Some(rx);
         self.ahead = 0..0;
         self.read_end = None;
         self.seek_done = None;
-        self.pos = if self.append { None } else { self.pos.map(|p| p + n as u64) };
+        self.pos = match self.seekable {
+            true => pos_after,
+            false => self.pos, // no cursor
+        };
         Ok(n)
     }
 
@@ -523,7 +570,7 @@ impl Inner {
                 let n = dst.len().min(self.ahead.len());
                 dst[..n].copy_from_slice(&self.buf[self.ahead.start..self.ahead.start + n]);
                 self.ahead.start += n;
-                self.pos = self.pos.map(|p| p + n as u64);
+                self.advance(n);
                 return Poll::Ready(Ok(n));
             }
             ready!(self.poll_idle(cx));
@@ -536,17 +583,26 @@ impl Inner {
             if let (Some(pos), true) = (self.pos, self.cached.enabled()) {
                 ready!(coop::poll_proceed(cx));
                 if let Some(n) = self.cached.read_into(&self.file, dst, pos) {
-                    self.pos = Some(pos + n as u64);
+                    self.advance(n);
                     return Poll::Ready(Ok(n));
                 }
             }
-            let started = match self.pos {
-                Some(pos) => self.start_read(pos, dst.len()),
-                None => self.resolve_end(),
+            let started = match (self.seekable, self.pos) {
+                (false, _) => self.start_read(None, dst.len()),
+                (true, Some(pos)) => self.start_read(Some(pos), dst.len()),
+                (true, None) => self.resolve_end(),
             };
             if let Err(e) = started {
                 return Poll::Ready(Err(e));
             }
+        }
+    }
+
+    /// Moves the cursor past `n` bytes just read from it. The kernel read them at `pos`, so `pos + n` is within
+    /// the file's size and cannot overflow; it saturates rather than wraps all the same.
+    fn advance(&mut self, n: usize) {
+        if self.seekable {
+            self.pos = self.pos.map(|pos| pos.saturating_add(n as u64));
         }
     }
 
@@ -567,12 +623,18 @@ impl Inner {
     }
 
     fn poll_seek(&mut self, cx: &mut Context<'_>, to: SeekFrom) -> Poll<io::Result<u64>> {
+        if !self.seekable {
+            return Poll::Ready(Err(io::Error::from(crate::Error::ESPIPE))); // as lseek on a pipe
+        }
         loop {
             ready!(self.poll_idle(cx));
             let started = match to {
                 SeekFrom::Start(pos) => {
-                    self.set_pos(pos);
-                    return Poll::Ready(Ok(pos));
+                    let res = max_offset(pos);
+                    if let Ok(pos) = res {
+                        self.set_pos(pos);
+                    }
+                    return Poll::Ready(res);
                 }
                 SeekFrom::Current(delta) => match self.pos {
                     Some(pos) => {
@@ -597,11 +659,21 @@ impl Inner {
     }
 }
 
-/// `base + delta`, or `InvalidInput` for a position before the start (or past `u64::MAX`).
+/// `base + delta`, or `InvalidInput` for a position before the start or past `i64::MAX`.
 fn offset(base: u64, delta: i64) -> io::Result<u64> {
-    base.checked_add_signed(delta).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "invalid seek to a negative or overflowing position")
-    })
+    match base.checked_add_signed(delta) {
+        Some(pos) => max_offset(pos),
+        None => Err(io::Error::new(io::ErrorKind::InvalidInput, "invalid seek to a negative or overflowing position")),
+    }
+}
+
+/// `pos` if the kernel can take it as an offset, else `EINVAL` (`InvalidInput`), as `lseek` and `pread` say
+/// for a position past `i64::MAX`.
+fn max_offset(pos: u64) -> io::Result<u64> {
+    match i64::try_from(pos) {
+        Ok(_) => Ok(pos),
+        Err(_) => Err(io::Error::from(crate::Error::EINVAL)),
+    }
 }
 
 /// The outcome of a `read_at` / `write_at` request: its result and buffer (an empty one if the request could not
@@ -634,8 +706,10 @@ fn write_all_at(
         Ok(0) => done.send(Done::Write(Err(io::ErrorKind::WriteZero.into()), buf)),
         Ok(n) => {
             buf.drain(..n);
+            // The first write checked that `offset + buf.len()` is at most `i64::MAX`.
+            let rest = offset.map(|o| o.saturating_add(n as u64));
             // Should this fail, `done` is dropped unsent and the `File` reports a lost write.
-            let _ = write_all_at(&lp_again, &file_again, buf, offset.map(|o| o + n as u64), done, None);
+            let _ = write_all_at(&lp_again, &file_again, buf, rest, done, None);
         }
     };
     match driver {

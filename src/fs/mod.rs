@@ -107,6 +107,26 @@ async fn ring<T: 'static>(
     received(rx.await)?
 }
 
+/// Opens `path` on the io_uring `driver`. A write-only open of a FIFO without a reader fails with `ENXIO` on the
+/// kernel's first, non-waiting attempt (see `Driver::open`): that one is retried as an open that waits for the
+/// reader, as `open(2)` and libuv's thread pool do. (A device without its driver also says `ENXIO`, again.)
+#[cfg(target_os = "linux")]
+async fn ring_open(
+    driver: std::rc::Rc<crate::engine::Driver>,
+    path: &Path,
+    flags: uv::fs::OpenFlags,
+    mode: u32,
+) -> io::Result<uv::fs::File> {
+    let again = std::rc::Rc::downgrade(&driver); // weak while waiting, as `ring` holds it
+    match ring(driver, |d, tx| d.open(path, flags, mode, false, send(tx))).await {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => match again.upgrade() {
+            Some(driver) => ring(driver, |d, tx| d.open(path, flags, mode, true, send(tx))).await,
+            None => Err(e),
+        },
+        res => res,
+    }
+}
+
 /// The callback that sends a request's result to its future.
 fn send<T: 'static>(tx: Replier<T>) -> impl FnOnce(T) + 'static {
     move |value| tx.send(value)
@@ -126,7 +146,7 @@ fn ignore_not_found(res: io::Result<()>) -> io::Result<()> {
 async fn open_raw(path: &Path, flags: uv::fs::OpenFlags, mode: u32) -> io::Result<uv::fs::File> {
     #[cfg(target_os = "linux")]
     if let Some(driver) = uring(crate::engine::io_uring::Op::OpenAt) {
-        return ring(driver, |d, tx| d.open(path, flags, mode, send(tx))).await;
+        return ring_open(driver, path, flags, mode).await;
     }
     request(|lp, tx| uv::fs::open(lp, path, flags, mode, send(tx))).await
 }
@@ -141,10 +161,15 @@ async fn close_raw(file: uv::fs::File) -> io::Result<()> {
 }
 
 /// Reads the entire contents of a file (`uv_fs_open`, `uv_fs_fstat` for a size hint, then `uv_fs_read` until
-/// the end). Reads land directly in the returned vector: nothing is copied.
+/// the end). Reads land directly in the returned vector: nothing is copied. A FIFO, a pipe or a terminal is read
+/// until its end of file too (at the current position: they take no offsets; their size says nothing).
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     let file = open_raw(path.as_ref(), uv::fs::OpenFlags::RDONLY, 0).await?;
-    let hint = request(|lp, tx| uv::fs::fstat(lp, &file, send(tx))).await.map_or(0, |st| st.size);
+    let seekable = file.is_seekable();
+    let hint = match seekable {
+        true => request(|lp, tx| uv::fs::fstat(lp, &file, send(tx))).await.map_or(0, |st| st.size),
+        false => 0,
+    };
     // One byte more than the size, so that the read seeing the end needs no reallocation.
     let mut buf = Vec::new();
     buf.try_reserve_exact(usize::try_from(hint).unwrap_or(usize::MAX).saturating_add(1))
@@ -153,10 +178,10 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
         if buf.len() == buf.capacity() {
             buf.try_reserve(buf.len().max(8 * 1024)).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
         }
-        let offset = buf.len() as u64;
+        let offset = seekable.then_some(buf.len() as u64);
         let rx = {
             let (tx, rx) = reply();
-            uv::fs::read(&crate::runtime::current().lp, &file, buf, Some(offset), send2(tx))?;
+            uv::fs::read(&crate::runtime::current().lp, &file, buf, offset, send2(tx))?;
             rx
         };
         let (res, back) = received(rx.await)?;
@@ -181,16 +206,17 @@ pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 }
 
 /// Writes `contents` to a file, creating it or truncating it first (`uv_fs_open`, `uv_fs_write`, `uv_fs_close`).
-/// The contents are copied once into a buffer the requests own. A close error is reported.
+/// The contents are copied once into a buffer the requests own. A close error is reported. A FIFO, a pipe or a
+/// terminal is written at its current position (they take no offsets).
 pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
     use uv::fs::OpenFlags as F;
     let mut buf = contents.as_ref().to_vec();
     let file = open_raw(path.as_ref(), F::WRONLY | F::CREAT | F::TRUNC, 0o666).await?;
-    let mut offset = 0u64;
+    let mut offset = file.is_seekable().then_some(0u64);
     while !buf.is_empty() {
         let rx = {
             let (tx, rx) = reply();
-            uv::fs::write(&crate::runtime::current().lp, &file, buf, Some(offset), send2(tx))?;
+            uv::fs::write(&crate::runtime::current().lp, &file, buf, offset, send2(tx))?;
             rx
         };
         let (res, back) = received(rx.await)?;
@@ -201,7 +227,7 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
             n => {
                 // A short write: the rest goes in the next request.
                 buf.drain(..n);
-                offset += n as u64;
+                offset = offset.map(|o| o.saturating_add(n as u64)); // at most `contents.len()` in all
             }
         }
     }

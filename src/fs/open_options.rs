@@ -107,7 +107,7 @@ impl OpenOptions {
         let lp = crate::runtime::current().lp.clone();
         #[cfg(target_os = "linux")]
         if let Some(driver) = super::uring(crate::engine::io_uring::Op::OpenAt) {
-            let file = super::ring(driver, |d, tx| d.open(path, flags, mode, send(tx))).await?;
+            let file = super::ring_open(driver, path, flags, mode).await?;
             return Ok(File::new(file, lp, self.append));
         }
         let file = request(|lp, tx| crate::uv::fs::open(lp, path, flags, mode, send(tx))).await?;

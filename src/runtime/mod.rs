@@ -31,6 +31,15 @@ use crate::uv::{Handle as _, Loop, RunMode};
 
 /// A uvio runtime: one libuv loop and the tasks that run on it, on the thread that created it (`!Send`).
 ///
+/// # Shutdown with file reads that never end
+/// A file read waits as long as the file makes it: forever on a FIFO, pipe or terminal whose writer stays silent.
+/// On the io_uring engine, dropping or [closing](Runtime::close) the runtime cancels such reads (and opens, and
+/// writes to pipes). On the libuv and epoll engines (and for the whole-file helpers `fs::read` and `fs::write` on
+/// every engine) the read runs in libuv's thread pool, where a call blocked in `read(2)` cannot be cancelled:
+/// dropping the runtime then returns at once and leaves the request, with the loop's memory it refers to, to
+/// the blocked thread — never freed while in use, so leaked if the read never ends — and
+/// [`close`](Runtime::close) waits until the read ends.
+///
 /// ```
 /// let rt = uvio::Runtime::new()?;
 /// let answer = rt.block_on(async {

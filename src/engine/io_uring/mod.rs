@@ -10,11 +10,16 @@
 //!   on (so the fd stays open and its number is not reused), until the completion arrives. The completion gives
 //!   the buffer back to the operation's callback, which sends it to the waiting future through a `Replier`; if
 //!   the future was dropped meanwhile, the result and buffer are simply dropped *then*. Nothing the kernel may
-//!   write into is ever freed early, so a dropped future cannot cause a use-after-free. File operations always
-//!   complete (quickly), so in-flight ones are not cancelled: `IORING_OP_ASYNC_CANCEL` is not used.
-//! - **Shutdown.** Dropping the driver waits (`io_uring_enter` with `min_complete`) until every operation in
-//!   flight has completed, before the ring's memory is unmapped. Should waiting fail, the slots are leaked
-//!   rather than freed.
+//!   write into is ever freed early, so a dropped future cannot cause a use-after-free. A file operation whose
+//!   future is dropped is not cancelled: it completes, and its result is dropped.
+//! - **Offsets.** A read or write entry takes offset -1 as "the current position": it is used only for files
+//!   that are not seekable (FIFOs, pipes, terminals: `uv::fs::File::is_seekable`) and for appends; an offset
+//!   past `i64::MAX` is refused with `EINVAL` before it reaches the ring, as libuv refuses it.
+//! - **Shutdown.** Dropping the driver first cancels (`IORING_OP_ASYNC_CANCEL`) the operations that may wait
+//!   forever — reads, opens, writes to pipes and FIFOs, socket operations; writes to regular files, fsyncs,
+//!   closes and path operations are left to finish — then waits (`io_uring_enter` with `min_complete`) until
+//!   every operation in flight has completed (the cancelled ones with `ECANCELED`), before the slots' buffers
+//!   are freed and the ring's memory is unmapped. Should waiting fail, the slots are leaked rather than freed.
 //! - **Detection.** [`Driver::new`] creates the ring (ENOSYS, EPERM and ENOMEM mean "not available", with an
 //!   error naming the cause and the knob) and probes the opcodes: an operation whose opcode is missing runs on
 //!   libuv's thread pool instead ([`Driver::supports`]).
@@ -31,8 +36,7 @@
 //!   ones, plus a cancel (`IORING_OP_ASYNC_CANCEL`, its own slot) for those that may wait forever. A slot's
 //!   `user_data` carries a generation above the slab key, so a cancel can never hit a later operation that
 //!   reused the key. Completion handlers may queue new entries: the flush submits again before the loop blocks.
-//!   Dropping the driver first cancels every socket operation still in flight (a recv on an idle connection, a
-//!   multishot accept, a send to a peer that reads nothing), then waits as above.
+//!   Dropping the driver cancels every socket operation still in flight, then waits, as above.
 //!
 //! - **Path operations** ([`fs`]): rename, unlink, rmdir, mkdir, symlink, link and ftruncate, each behind its
 //!   own probed opcode; their slots own the paths.
@@ -154,8 +158,8 @@ type BufDone = Box<dyn FnOnce(io::Result<usize>, Vec<u8>)>;
 enum Pending {
     /// The kernel writes into `buf[start..]`.
     Read { buf: Vec<u8>, start: usize, _file: Rc<dyn Any>, done: BufDone },
-    /// The kernel reads `buf`.
-    Write { buf: Vec<u8>, _file: Rc<dyn Any>, done: BufDone },
+    /// The kernel reads `buf`. `may_wait`: the file is a pipe, FIFO or device, where a write may wait forever.
+    Write { buf: Vec<u8>, may_wait: bool, _file: Rc<dyn Any>, done: BufDone },
     /// The kernel reads `path`.
     Open { _path: CString, lp: Loop, done: Box<dyn FnOnce(io::Result<uv::fs::File>)> },
     /// The kernel reads `path` and writes `buf`.
@@ -191,6 +195,16 @@ const NET_OPCODES: [u8; 6] = [
 ];
 
 impl Pending {
+    /// Whether the operation may wait forever (on a peer, or on the other end of a pipe): it is cancelled when
+    /// the driver is dropped instead of waited for.
+    fn may_wait(&self) -> bool {
+        match self {
+            Pending::Net(_) | Pending::Read { .. } | Pending::Open { .. } => true,
+            Pending::Write { may_wait, .. } => *may_wait,
+            Pending::Statx { .. } | Pending::Paths { .. } | Pending::Status { .. } | Pending::Cancel => false,
+        }
+    }
+
     /// Hands the completion's result to the callback. Runs only once the kernel is done with the slot.
     fn complete(self, res: i32, flags: u32) {
         let status = if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as usize) };
@@ -474,18 +488,21 @@ impl Driver {
         self.supported & op.bit() != 0
     }
 
-    /// Reads at most `buf.len() - start` bytes (and at most 1 GiB) at `offset` into `buf[start..]`; `done` gets
-    /// the count and the buffer, cut to `start + count` bytes (so the bytes read are its last ones). The bytes
-    /// are already initialised, so the kernel's writes need no zero-filling first (memcheck cannot see writes
-    /// through the ring: it keeps seeing the old, defined values). `file` stays open until then.
+    /// Reads at most `buf.len() - start` bytes (and at most 1 GiB) at `offset` (at the current position for
+    /// `None`: a file that is not seekable) into `buf[start..]`; `done` gets the count and the buffer, cut to
+    /// `start + count` bytes (so the bytes read are its last ones). The bytes are already initialised, so the
+    /// kernel's writes need no zero-filling first (memcheck cannot see writes through the ring: it keeps seeing
+    /// the old, defined values). `file` stays open until then. `EINVAL` for an offset past `i64::MAX`, as libuv
+    /// (the ring would take it for -1, "the current position").
     pub(crate) fn read_at(
         &self,
         file: &Rc<uv::fs::File>,
         mut buf: Vec<u8>,
         start: usize,
-        offset: u64,
+        offset: Option<u64>,
         done: impl FnOnce(io::Result<usize>, Vec<u8>) + 'static,
     ) -> io::Result<()> {
+        let offset = ring_offset(offset)?;
         let start = start.min(buf.len());
         let len = (buf.len() - start).min(1 << 30) as u32;
         let dst = buf[start..].as_mut_ptr();
@@ -495,8 +512,9 @@ impl Driver {
         self.push(entry, Pending::Read { buf, start, _file: file, done: Box::new(done) })
     }
 
-    /// Writes `buf` (at most 1 GiB of it) at `offset` (at the end for `None`: the file is in append mode, where
-    /// the kernel ignores the offset); `done` gets the count written and the buffer.
+    /// Writes `buf` (at most 1 GiB of it) at `offset` (at the current position for `None`: a file that is not
+    /// seekable, or one in append mode, where the kernel writes at the end whatever the offset); `done` gets the
+    /// count written and the buffer. `EINVAL` for an offset past `i64::MAX`, as for [`Self::read_at`].
     pub(crate) fn write_at(
         &self,
         file: &Rc<uv::fs::File>,
@@ -504,18 +522,27 @@ impl Driver {
         offset: Option<u64>,
         done: impl FnOnce(io::Result<usize>, Vec<u8>) + 'static,
     ) -> io::Result<()> {
+        let offset = ring_offset(offset)?;
         let len = buf.len().min(1 << 30) as u32;
-        let entry = opcode::Write::new(types::Fd(file.fd()), buf.as_ptr(), len).offset(offset.unwrap_or(0)).build();
+        let entry = opcode::Write::new(types::Fd(file.fd()), buf.as_ptr(), len).offset(offset).build();
+        // A write to a pipe nobody reads may wait forever: such a write is cancelled at shutdown (see `Drop`).
+        let may_wait = !file.is_seekable();
         let file: Rc<dyn Any> = file.clone();
-        self.push(entry, Pending::Write { buf, _file: file, done: Box::new(done) })
+        self.push(entry, Pending::Write { buf, may_wait, _file: file, done: Box::new(done) })
     }
 
     /// Opens `path` (`openat` with `O_CLOEXEC`); `done` gets the file, owned by the uv layer.
+    ///
+    /// The kernel first tries an open inline with `O_NONBLOCK`, which it clears afterwards: for a FIFO that
+    /// does not wait for the other end, and a write-only open without a reader fails with `ENXIO`, where
+    /// `open(2)` would wait. `wait` sends the open to the kernel's workers at once (`IOSQE_ASYNC`), where it
+    /// waits as `open(2)` does (and can still be cancelled at shutdown); callers retry with it on `ENXIO`.
     pub(crate) fn open(
         &self,
         path: &Path,
         flags: OpenFlags,
         mode: u32,
+        wait: bool,
         done: impl FnOnce(io::Result<uv::fs::File>) + 'static,
     ) -> io::Result<()> {
         let path = c_path(path)?;
@@ -523,6 +550,7 @@ impl Driver {
             .flags(flags.bits() | libc::O_CLOEXEC)
             .mode(mode)
             .build();
+        let entry = if wait { entry.flags(squeue::Flags::ASYNC) } else { entry };
         self.push(entry, Pending::Open { _path: path, lp: self.lp.clone(), done: Box::new(done) })
     }
 
@@ -775,17 +803,19 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // Socket operations may never complete on their own (a recv on an idle connection, a multishot accept,
-        // a send to a peer that reads nothing): cancel them. Their handlers find the driver gone and start
-        // nothing new.
-        let sockets: Vec<u64> = self
+        // Operations that may never complete on their own are cancelled: socket operations (a recv on an idle
+        // connection, a multishot accept, a send to a peer that reads nothing), file reads (a FIFO, pipe or
+        // terminal with a silent writer; the data read would be dropped anyway), writes to a pipe or FIFO nobody
+        // reads, and opens (of a FIFO without its other end). Writes to regular files are carried out, as
+        // promised to `AsyncWrite` callers. The handlers find the driver gone and start nothing new.
+        let stuck: Vec<u64> = self
             .ops
             .get_mut()
             .iter()
-            .filter(|(_, slot)| matches!(slot.pending, Pending::Net(_)))
+            .filter(|(_, slot)| slot.pending.may_wait())
             .map(|(_, slot)| slot.user_data)
             .collect();
-        for user_data in sockets {
+        for user_data in stuck {
             self.cancel(user_data);
         }
         // The kernel may still write into the slots' buffers: wait for every operation in flight (cancels
@@ -814,6 +844,16 @@ impl Drop for Driver {
                 std::mem::forget(self.bufs.take());
             }
         }
+    }
+}
+
+/// The offset of a read or write entry: `u64::MAX` (-1, "the current position") for `None`; `EINVAL` for an
+/// offset past `i64::MAX`, which the kernel would read as negative (-1 included), exactly as libuv reports it.
+fn ring_offset(offset: Option<u64>) -> io::Result<u64> {
+    match offset {
+        None => Ok(u64::MAX),
+        Some(offset) if i64::try_from(offset).is_ok() => Ok(offset),
+        Some(_) => Err(io::Error::from_raw_os_error(libc::EINVAL)),
     }
 }
 

@@ -42,11 +42,13 @@ pub struct File {
 pub(super) struct FileInner {
     pub(super) fd: sys::uv_file,
     lp: Rc<LoopInner>,
+    /// Whether the file takes offsets (see [`File::is_seekable`]), once asked.
+    seekable: std::cell::Cell<Option<bool>>,
 }
 
 impl File {
     pub(super) fn new(lp: &Rc<LoopInner>, fd: sys::uv_file) -> File {
-        File { inner: Rc::new(FileInner { fd, lp: lp.clone() }) }
+        File { inner: Rc::new(FileInner { fd, lp: lp.clone(), seekable: std::cell::Cell::new(None) }) }
     }
 
     /// Takes ownership of a raw descriptor; dropping the `File` will close it. A negative `fd` is never closed.
@@ -76,6 +78,32 @@ impl File {
         // SAFETY: `into_raw` released the open descriptor (`fd >= 0`, checked above) that this `File` owned: by
         // `File`'s invariant nothing else owns or closes it.
         Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Whether reads and writes may name an offset (`pread`/`pwrite`): `false` for a FIFO, a pipe, a socket or
+    /// a terminal, whose `lseek` fails with `ESPIPE`; their reads and writes must use the current position
+    /// (offset `None`). Asked once, with `lseek(fd, 0, SEEK_CUR)`, which moves nothing and never waits for a
+    /// device or the network (unlike `fstat` on some file systems). Always `true` on Windows.
+    pub fn is_seekable(&self) -> bool {
+        if let Some(seekable) = self.inner.seekable.get() {
+            return seekable;
+        }
+        let seekable = self.ask_seekable();
+        self.inner.seekable.set(Some(seekable));
+        seekable
+    }
+
+    #[cfg(unix)]
+    fn ask_seekable(&self) -> bool {
+        // SAFETY: lseek on a descriptor this `File` owns (or `-1`, which fails with `EBADF`); a zero move from the
+        // current position changes nothing.
+        let ret = unsafe { libc::lseek(self.fd(), 0, libc::SEEK_CUR) };
+        !(ret < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESPIPE))
+    }
+
+    #[cfg(not(unix))]
+    fn ask_seekable(&self) -> bool {
+        true
     }
 
     /// The raw descriptor, still owned by this `File`.
