@@ -45,6 +45,10 @@ enum Op {
 /// The most one read or write request moves, and the size of the file's buffer.
 const CHUNK: usize = 64 * 1024;
 
+/// The most one `read_at` asks of the io_uring engine (whose spare capacity is zero-filled first).
+#[cfg(target_os = "linux")]
+const RING_READ_MAX: usize = 8 << 20;
+
 /// An open file on the runtime's loop, like `tokio::fs::File`.
 ///
 /// # Reads, writes and their errors
@@ -275,8 +279,8 @@ impl File {
     /// The cursor does not move, the kernel reads straight into `buf` (the file's own buffer is not used), and
     /// any number of `read_at`s may be in flight on one `File` at once, from as many tasks. A read accepted
     /// earlier through `AsyncWrite` is finished first. (`uv_fs_read` at an offset; `IORING_OP_READ` on the
-    /// io_uring engine, for which the spare capacity is zeroed first: valgrind cannot see the kernel write
-    /// there.)
+    /// io_uring engine, which reads at most 8 MiB at a time: the spare capacity it lends the ring is zeroed
+    /// first, since valgrind cannot see the kernel write there, and a huge capacity must not cost a huge fill.)
     ///
     /// `InvalidInput` (`EINVAL`) for a `pos` past `i64::MAX`, and `ESPIPE` on a file that is not seekable (a
     /// FIFO, a pipe, a terminal), as `pread`.
@@ -316,7 +320,7 @@ impl File {
             Some(driver) => {
                 let start = buf.len();
                 let mut buf = buf;
-                buf.resize(buf.capacity().min(start + (1 << 30)), 0);
+                buf.resize(buf.capacity().min(start + RING_READ_MAX), 0);
                 driver.read_at(&file, buf, start, Some(pos), move |res, mut buf| {
                     if res.is_err() {
                         buf.truncate(start); // the zeroed spare capacity is not data
