@@ -114,9 +114,14 @@ if [ ! -f "$libuv_archive" ] || [ "$wine_dir/libuv/mingw-toolchain.cmake" -nt "$
     [ -n "$(find "$libuv_src" -type f -newer "$libuv_archive" -print -quit)" ]; then
     step "building libuv ($libuv_src) for $TARGET with CMake and mingw-w64"
     rm -rf "$wine_dir/libuv/build"
-    cmake -S "$libuv_src" -B "$wine_dir/libuv/build" -DCMAKE_TOOLCHAIN_FILE="$wine_dir/libuv/mingw-toolchain.cmake" \
-        -DCMAKE_BUILD_TYPE=Release -DLIBUV_BUILD_SHARED=OFF -DBUILD_TESTING=OFF >"$wine_dir/libuv/cmake.log"
-    cmake --build "$wine_dir/libuv/build" -j "$(nproc)" >"$wine_dir/libuv/build.log"
+    log=$wine_dir/libuv/build.log
+    if ! cmake -S "$libuv_src" -B "$wine_dir/libuv/build" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_TOOLCHAIN_FILE="$wine_dir/libuv/mingw-toolchain.cmake" -DLIBUV_BUILD_SHARED=OFF \
+        -DBUILD_TESTING=OFF >"$log" 2>&1 || ! cmake --build "$wine_dir/libuv/build" -j "$(nproc)" >>"$log" 2>&1; then
+        tail -n 30 "$log"
+        echo "building libuv for $TARGET failed (full output: $log)"
+        exit 1
+    fi
     cp "$wine_dir/libuv/build/libuv.a" "$libuv_archive"
 else
     step "libuv for $TARGET is up to date ($libuv_archive)"
