@@ -24,7 +24,7 @@
 #   types (sockaddr_storage, pthread_mutex_t, termios, ...). That is fine for type-checking and only for it:
 #   nothing built this way is linked or run.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 # Skips the current target. Each target runs in its own subshell, so this ends that target only.
@@ -172,6 +172,8 @@ EOF
 }
 
 # --- main ----------------------------------------------------------------------------------------------------
+# ci/windows.sh sources this file for the shared parts above; only a direct run checks.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(windows macos)
 for target in "${targets[@]}"; do

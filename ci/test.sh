@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what a fresh Debian machine lacks, then runs the format
-# check, clippy, Windows and macOS type-checks (each when its rustup target is installed), the whole test suite
-# (doctests included) on every engine, the examples' smoke runs, a short soak run and valgrind.
+# check, clippy, Windows and macOS type-checks, the whole test suite (doctests included) on every engine, the
+# examples' smoke runs, a short soak run (ci/soak.sh), the Windows build's tests and examples under Wine
+# (ci/windows.sh), valgrind, and a check with the oldest supported Rust (Cargo.toml's rust-version).
 #
 #   ci/test.sh              everything
 #   UVIO_SKIP_VALGRIND=1    skips the valgrind step (quick local runs)
+#   UVIO_SKIP_WINE=1        skips the Wine run
+#   UVIO_SKIP_MSRV=1        skips the rust-version check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +23,13 @@ command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+# The Windows cross-check and the Wine run (ci/cross-check.sh, ci/windows.sh): mingw-w64, CMake (libuv's own
+# build for Windows) and Wine.
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need_apt+=(gcc-mingw-w64-x86-64)
+if [ "${UVIO_SKIP_WINE:-0}" != 1 ]; then
+    command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+    command -v wine >/dev/null 2>&1 || need_apt+=(wine wine64)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     step "installing ${need_apt[*]}"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -27,6 +37,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+# The Windows and macOS standard libraries, for the cross-checks and the Windows build; when rustup cannot
+# install them, ci/cross-check.sh and ci/windows.sh say so and skip.
+for target in x86_64-pc-windows-gnu x86_64-apple-darwin; do
+    rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target" ||
+        echo "note: could not install the rustup target $target"
+done
 
 export CARGO_TERM_COLOR=never
 export RUST_BACKTRACE=1
@@ -38,7 +54,7 @@ step "cargo clippy --all-targets -- -D warnings (default features, then tokio-io
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features tokio-io -- -D warnings
 
-step "Windows and macOS type-checks from Linux (each skipped when its rustup target is not installed)"
+step "Windows and macOS type-checks from Linux (each skipped, saying why, where its target cannot be installed)"
 ci/cross-check.sh
 
 step "cargo test (unit, integration and doc tests; tokio-io feature on, a superset)"
@@ -47,7 +63,7 @@ cargo test --doc --features tokio-io
 
 # The default run above uses Backend::Auto (io_uring where the kernel allows it, else epoll, else libuv).
 # Run the async suites again on every other engine this machine supports.
-ASYNC_TESTS=(runtime time net_tcp net_udp net_unix tokio_io async_fs async_process async_signal async_emfile host_loop engine
+ASYNC_TESTS=(runtime rt_lifecycle time net_tcp net_udp net_unix tokio_io async_fs async_process async_signal async_emfile host_loop engine
     linux_ext)
 test_args=()
 for t in "${ASYNC_TESTS[@]}"; do test_args+=(--test "$t"); done
@@ -71,9 +87,26 @@ ci/smoke.sh
 step "soak, short run (ci/soak.sh runs it in full)"
 ci/soak.sh --quick
 
+if [ "${UVIO_SKIP_WINE:-0}" != 1 ]; then
+    step "Windows build: tests and examples under Wine"
+    ci/windows.sh
+fi
+
 if [ "${UVIO_SKIP_VALGRIND:-0}" != 1 ]; then
     step "valgrind memcheck"
     ci/valgrind.sh
+fi
+
+if [ "${UVIO_SKIP_MSRV:-0}" != 1 ]; then
+    msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+    step "cargo +$msrv check --all-targets --all-features (the declared rust-version, locked dependencies)"
+    if rustup toolchain list | grep -q "^$msrv-" || rustup toolchain install "$msrv" --profile minimal; then
+        # Its own target directory: a different compiler would otherwise rebuild the stable toolchain's
+        # artifacts on the next run.
+        CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}/msrv cargo "+$msrv" check --all-targets --all-features --locked
+    else
+        echo "skipped: rustup could not install Rust $msrv"
+    fi
 fi
 
 step "all green"

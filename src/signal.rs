@@ -1,5 +1,6 @@
-//! Signals: [`ctrl_c`] on every OS, and any signal on Unix with `unix::signal`. Built on libuv's
-//! `uv_signal_t`, one watcher per listener on the runtime's loop; shaped like `tokio::signal`.
+//! Signals: [`ctrl_c`] on every OS, any signal on Unix with `unix::signal`, Ctrl+Break and the console closing
+//! on Windows with `windows::ctrl_break` and `windows::ctrl_close`. Built on libuv's `uv_signal_t`, one watcher
+//! per listener on the runtime's loop; shaped like `tokio::signal`.
 //!
 //! Signals are process-wide: every listener of a signal, on any runtime, sees each delivery. Several
 //! deliveries that arrive before a listener looks are *coalesced* into one (as in tokio, and as the OS itself
@@ -244,6 +245,72 @@ pub mod unix {
     impl fmt::Debug for Signal {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("Signal").field("kind", &self.kind).finish_non_exhaustive()
+        }
+    }
+}
+
+/// Windows console control events, shaped like `tokio::signal::windows`: [`ctrl_break`](windows::ctrl_break)
+/// (Ctrl+Break, libuv's `SIGBREAK`) and [`ctrl_close`](windows::ctrl_close) (the console is closing, libuv's
+/// `SIGHUP`; the process has about 10 seconds to clean up). Ctrl+C is [`ctrl_c`](super::ctrl_c).
+#[cfg(windows)]
+pub mod windows {
+    use std::fmt;
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::Listener;
+    use crate::uv::signum;
+
+    /// Starts listening for Ctrl+Break: events from now on are counted until received.
+    ///
+    /// # Panics
+    /// Outside a uvio runtime.
+    pub fn ctrl_break() -> io::Result<CtrlEvent> {
+        Ok(CtrlEvent { listener: Listener::new(signum::SIGBREAK)?, name: "ctrl_break" })
+    }
+
+    /// Starts listening for the console closing (its window closed, or the console process ended).
+    ///
+    /// # Panics
+    /// Outside a uvio runtime.
+    pub fn ctrl_close() -> io::Result<CtrlEvent> {
+        Ok(CtrlEvent { listener: Listener::new(signum::SIGHUP)?, name: "ctrl_close" })
+    }
+
+    /// A listener for one console event, from [`ctrl_break`] or [`ctrl_close`]: [`recv`](CtrlEvent::recv), or
+    /// use it as a `futures::Stream<Item = ()>` that never ends. Several events before a `recv` count as one.
+    /// Dropping it stops listening; other listeners are not affected.
+    pub struct CtrlEvent {
+        listener: Listener,
+        name: &'static str,
+    }
+
+    impl CtrlEvent {
+        /// Waits for the next event (or returns at once if some arrived since the last `recv`). Always
+        /// `Some(())`: the `Option` mirrors tokio's API. Dropping the future loses nothing.
+        pub async fn recv(&mut self) -> Option<()> {
+            self.listener.recv().await;
+            Some(())
+        }
+
+        /// Polls for an event (for hand-written futures).
+        pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+            self.listener.poll_recv(cx).map(Some)
+        }
+    }
+
+    impl futures::Stream for CtrlEvent {
+        type Item = ();
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+            self.get_mut().poll_recv(cx)
+        }
+    }
+
+    impl fmt::Debug for CtrlEvent {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("CtrlEvent").field("event", &self.name).finish_non_exhaustive()
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Async Windows named pipe tests: echo, end-of-stream when the server drops its end, several clients, and the
-//! error cases (missing pipe, name already bound, NUL byte in the name). Each test uses its own pipe name.
+//! Async Windows named pipe tests: echo, end-of-stream when the server drops its end, several clients in turn and
+//! many at once, and the error cases (missing pipe, name already bound, NUL byte in the name). Each test uses its
+//! own pipe name.
 #![cfg(windows)]
 
 use std::io::ErrorKind;
@@ -119,4 +120,54 @@ fn nul_byte_in_the_name_is_invalid_input() {
         assert_eq!(NamedPipeListener::bind(&name).unwrap_err().kind(), ErrorKind::InvalidInput);
         assert_eq!(NamedPipeStream::connect(&name).await.unwrap_err().kind(), ErrorKind::InvalidInput);
     });
+}
+
+#[test]
+fn many_clients_at_once_each_get_their_own_echo() {
+    // Framed (a length, then the bytes) rather than half-closed: named pipes have no half-close (see
+    // NamedPipeStream::shutdown), and a reply must not depend on libuv's emulation of it.
+    const CLIENTS: usize = 64;
+    let name = pipe_name("crowd");
+    let served = run(async {
+        let listener = NamedPipeListener::bind(&name).unwrap();
+        let server = spawn_local(async move {
+            let mut conns = Vec::new();
+            for _ in 0..CLIENTS {
+                let mut conn = listener.accept().await.unwrap();
+                conns.push(spawn_local(async move {
+                    let mut len = [0u8; 4];
+                    conn.read_exact(&mut len).await.unwrap();
+                    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+                    conn.read_exact(&mut buf).await.unwrap();
+                    conn.write_all(&buf).await.unwrap();
+                    conn.flush().await.unwrap();
+                    conn
+                }));
+            }
+            let mut kept = Vec::new();
+            for c in conns {
+                kept.push(c.await.unwrap());
+            }
+            kept.len()
+        });
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let name = name.clone();
+                spawn_local(async move {
+                    let mut c = NamedPipeStream::connect(&name).await.unwrap();
+                    let msg: Vec<u8> = format!("client {i} ").repeat(1 + i * 50).into_bytes();
+                    c.write_all(&(msg.len() as u32).to_le_bytes()).await.unwrap();
+                    c.write_all(&msg).await.unwrap();
+                    let mut back = vec![0u8; msg.len()];
+                    c.read_exact(&mut back).await.unwrap();
+                    assert!(back == msg, "client {i} got other bytes than its own");
+                })
+            })
+            .collect();
+        for c in clients {
+            c.await.unwrap();
+        }
+        server.await.unwrap()
+    });
+    assert_eq!(served, CLIENTS);
 }

@@ -426,7 +426,8 @@ macro_rules! impl_stream {
             }
 
             /// Writes what the kernel takes right now without queuing (`uv_try_write`): the byte count, or
-            /// `EAGAIN` if nothing could be written (also while earlier writes are queued).
+            /// `EAGAIN` if nothing could be written (also while earlier writes are queued). Not connected yet:
+            /// `EBADF` on Unix, `EPIPE` on Windows; Windows named pipes always answer `EAGAIN`.
             pub fn try_write(&self, data: &[u8]) -> $crate::Result<usize> {
                 $crate::uv::stream::try_write(self, data)
             }

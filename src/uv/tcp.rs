@@ -172,7 +172,8 @@ impl Tcp {
         connect_impl(self, addr, cb)
     }
 
-    /// The local address (`uv_tcp_getsockname`).
+    /// The local address (`uv_tcp_getsockname`). Before `bind` or `connect`: the wildcard address with port 0
+    /// on Unix, `EINVAL` on Windows (its getsockname refuses unbound sockets).
     pub fn local_addr(&self) -> Result<SocketAddr> {
         // SAFETY: the handle is initialised; the getter writes at most `len` bytes.
         read_sockaddr(|sa, len| unsafe { sys::uv_tcp_getsockname(self.h.raw(), sa, len) })
@@ -208,6 +209,8 @@ impl Tcp {
     }
 
     /// Windows: whether to queue several accepts at once (`uv_tcp_simultaneous_accepts`); no effect elsewhere.
+    /// A setting of listeners: on Windows `EINVAL` on a connection, and `ENOTSUP` to enable it again once
+    /// disabled.
     pub fn set_simultaneous_accepts(&self, enable: bool) -> Result<()> {
         self.h.check_open()?;
         // SAFETY: an open handle.
