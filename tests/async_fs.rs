@@ -1279,7 +1279,9 @@ fn fifo_is_written_through_file_and_fs_write() {
     let tmp = TempDir::new("afs-fifo-write");
     let fifo = mkfifo(tmp.path(), "fifo");
     let data = pattern(200 * 1024 + 5);
-    // The reader opens the FIFO (waiting for the writer) and reads to its end, twice.
+    // The reader opens the FIFO (waiting for the writer) and reads to its end, twice; it says when it closed the
+    // first end, so that the second writer cannot join the first round.
+    let (first_done, first_read) = std::sync::mpsc::channel();
     let reading = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
@@ -1287,6 +1289,7 @@ fn fifo_is_written_through_file_and_fs_write() {
                 .map(|_| {
                     let mut back = Vec::new();
                     std::io::Read::read_to_end(&mut std::fs::File::open(&fifo).unwrap(), &mut back).unwrap();
+                    let _ = first_done.send(());
                     back
                 })
                 .collect::<Vec<_>>()
@@ -1301,6 +1304,7 @@ fn fifo_is_written_through_file_and_fs_write() {
                 file.write_all(&sent).await.unwrap();
                 file.flush().await.unwrap();
                 drop(file);
+                uvio::task::spawn_blocking(move || first_read.recv().unwrap()).await.unwrap();
                 fs::write(&path, &sent).await.unwrap();
             })
         },
@@ -1358,14 +1362,15 @@ fn dropping_the_runtime_does_not_wait_for_a_fifo_read() {
                 assert!(dropping.elapsed() < Duration::from_secs(3), "the drop took {:?}", dropping.elapsed());
                 return;
             }
-            // libuv's thread pool cannot cancel a read blocked in read(2): dropping the runtime would return at
-            // once and leak the loop to the blocked thread, and closing it waits for the read (see `Runtime`): it
-            // closes cleanly once the writer goes.
+            // libuv's thread pool cannot cancel a read blocked in read(2): dropping the runtime waits for the
+            // read (see `Runtime`), and returns once the writer goes, with everything freed.
             let writer = std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(300));
                 drop(silent.lock().unwrap().take()); // the read ends (end of file)
             });
-            rt.close().expect("runtime closes cleanly once the read ended");
+            let dropping = Instant::now();
+            drop(rt);
+            assert!(dropping.elapsed() >= Duration::from_millis(200), "the drop waited for the read");
             writer.join().unwrap();
         },
         // Closing the writer ends the read, so the thread finishes even on failure.

@@ -933,3 +933,26 @@ fn file_and_dir_stay_on_their_thread() {
     drop((dir, file));
     close_clean(lp);
 }
+
+/// Dropping the last `Loop` with requests on the thread pool waits for them: their callbacks run during the drop
+/// (with their results), so nothing they hold, the loop included, is leaked.
+#[test]
+fn dropping_the_loop_with_requests_in_flight_finishes_them() {
+    let lp = Loop::new().unwrap();
+    let done = Rc::new(Cell::new(0));
+    for _ in 0..8 {
+        let done = done.clone();
+        fs::stat(&lp, "/", move |res| {
+            assert!(res.unwrap().is_dir());
+            done.set(done.get() + 1);
+        })
+        .unwrap();
+    }
+    let looked_up = Rc::new(Cell::new(false));
+    let flag = looked_up.clone();
+    let hints = uvio::uv::AddrInfoHints::default();
+    uvio::uv::getaddrinfo(&lp, Some("localhost"), None, hints, move |_| flag.set(true)).unwrap();
+    drop(lp);
+    assert_eq!(done.get(), 8, "every stat callback ran during the drop");
+    assert!(looked_up.get(), "the lookup's callback ran during the drop");
+}

@@ -31,14 +31,14 @@ use crate::uv::{Handle as _, Loop, RunMode};
 
 /// A uvio runtime: one libuv loop and the tasks that run on it, on the thread that created it (`!Send`).
 ///
-/// # Shutdown with file reads that never end
-/// A file read waits as long as the file makes it: forever on a FIFO, pipe or terminal whose writer stays silent.
-/// On the io_uring engine, dropping or [closing](Runtime::close) the runtime cancels such reads (and opens, and
-/// writes to pipes). On the libuv and epoll engines (and for the whole-file helpers `fs::read` and `fs::write` on
-/// every engine) the read runs in libuv's thread pool, where a call blocked in `read(2)` cannot be cancelled:
-/// dropping the runtime then returns at once and leaves the request, with the loop's memory it refers to, to
-/// the blocked thread — never freed while in use, so leaked if the read never ends — and
-/// [`close`](Runtime::close) waits until the read ends.
+/// # Shutdown waits for requests on libuv's thread pool
+/// Dropping or [closing](Runtime::close) a runtime waits for the file and DNS requests already running on
+/// libuv's thread pool (as tokio's runtime waits for its blocking tasks): a call blocked there cannot be
+/// cancelled, and its completion holds memory that must not be freed before. Most finish in microseconds, but a
+/// read waits as long as the file makes it: forever on a FIFO, pipe or terminal whose writer stays silent. On the
+/// io_uring engine such reads (and opens, and writes to pipes) are on the ring and are cancelled at shutdown. On
+/// the libuv and epoll engines, and for the whole-file helpers `fs::read` and `fs::write` on every engine, they
+/// run on the pool: there, shutdown waits until the writer writes or goes away.
 ///
 /// ```
 /// let rt = uvio::Runtime::new()?;

@@ -14,7 +14,7 @@ use libuv_sys2 as sys;
 
 use super::addr::{from_sockaddr, sockaddr_ptr, to_sockaddr};
 use super::loop_::Loop;
-use super::req::{complete, submit, ReqBox};
+use super::req::{complete, submit, PoolReq, ReqBox};
 use crate::error::{Error, Result};
 
 /// An IP address family (`AF_INET` or `AF_INET6`).
@@ -281,7 +281,8 @@ where
 {
     let (node, service) = lookup_strings(node, service)?;
     let hints = hints.to_raw();
-    submit(lp.inner(), Some(cb), |l, req: *mut ReqBox<sys::uv_getaddrinfo_t, Option<F>>| {
+    let state = Some((cb, PoolReq::new(lp.inner())));
+    submit(lp.inner(), state, |l, req: *mut ReqBox<sys::uv_getaddrinfo_t, Option<(F, PoolReq)>>| {
         // SAFETY: `req` is the live box submit made; libuv copies node, service and hints before returning, and
         // calls `on_addrinfo` (matching this box type) once.
         unsafe {
@@ -305,10 +306,10 @@ where
     let list = AddrInfoList(res);
     // SAFETY: libuv calls this once for the request `getaddrinfo` submitted with this box type.
     unsafe {
-        complete::<sys::uv_getaddrinfo_t, Option<F>>(req, |r| {
+        complete::<sys::uv_getaddrinfo_t, Option<(F, PoolReq)>>(req, |r| {
             let result = Error::check(status).map(|_| list.to_vec());
             drop(list);
-            if let Some(cb) = r.state.take() {
+            if let Some((cb, _pool)) = r.state.take() {
                 cb(result);
             }
         })
@@ -340,7 +341,8 @@ where
     F: FnOnce(Result<(String, String)>) + 'static,
 {
     let sa = to_sockaddr(&addr);
-    submit(lp.inner(), Some(cb), |l, req: *mut ReqBox<sys::uv_getnameinfo_t, Option<F>>| {
+    let state = Some((cb, PoolReq::new(lp.inner())));
+    submit(lp.inner(), state, |l, req: *mut ReqBox<sys::uv_getnameinfo_t, Option<(F, PoolReq)>>| {
         // SAFETY: `req` is the live box submit made; libuv copies the address into the request before
         // returning, and calls `on_nameinfo` (matching this box type) once.
         unsafe { sys::uv_getnameinfo(l, &raw mut (*req).raw, Some(on_nameinfo::<F>), sockaddr_ptr(&sa), flags.bits()) }
@@ -370,9 +372,9 @@ unsafe extern "C" fn on_nameinfo<F>(
     // SAFETY: libuv calls this once for the request `getnameinfo` submitted with this box type. On success
     // `_host`/`_service` point into the request itself; we read them through the box instead.
     unsafe {
-        complete::<sys::uv_getnameinfo_t, Option<F>>(req, |r| {
+        complete::<sys::uv_getnameinfo_t, Option<(F, PoolReq)>>(req, |r| {
             let result = name_result(status, &r.raw);
-            if let Some(cb) = r.state.take() {
+            if let Some((cb, _pool)) = r.state.take() {
                 cb(result);
             }
         })

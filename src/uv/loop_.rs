@@ -83,6 +83,9 @@ pub(crate) struct LoopInner {
     pub(crate) read_buf: super::stream::SharedReadBuf,
     /// Work requests in flight (see `work.rs`), finished when the last `Loop` is dropped.
     pub(crate) work: super::work::InFlight,
+    /// fs and DNS requests in flight on libuv's thread pool ([`super::req::PoolReq`]): the last `Loop` to drop
+    /// waits for them, so their boxes (and the loop they hold) are freed.
+    pub(crate) pool_reqs: Cell<usize>,
     /// Set when the runtime on this loop shuts down: its async objects (files) fail instead of submitting
     /// requests nobody will complete.
     pub(crate) runtime_gone: Cell<bool>,
@@ -112,6 +115,7 @@ impl Loop {
             panicked: Cell::new(false),
             read_buf: Default::default(),
             work: Default::default(),
+            pool_reqs: Cell::new(0),
             runtime_gone: Cell::new(false),
         });
         Ok(Loop { owner: Rc::new(LoopOwner { inner }) })
@@ -147,6 +151,7 @@ impl Loop {
             panicked: Cell::new(false),
             read_buf: Default::default(),
             work: Default::default(),
+            pool_reqs: Cell::new(0),
             runtime_gone: Cell::new(false),
         });
         Loop { owner: Rc::new(LoopOwner { inner }) }
@@ -377,6 +382,9 @@ impl Drop for LoopOwner {
         self.inner.owner_alive.set(false);
         self.inner.flush_closes();
         super::work::finish_in_flight(&self.inner);
+        // fs and DNS requests already on the pool cannot be cancelled: their completions hold the loop, so wait
+        // for them (as tokio's runtime waits for its blocking tasks). Running, closed or borrowed: leak instead.
+        while self.inner.pool_reqs.get() > 0 && self.inner.run_once_unowned() {}
     }
 }
 

@@ -51,6 +51,23 @@ pub(crate) fn submit<R, S>(
     Ok(())
 }
 
+/// Counts one fs or DNS request in flight on libuv's thread pool while it lives (in the request's state): the
+/// last `Loop` to be dropped runs the loop until none is left (see `LoopOwner`'s `Drop`).
+pub(crate) struct PoolReq(Rc<LoopInner>);
+
+impl PoolReq {
+    pub(crate) fn new(lp: &Rc<LoopInner>) -> PoolReq {
+        lp.pool_reqs.set(lp.pool_reqs.get() + 1);
+        PoolReq(lp.clone())
+    }
+}
+
+impl Drop for PoolReq {
+    fn drop(&mut self) {
+        self.0.pool_reqs.set(self.0.pool_reqs.get() - 1);
+    }
+}
+
 /// Takes back the box behind `raw` in a completion callback and runs `f` with it under the panic guard.
 ///
 /// # Safety

@@ -20,7 +20,7 @@ use super::types::{AccessMode, CopyFlags, Dirent, DirentType, FileTime, OpenFlag
 use crate::error::{Error, Result};
 use crate::uv::addr::{cpath, path_from_c};
 use crate::uv::loop_::{Loop, LoopInner};
-use crate::uv::req::{self, ReqBox};
+use crate::uv::req::{self, PoolReq, ReqBox};
 
 /// Starts the request: calls a `uv_fs_*` function with `keep`'s arguments, the loop, the request and the
 /// completion callback (`None`: run synchronously).
@@ -46,6 +46,7 @@ struct Pending<K, T, F> {
     keep: K,
     extract: Extract<K, T>,
     cb: F,
+    _pool: PoolReq,
 }
 
 type FsBox<K, T, F> = ReqBox<sys::uv_fs_t, Option<Pending<K, T, F>>>;
@@ -63,7 +64,8 @@ impl<K, T> Op<K, T> {
         F: FnOnce(T, K) + 'static,
     {
         let Op { keep, start, extract } = self;
-        req::submit(lp.inner(), Some(Pending { keep, extract, cb }), |l, boxed: *mut FsBox<K, T, F>| {
+        let pending = Pending { keep, extract, cb, _pool: PoolReq::new(lp.inner()) };
+        req::submit(lp.inner(), Some(pending), |l, boxed: *mut FsBox<K, T, F>| {
             // SAFETY: `boxed` is the box `submit` just allocated: live, zeroed request, and it stays at this address
             // with `keep` inside until `on_fs` frees it; `lp` keeps the loop alive. The two field borrows are
             // disjoint.
@@ -116,7 +118,7 @@ impl<K, T> Op<K, T> {
 /// The completion callback of every submitted fs request.
 unsafe extern "C" fn on_fs<K, T, F: FnOnce(T, K)>(raw: *mut sys::uv_fs_t) {
     let finish = |b: &mut FsBox<K, T, F>| {
-        let Some(Pending { mut keep, extract, cb }) = b.state.take() else { return };
+        let Some(Pending { mut keep, extract, cb, .. }) = b.state.take() else { return };
         // SAFETY: libuv calls back once the request has completed; `extract` belongs to the `start` that ran.
         let out = unsafe { extract(&mut b.raw, &mut keep, &b.loop_) };
         // SAFETY: the request has completed; `keep`, which libuv's allocations may reference, is still alive.
