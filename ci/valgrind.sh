@@ -20,8 +20,10 @@ SKIP=(ten_thousand_concurrent_echo_tasks ${UVIO_VALGRIND_SKIP:-})
 # descriptors of its own above the limit), so an accept4 it wraps, or an accept the ring does in the kernel, sees
 # another limit than the test set, and the epoll and io_uring runs would test valgrind instead of uvio.
 SKIP_BINS=()
-EPOLL_BINS=(net_tcp net_udp net_unix tokio_io engine_epoll engine_epoll_udp host_loop async_process)
-RING_BINS=(net_tcp net_unix tokio_io async_fs)
+EPOLL_BINS=(net_tcp net_udp net_unix tokio_io engine_epoll engine_epoll_udp host_loop async_process rt_lifecycle)
+RING_BINS=(net_tcp net_unix tokio_io async_fs rt_lifecycle)
+# The binaries built on `rt_test!` or a per-engine loop (faults, bad_input, prop_streams) run every engine inside
+# the libuv pass already.
 # The cancellation stress test runs fewer operations under valgrind (natively: 100 000).
 export UVIO_STRESS_OPS=${UVIO_STRESS_OPS:-5000}
 

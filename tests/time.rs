@@ -28,12 +28,14 @@ fn sleeps_end_in_deadline_order() {
     let rt = Runtime::new().unwrap();
     let order = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     rt.block_on(async {
-        let hs: Vec<_> = [30u64, 10, 20, 0]
+        // One start for every deadline, 100 ms apart: a slow first poll (valgrind) must not reorder them.
+        let start = Instant::now();
+        let hs: Vec<_> = [300u64, 100, 200, 0]
             .into_iter()
             .map(|ms| {
                 let order = order.clone();
                 spawn_local(async move {
-                    sleep(Duration::from_millis(ms)).await;
+                    sleep_until(start + Duration::from_millis(ms)).await;
                     order.borrow_mut().push(ms);
                 })
             })
@@ -42,7 +44,7 @@ fn sleeps_end_in_deadline_order() {
             h.await.unwrap();
         }
     });
-    assert_eq!(*order.borrow(), vec![0, 10, 20, 30]);
+    assert_eq!(*order.borrow(), vec![0, 100, 200, 300]);
     rt.close().expect("runtime closes cleanly");
 }
 
@@ -156,6 +158,9 @@ fn cancelled_far_sleeps_are_compacted_and_live_ones_still_fire_in_order() {
     let rt = Runtime::new().unwrap();
     let order = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     rt.block_on(async {
+        // One base for every live deadline, taken when the tasks first run (after the loop below, which is slow
+        // under valgrind): a slow poll must not reorder them.
+        let base = std::rc::Rc::new(std::cell::Cell::new(Instant::now()));
         let mut live = Vec::new();
         for i in 0..20_000u64 {
             let mut far = Box::pin(sleep(Duration::from_secs(3600 + i)));
@@ -163,16 +168,18 @@ fn cancelled_far_sleeps_are_compacted_and_live_ones_still_fire_in_order() {
             drop(far);
             if i % 2000 == 0 {
                 let order = order.clone();
-                let ms = 10 * (20 - i / 2000); // later-spawned ones are due sooner, 10 ms apart
+                let ms = 30 * (20 - i / 2000); // later-spawned ones are due sooner, 30 ms apart
+                let base = base.clone();
                 live.push(spawn_local(async move {
                     let mut s = Box::pin(sleep(Duration::from_secs(3600)));
                     assert!(futures::poll!(s.as_mut()).is_pending());
-                    s.as_mut().reset(Instant::now() + Duration::from_millis(ms));
+                    s.as_mut().reset(base.get() + Duration::from_millis(ms));
                     s.await;
                     order.borrow_mut().push(ms);
                 }));
             }
         }
+        base.set(Instant::now());
         for h in live {
             h.await.unwrap();
         }
