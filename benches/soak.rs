@@ -173,7 +173,12 @@ fn expect_line(from: &mut impl BufRead, prefix: &str) -> Result<String, String> 
     }
 }
 
+/// Raises this process's soft descriptor limit to the hard one (children inherit it). Elsewhere: nothing to do.
+#[cfg(not(unix))]
+pub fn raise_fd_limit() {}
+
 /// Raises this process's soft descriptor limit to the hard one (children inherit it).
+#[cfg(unix)]
 pub fn raise_fd_limit() {
     // SAFETY: getrlimit/setrlimit with a valid pointer to a plain C struct.
     unsafe {

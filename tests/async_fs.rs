@@ -1356,7 +1356,7 @@ fn dropping_the_runtime_does_not_wait_for_a_fifo_read() {
                 uvio::time::sleep(Duration::from_millis(200)).await;
                 assert!(!reading.is_finished(), "the read finished though nothing was written");
             });
-            if rt.backend() == uvio::Backend::IoUring {
+            if rt.backend().name() == "io_uring" {
                 let dropping = Instant::now();
                 drop(rt); // cancels the read, waits for its completion, frees everything
                 assert!(dropping.elapsed() < Duration::from_secs(3), "the drop took {:?}", dropping.elapsed());
