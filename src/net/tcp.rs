@@ -224,7 +224,9 @@ impl futures::Stream for Incoming<'_> {
 ///
 /// One write takes at most 256 KiB, on every engine, and returns that short count when offered more
 /// (`write_all` loops); at most that much of what writes accepted waits in user space for the kernel, so memory
-/// stays bounded however much is written to a peer that reads slowly or not at all.
+/// stays bounded however much is written to a peer that reads slowly or not at all. A write that returned is
+/// not yet on the wire: the engine hands it to the kernel in this loop turn (libuv, epoll) or with the ring's
+/// next submission, at the end of the turn (io_uring); `flush` waits until the kernel has it.
 pub struct TcpStream {
     io: StreamIo<uv::Tcp>,
 }
