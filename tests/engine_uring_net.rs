@@ -19,30 +19,9 @@ use uvio::time::{sleep, timeout};
 use uvio::{spawn_local, Backend, Builder};
 
 use common::ring::{env_lock, pattern, ring_runtime, run};
+use common::spawn_echo;
 
 /// Echoes every connection until end-of-stream, then shuts its write side down.
-fn spawn_echo(listener: TcpListener) {
-    spawn_local(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            spawn_local(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = conn.close().await;
-            });
-        }
-    });
-}
-
 /// Reads to end-of-stream in 64 KiB chunks.
 async fn read_all(r: &mut (impl futures::AsyncRead + Unpin)) -> Vec<u8> {
     let mut all = Vec::new();

@@ -11,30 +11,7 @@ use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
 
 mod common;
-use common::{accepted_ahead_by, client_ids};
-
-/// Echoes every connection until EOF.
-fn spawn_echo(listener: TcpListener) {
-    spawn_local(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            spawn_local(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = conn.close().await;
-            });
-        }
-    });
-}
+use common::{accepted_ahead_by, client_ids, spawn_echo};
 
 rt_test! {
     async fn echo_round_trip_v4() {

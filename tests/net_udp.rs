@@ -250,13 +250,13 @@ rt_test! {
         if let Some(e) = saw {
             assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
         }
-        // The socket still works after the error.
+        // The socket still works after the error, connected elsewhere.
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         s.connect(peer.local_addr().unwrap()).await.unwrap();
         s.send(b"ok").await.unwrap();
         let mut buf = [0u8; 4];
-        let (n, _) = recv_from(&peer, &mut buf).await;
-        assert_eq!(&buf[..n], b"ok");
+        let (n, from) = recv_from(&peer, &mut buf).await;
+        assert_eq!((&buf[..n], from), (&b"ok"[..], s.local_addr().unwrap()));
     }
 }
 

@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{accepted_ahead_by, client_ids, TempDir};
+use common::{accepted_ahead_by, client_ids, spawn_unix_echo, TempDir};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use uvio::net::{UnixListener, UnixStream};
 use uvio::spawn_local;
@@ -17,29 +17,6 @@ use uvio::time::{sleep, timeout};
 /// A socket path inside `dir`.
 fn sock(dir: &TempDir) -> PathBuf {
     dir.path().join("s.sock")
-}
-
-/// Echoes every connection until EOF.
-fn spawn_echo(listener: UnixListener) {
-    spawn_local(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            spawn_local(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = conn.close().await;
-            });
-        }
-    });
 }
 
 rt_test! {
@@ -76,7 +53,7 @@ rt_test! {
         let dir = TempDir::new("unix-large");
         let listener = UnixListener::bind(sock(&dir)).unwrap();
         let c = UnixStream::connect(sock(&dir));
-        spawn_echo(listener);
+        spawn_unix_echo(listener);
         let c = c.await.unwrap();
         let data: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         let (mut r, mut w) = c.into_split();
@@ -121,7 +98,7 @@ rt_test! {
     async fn split_halves_work_in_separate_tasks_and_reunite() {
         let dir = TempDir::new("unix-split");
         let listener = UnixListener::bind(sock(&dir)).unwrap();
-        spawn_echo(listener);
+        spawn_unix_echo(listener);
         let c = UnixStream::connect(sock(&dir)).await.unwrap();
         let (mut r, mut w) = c.into_split();
         let writer = spawn_local(async move {
@@ -288,7 +265,7 @@ rt_test! {
         let std_listener = std::os::unix::net::UnixListener::bind(sock(&dir)).unwrap();
         let listener = UnixListener::from_std(std_listener).unwrap();
         assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(sock(&dir).as_path()));
-        spawn_echo(listener);
+        spawn_unix_echo(listener);
         let std_stream = std::os::unix::net::UnixStream::connect(sock(&dir)).unwrap();
         let mut s = UnixStream::from_std(std_stream).unwrap();
         s.write_all(b"std").await.unwrap();
@@ -311,7 +288,7 @@ rt_test! {
         let first = UnixListener::bind(&path).unwrap();
         assert_eq!(UnixListener::bind(&path).unwrap_err().kind(), ErrorKind::AddrInUse);
         assert!(path.exists());
-        spawn_echo(first);
+        spawn_unix_echo(first);
         let mut c = UnixStream::connect(&path).await.unwrap();
         c.write_all(b"still").await.unwrap();
         let mut b = [0u8; 5];
