@@ -32,7 +32,7 @@ fn round_trip(client: &mut std::net::TcpStream, msg: &[u8]) -> Vec<u8> {
 
 #[test]
 fn accept_out_of_descriptors_is_an_error_then_the_listener_recovers() {
-    for engine in common::rt::ENGINES {
+    for engine in common::rt::engines() {
         accept_out_of_descriptors_on(engine);
     }
 }

@@ -18,6 +18,15 @@ use std::future::Future;
 /// The engines this machine's build knows: libuv everywhere, epoll and io_uring on Linux.
 pub const ENGINES: &[&str] = if cfg!(target_os = "linux") { &["libuv", "epoll", "io_uring"] } else { &["libuv"] };
 
+/// The engines a test that runs them one after the other goes through: all of [`ENGINES`], or only the one
+/// `UVIO_BACKEND` forces on every runtime (the others would repeat it).
+pub fn engines() -> Vec<&'static str> {
+    match uvio::Backend::from_env().expect("valid UVIO_BACKEND") {
+        Some(forced) if forced != uvio::Backend::Auto => vec![forced.name()],
+        _ => ENGINES.to_vec(),
+    }
+}
+
 /// A builder asking for `engine`.
 pub fn builder(engine: &str) -> uvio::Builder {
     uvio::Builder::new().backend(engine.parse().expect("engine name"))
