@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use uvio::spawn_local;
 use uvio::task::{spawn_blocking, yield_now};
 use uvio::time::sleep;
-use uvio::{spawn_local, Runtime};
 
 rt_test! {
     fn block_on_returns_the_output() {
@@ -262,13 +262,14 @@ rt_test! {
     }
 }
 
-#[test]
-#[should_panic(expected = "cannot block_on from inside a uvio runtime")]
-fn nested_block_on_panics() {
-    let rt = Runtime::new().unwrap();
-    rt.block_on(async {
-        uvio::block_on(async {});
-    });
+rt_test! {
+    #[should_panic(expected = "cannot block_on from inside a uvio runtime")]
+    fn nested_block_on_panics() {
+        let rt = common::rt::runtime(ENGINE);
+        rt.block_on(async {
+            uvio::block_on(async {});
+        });
+    }
 }
 
 rt_test! {
