@@ -1330,7 +1330,7 @@ rt_test! {
                     uvio::time::sleep(Duration::from_millis(200)).await;
                     assert!(!reading.is_finished(), "the read finished though nothing was written");
                 });
-                if rt.backend() == uvio::Backend::IoUring {
+                if rt.backend().name() == "io_uring" {
                     let dropping = Instant::now();
                     drop(rt); // cancels the read, waits for its completion, frees everything
                     assert!(dropping.elapsed() < Duration::from_secs(3), "the drop took {:?}", dropping.elapsed());
