@@ -21,7 +21,6 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
-/// Echoes every connection until EOF, then shuts down its write side.
 /// A connected pair over loopback: (client, server side).
 async fn pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -19,21 +19,7 @@ use uvio::time::{sleep, timeout};
 use uvio::{spawn_local, Backend, Builder};
 
 use common::ring::{env_lock, pattern, ring_runtime, run};
-use common::spawn_echo;
-
-/// Echoes every connection until end-of-stream, then shuts its write side down.
-/// Reads to end-of-stream in 64 KiB chunks.
-async fn read_all(r: &mut (impl futures::AsyncRead + Unpin)) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = r.read(&mut chunk).await.unwrap();
-        if n == 0 {
-            return all;
-        }
-        all.extend_from_slice(&chunk[..n]);
-    }
-}
+use common::{read_all, spawn_echo};
 
 /// Whether the descriptor is in non-blocking mode: the epoll engine's sockets are, the ring's are not.
 fn nonblocking(fd: i32) -> bool {

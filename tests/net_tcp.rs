@@ -11,7 +11,7 @@ use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
 
 mod common;
-use common::{accepted_ahead_by, client_ids, spawn_echo};
+use common::{accepted_ahead_by, client_ids, read_all, spawn_echo};
 
 rt_test! {
     async fn echo_round_trip_v4() {
@@ -366,20 +366,6 @@ rt_test! {
         c.read_to_end(&mut reply).await.unwrap();
         assert_eq!(reply, b"bye");
         assert_eq!(server.await.unwrap(), b"request");
-    }
-}
-
-/// Reads to end-of-stream in 64 KiB chunks (`read_to_end` zero-fills its buffer a byte at a time, which is
-/// slow in debug builds and very slow under valgrind).
-async fn read_all(r: &mut (impl futures::AsyncRead + Unpin)) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = r.read(&mut chunk).await.unwrap();
-        if n == 0 {
-            return all;
-        }
-        all.extend_from_slice(&chunk[..n]);
     }
 }
 

@@ -45,6 +45,21 @@ pub fn spawn_unix_echo(listener: uvio::net::UnixListener) {
     });
 }
 
+/// Reads to end-of-stream in 64 KiB chunks (`read_to_end` zero-fills its buffer a byte at a time, which is
+/// slow in debug builds and very slow under valgrind).
+pub async fn read_all(r: &mut (impl futures::AsyncRead + Unpin)) -> Vec<u8> {
+    use futures::AsyncReadExt;
+    let mut all = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            return all;
+        }
+        all.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// Runs the loop until nothing is left, then closes it, asserting no handle or request leaked.
 pub fn close_clean(lp: Loop) {
     lp.run(RunMode::Default).expect("final run");
