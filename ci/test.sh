@@ -57,26 +57,11 @@ cargo clippy --all-targets --features tokio-io -- -D warnings
 step "Windows and macOS type-checks from Linux (each skipped, saying why, where its target cannot be installed)"
 ci/cross-check.sh
 
+# The async tests run on every engine this machine supports inside their binaries (tests/common/rt.rs,
+# `rt_test!`), so this one run covers libuv, epoll and io_uring; UVIO_BACKEND=NAME forces one for a whole run.
 step "cargo test (unit, integration and doc tests; tokio-io feature on, a superset)"
 cargo test --all-targets --features tokio-io
 cargo test --doc --features tokio-io
-
-# The default run above uses Backend::Auto (io_uring where the kernel allows it, else epoll, else libuv).
-# Run the async suites again on every other engine this machine supports.
-ASYNC_TESTS=(runtime rt_lifecycle time net_tcp net_udp net_unix tokio_io async_fs async_process async_signal async_emfile host_loop engine
-    linux_ext)
-test_args=()
-for t in "${ASYNC_TESTS[@]}"; do test_args+=(--test "$t"); done
-engines=(libuv)
-if [ "$(uname -s)" = Linux ]; then
-    engines+=(epoll)
-    # io_uring only where the kernel allows it (sysctl kernel.io_uring_disabled absent or 0).
-    if [ "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)" = 0 ]; then engines+=(io_uring); fi
-fi
-for engine in "${engines[@]}"; do
-    step "async tests on the $engine engine (UVIO_BACKEND=$engine)"
-    UVIO_BACKEND=$engine cargo test --features tokio-io "${test_args[@]}"
-done
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet

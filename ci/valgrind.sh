@@ -11,19 +11,24 @@ cd "$(dirname "$0")/.."
 #   sockets hit EMFILE, libuv sheds connections (RST) and the test's byte-exact check fails by design.
 SKIP=(ten_thousand_concurrent_echo_tasks ${UVIO_VALGRIND_SKIP:-})
 
-# Engines: every binary runs on the libuv engine; the binaries whose I/O differs per engine run again on epoll
-# and on io_uring. Valgrind cannot see the kernel write into memory through the ring, so uvio lends the ring only
+# Engines. Valgrind cannot see the kernel write into memory through the ring, so uvio lends the ring only
 # initialised memory (a file's read buffer is zeroed at its first use, the provided-buffer ring is allocated
-# zeroed): memcheck then sees defined bytes, and the ring engine is checked like the others. The binaries that
-# ask for io_uring themselves (engine_io_uring, engine_uring_net, uring_cancel_stress) run in the libuv pass.
-# async_emfile runs in the libuv pass only: valgrind emulates RLIMIT_NOFILE in its syscall wrappers (it keeps
-# descriptors of its own above the limit), so an accept4 it wraps, or an accept the ring does in the kernel, sees
-# another limit than the test set, and the epoll and io_uring runs would test valgrind instead of uvio.
+# zeroed): memcheck then sees defined bytes, and the ring engine is checked like the others.
+# - A binary whose tests run every engine inside it (`rt_test!`, tests/common/rt.rs: names end in ::libuv,
+#   ::epoll, ::io_uring) runs once, without UVIO_BACKEND. Its libuv tests (and any on Auto) always run; its epoll
+#   and io_uring tests run where it is listed in EPOLL_BINS and RING_BINS (elsewhere they are skipped, to keep
+#   valgrind's run short: the same code paths run under valgrind in the listed binaries, and every engine runs
+#   natively in `cargo test`).
+# - Any other binary runs with UVIO_BACKEND=libuv, and again with epoll and io_uring where it is listed. The
+#   binaries that ask for io_uring themselves (engine_io_uring, engine_uring_net, uring_cancel_stress) run in the
+#   libuv pass. async_emfile runs on libuv only: valgrind emulates RLIMIT_NOFILE in its syscall wrappers (it keeps
+#   descriptors of its own above the limit), so an accept4 it wraps, or an accept the ring does in the kernel, sees
+#   another limit than the test set, and the epoll and io_uring runs would test valgrind instead of uvio
+#   (UVIO_BACKEND=libuv makes its one test run once, on libuv).
 SKIP_BINS=()
-EPOLL_BINS=(net_tcp net_udp net_unix tokio_io engine_epoll engine_epoll_udp host_loop async_process rt_lifecycle)
-RING_BINS=(net_tcp net_unix tokio_io async_fs rt_lifecycle)
-# The binaries built on `rt_test!` or a per-engine loop (faults, bad_input, prop_streams) run every engine inside
-# the libuv pass already.
+EPOLL_BINS=(net_tcp net_udp net_unix tokio_io engine_epoll engine_epoll_udp host_loop async_process rt_lifecycle faults
+    bad_input)
+RING_BINS=(net_tcp net_unix tokio_io async_fs rt_lifecycle faults bad_input)
 # The cancellation stress test runs fewer operations under valgrind (natively: 100 000).
 export UVIO_STRESS_OPS=${UVIO_STRESS_OPS:-5000}
 
@@ -35,14 +40,17 @@ skip_args=()
 for s in "${SKIP[@]}"; do skip_args+=(--skip "$s"); done
 
 failed=0
-run() { # run BACKEND BIN
+run() { # run BACKEND BIN [HARNESS ARGS]: BACKEND "every" leaves UVIO_BACKEND unset
     local backend=$1 bin=$2 name log start
+    shift 2
     name=$(basename "$bin")
     log=$(mktemp)
     start=$(date +%s)
-    if UVIO_BACKEND=$backend valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+    local env_args=("UVIO_BACKEND=$backend")
+    [ "$backend" = every ] && env_args=(-u UVIO_BACKEND)
+    if env "${env_args[@]}" valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
         --errors-for-leak-kinds=definite --track-fds=no \
-        "$bin" --test-threads=2 "${skip_args[@]}" >"$log" 2>&1; then
+        "$bin" --test-threads=2 "${skip_args[@]}" "$@" >"$log" 2>&1; then
         echo "valgrind ok   [$backend] ${name%-*} ($(( $(date +%s) - start ))s): $(grep -E '^test result' "$log" | tail -1)"
     else
         echo "valgrind FAIL [$backend] ${name%-*}"
@@ -52,18 +60,27 @@ run() { # run BACKEND BIN
     rm -f "$log"
 }
 
+listed() { # listed ARRAY_NAME BINARY_FILE_NAME: whether the binary (hash suffix dropped) is in the array
+    local -n list=$1
+    printf '%s\n' "${list[@]}" | grep -qx "${2%-*}"
+}
+
 for bin in "${bins[@]}"; do
     name=$(basename "$bin")
     if [ ${#SKIP_BINS[@]} -gt 0 ] && printf '%s\n' "${SKIP_BINS[@]}" | grep -qx "${name%-*}"; then
         echo "valgrind skip ${name%-*} (io_uring: see SKIP_BINS)"
         continue
     fi
+    # (grep reads the whole list: with -q it would stop early, and pipefail would see the harness's SIGPIPE)
+    if "$bin" --list 2>/dev/null | grep '::libuv: test$' >/dev/null; then
+        engine_skips=()
+        listed EPOLL_BINS "$name" || engine_skips+=(--skip ::epoll)
+        listed RING_BINS "$name" || engine_skips+=(--skip ::io_uring)
+        run every "$bin" "${engine_skips[@]}"
+        continue
+    fi
     run libuv "$bin"
-    if [ "$(uname -s)" = Linux ] && printf '%s\n' "${EPOLL_BINS[@]}" | grep -qx "${name%-*}"; then
-        run epoll "$bin"
-    fi
-    if [ "$(uname -s)" = Linux ] && printf '%s\n' "${RING_BINS[@]}" | grep -qx "${name%-*}"; then
-        run io_uring "$bin"
-    fi
+    if [ "$(uname -s)" = Linux ] && listed EPOLL_BINS "$name"; then run epoll "$bin"; fi
+    if [ "$(uname -s)" = Linux ] && listed RING_BINS "$name"; then run io_uring "$bin"; fi
 done
 exit $failed

@@ -1,7 +1,7 @@
-//! An async `TcpListener` that runs out of file descriptors (EMFILE), on whichever engine the runtime runs
-//! (`UVIO_BACKEND`: `ci/test.sh` runs this binary once per engine). `accept` reports the error (never a panic),
-//! other tasks keep running, and the listener serves again once descriptors are free. Its own test binary: it
-//! lowers the process-wide RLIMIT_NOFILE.
+//! An async `TcpListener` that runs out of file descriptors (EMFILE), on every engine in turn. `accept` reports
+//! the error (never a panic), other tasks keep running, and the listener serves again once descriptors are free.
+//! Its own test binary, one test running the engines one after the other: it lowers the process-wide
+//! RLIMIT_NOFILE.
 #![cfg(unix)]
 mod common;
 
@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::{highest_open_fd, LimitGuard};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use uvio::net::TcpListener;
+use uvio::spawn_local;
 use uvio::time::sleep;
-use uvio::{spawn_local, Runtime};
 
 /// Sends `msg` on a blocking std client, shuts its write side and reads until EOF: what came back (nothing
 /// if the server closed or reset the connection first).
@@ -32,7 +32,13 @@ fn round_trip(client: &mut std::net::TcpStream, msg: &[u8]) -> Vec<u8> {
 
 #[test]
 fn accept_out_of_descriptors_is_an_error_then_the_listener_recovers() {
-    let rt = Runtime::new().unwrap();
+    for engine in common::rt::engines() {
+        accept_out_of_descriptors_on(engine);
+    }
+}
+
+fn accept_out_of_descriptors_on(engine: &str) {
+    let rt = common::rt::runtime(engine);
     let engine = rt.backend().name();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

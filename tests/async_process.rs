@@ -9,17 +9,8 @@ use std::time::{Duration, Instant};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use uvio::process::{Command, Stdio};
 use uvio::time::{sleep, timeout};
-use uvio::Runtime;
 
 mod common;
-
-/// Runs `fut` on a fresh runtime, then closes it, asserting nothing was left open.
-fn run<F: std::future::Future>(fut: F) -> F::Output {
-    let rt = Runtime::new().unwrap();
-    let out = rt.block_on(fut);
-    rt.close().expect("runtime closes cleanly");
-    out
-}
 
 /// Whether `pid` still exists (running or a zombie): `kill(pid, 0)` succeeds for both.
 fn exists(pid: u32) -> bool {
@@ -51,20 +42,18 @@ fn sh(script: &str) -> Command {
     cmd
 }
 
-#[test]
-fn output_of_echo() {
-    run(async {
+rt_test! {
+    async fn output_of_echo() {
         let out = Command::new("echo").args(["hello", "uvio"]).output().await.unwrap();
         assert!(out.status.success());
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(out.stdout, b"hello uvio\n");
         assert!(out.stderr.is_empty());
-    });
+    }
 }
 
-#[test]
-fn output_of_one_megabyte_is_byte_exact() {
-    run(async {
+rt_test! {
+    async fn output_of_one_megabyte_is_byte_exact() {
         let out = Command::new("head").args(["-c", "1000000", "/dev/zero"]).output().await.unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout.len(), 1_000_000);
@@ -76,12 +65,11 @@ fn output_of_one_megabyte_is_byte_exact() {
         std::fs::write(&path, &pattern).unwrap();
         let out = Command::new("cat").arg(&path).output().await.unwrap();
         assert_eq!(out.stdout, pattern);
-    });
+    }
 }
 
-#[test]
-fn stdin_round_trip_through_cat_200k() {
-    run(async {
+rt_test! {
+    async fn stdin_round_trip_through_cat_200k() {
         let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
         let mut stdin = child.stdin.take().unwrap();
@@ -101,12 +89,11 @@ fn stdin_round_trip_through_cat_200k() {
         assert_eq!(got.len(), data.len());
         assert!(got == data);
         assert!(child.wait().await.unwrap().success());
-    });
+    }
 }
 
-#[test]
-fn dropped_stdin_still_delivers_queued_bytes_then_eof() {
-    run(async {
+rt_test! {
+    async fn dropped_stdin_still_delivers_queued_bytes_then_eof() {
         let mut child = Command::new("wc").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         // Much more than the pipe holds: part of it is still queued when the stdin end is dropped.
@@ -114,23 +101,21 @@ fn dropped_stdin_still_delivers_queued_bytes_then_eof() {
         drop(stdin);
         let out = child.wait_with_output().await.unwrap();
         assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "300000");
-    });
+    }
 }
 
-#[test]
-fn status_reports_exit_code_3() {
-    run(async {
+rt_test! {
+    async fn status_reports_exit_code_3() {
         let status = sh("exit 3").status().await.unwrap();
         assert!(!status.success());
         assert_eq!(status.code(), Some(3));
         assert_eq!(status.signal(), None);
         assert_eq!(status.to_string(), "exit status: 3");
-    });
+    }
 }
 
-#[test]
-fn kill_reports_signal_and_wait_returns() {
-    run(async {
+rt_test! {
+    async fn kill_reports_signal_and_wait_returns() {
         let mut child = sleeper("10").spawn().unwrap();
         let pid = child.id().unwrap();
         assert!(exists(pid));
@@ -146,22 +131,20 @@ fn kill_reports_signal_and_wait_returns() {
         assert_eq!(child.id(), None);
         // Killing again once the exit was seen is an error, not a panic.
         assert_eq!(child.start_kill().unwrap_err().kind(), ErrorKind::InvalidInput);
-    });
+    }
 }
 
-#[test]
-fn sigterm_from_outside_is_reported() {
-    run(async {
+rt_test! {
+    async fn sigterm_from_outside_is_reported() {
         let mut child = sleeper("10").spawn().unwrap();
         uvio::uv::kill(child.id().unwrap() as i32, uvio::uv::signum::SIGTERM).unwrap();
         let status = child.wait().await.unwrap();
         assert_eq!(status.signal(), Some(uvio::uv::signum::SIGTERM));
-    });
+    }
 }
 
-#[test]
-fn try_wait_before_and_after_exit() {
-    run(async {
+rt_test! {
+    async fn try_wait_before_and_after_exit() {
         let mut child = sh("read line; exit 5").stdin(Stdio::piped()).spawn().unwrap();
         assert_eq!(child.try_wait().unwrap(), None);
         sleep(Duration::from_millis(20)).await;
@@ -173,12 +156,11 @@ fn try_wait_before_and_after_exit() {
         assert_eq!(child.try_wait().unwrap(), Some(status));
         // wait again: the same status at once.
         assert_eq!(child.wait().await.unwrap(), status);
-    });
+    }
 }
 
-#[test]
-fn missing_program_is_not_found() {
-    run(async {
+rt_test! {
+    async fn missing_program_is_not_found() {
         let err = Command::new("uvio-surely-no-such-program-here").spawn().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         let err = Command::new("/nonexistent/dir/prog").output().await.unwrap_err();
@@ -186,12 +168,11 @@ fn missing_program_is_not_found() {
         // A missing working directory is NotFound as well.
         let err = Command::new("true").current_dir("/nonexistent-uvio-dir").status().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
-    });
+    }
 }
 
-#[test]
-fn bad_strings_are_invalid_input() {
-    run(async {
+rt_test! {
+    async fn bad_strings_are_invalid_input() {
         let err = Command::new("echo").arg("a\0b").spawn().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         let err = Command::new("true").env("A=B", "x").spawn().unwrap_err();
@@ -200,12 +181,11 @@ fn bad_strings_are_invalid_input() {
         let mut cmd = Command::new("true");
         assert!(cmd.status().await.unwrap().success());
         assert!(cmd.status().await.unwrap().success(), "a Command can spawn again");
-    });
+    }
 }
 
-#[test]
-fn env_and_env_remove_and_env_clear() {
-    run(async {
+rt_test! {
+    async fn env_and_env_remove_and_env_clear() {
         // PATH is the one variable surely inherited (the child is found through it); no set_var here, since
         // tests in other threads spawn concurrently.
         let path = std::env::var("PATH").unwrap();
@@ -218,12 +198,11 @@ fn env_and_env_remove_and_env_clear() {
         // With a cleared environment there is no PATH: use absolute paths.
         let out = Command::new("/usr/bin/env").env("GONE", "x").env_clear().env("ONLY", "me").output().await.unwrap();
         assert_eq!(out.stdout, b"ONLY=me\n");
-    });
+    }
 }
 
-#[test]
-fn current_dir_is_respected() {
-    run(async {
+rt_test! {
+    async fn current_dir_is_respected() {
         let dir = common::TempDir::new("aproc-cwd");
         std::fs::write(dir.path().join("marker.txt"), b"x").unwrap();
         let out = Command::new("ls").current_dir(dir.path()).output().await.unwrap();
@@ -231,12 +210,11 @@ fn current_dir_is_respected() {
         let out = Command::new("pwd").current_dir(dir.path()).output().await.unwrap();
         let printed = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
         assert_eq!(printed.canonicalize().unwrap(), dir.path().canonicalize().unwrap());
-    });
+    }
 }
 
-#[test]
-fn stderr_is_separate_from_stdout() {
-    run(async {
+rt_test! {
+    async fn stderr_is_separate_from_stdout() {
         let out = sh("echo out; echo err >&2; echo out2; exit 1").output().await.unwrap();
         assert_eq!(out.stdout, b"out\nout2\n");
         assert_eq!(out.stderr, b"err\n");
@@ -245,79 +223,77 @@ fn stderr_is_separate_from_stdout() {
         let out = sh("echo out; echo err >&2").stdout(Stdio::null()).output().await.unwrap();
         assert!(out.stdout.is_empty());
         assert_eq!(out.stderr, b"err\n");
-    });
+    }
 }
 
-#[test]
-fn null_stdin_reads_eof() {
-    run(async {
+rt_test! {
+    async fn null_stdin_reads_eof() {
         let out = Command::new("cat").output().await.unwrap();
         assert!(out.status.success());
         assert!(out.stdout.is_empty());
         let out = Command::new("wc").arg("-c").stdin(Stdio::null()).output().await.unwrap();
         assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "0");
-    });
+    }
 }
 
-#[test]
-fn dropped_child_is_reaped_after_exit() {
-    run(async {
+rt_test! {
+    async fn dropped_child_is_reaped_after_exit() {
         let child = sleeper("0.05").spawn().unwrap();
         let pid = child.id().unwrap();
         drop(child);
         assert!(exists(pid), "not killed by the drop");
         // It exits by itself; the lingering handle reaps it (a zombie would still exist for kill(pid, 0)).
         assert!(until_gone(pid).await, "child reaped, no zombie");
-    });
+    }
 }
 
-#[test]
-fn kill_on_drop_kills() {
-    run(async {
+rt_test! {
+    async fn kill_on_drop_kills() {
         let child = sleeper("10").kill_on_drop(true).spawn().unwrap();
         let pid = child.id().unwrap();
         let start = Instant::now();
         drop(child);
         assert!(until_gone(pid).await, "killed and reaped");
         assert!(start.elapsed() < Duration::from_secs(5));
-    });
-}
-
-#[test]
-fn runtime_closes_with_a_dropped_child_still_running() {
-    // The runtime gives up a lingering handle at shutdown; close must still succeed (no leak reported).
-    let rt = Runtime::new().unwrap();
-    let pid = rt.block_on(async {
-        let child = sleeper("10").spawn().unwrap();
-        child.id().unwrap()
-    });
-    rt.close().expect("runtime closes cleanly");
-    uvio::uv::kill(pid as i32, uvio::uv::signum::SIGKILL).unwrap();
-    // Its handle closed before it exited, so libuv no longer reaps it: the background reaper must, or it
-    // would stay a zombie (which `kill(pid, 0)` still finds).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while exists(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(!exists(pid), "the orphaned child was reaped");
 }
 
-#[test]
-fn a_child_dropped_with_its_runtime_is_reaped_after_it_exits_by_itself() {
-    let rt = Runtime::new().unwrap();
-    let pid = rt.block_on(async { sleeper("0.3").spawn().unwrap().id().unwrap() });
-    rt.close().expect("runtime closes cleanly");
-    assert!(exists(pid), "still running (or a zombie) right after the runtime closed");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while exists(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+rt_test! {
+    fn runtime_closes_with_a_dropped_child_still_running() {
+        // The runtime gives up a lingering handle at shutdown; close must still succeed (no leak reported).
+        let rt = common::rt::runtime(ENGINE);
+        let pid = rt.block_on(async {
+            let child = sleeper("10").spawn().unwrap();
+            child.id().unwrap()
+        });
+        rt.close().expect("runtime closes cleanly");
+        uvio::uv::kill(pid as i32, uvio::uv::signum::SIGKILL).unwrap();
+        // Its handle closed before it exited, so libuv no longer reaps it: the background reaper must, or it
+        // would stay a zombie (which `kill(pid, 0)` still finds).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while exists(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!exists(pid), "the orphaned child was reaped");
     }
-    assert!(!exists(pid), "reaped once it exited");
 }
 
-#[test]
-fn fifty_children_concurrently() {
-    run(async {
+rt_test! {
+    fn a_child_dropped_with_its_runtime_is_reaped_after_it_exits_by_itself() {
+        let rt = common::rt::runtime(ENGINE);
+        let pid = rt.block_on(async { sleeper("0.3").spawn().unwrap().id().unwrap() });
+        rt.close().expect("runtime closes cleanly");
+        assert!(exists(pid), "still running (or a zombie) right after the runtime closed");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while exists(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!exists(pid), "reaped once it exited");
+    }
+}
+
+rt_test! {
+    async fn fifty_children_concurrently() {
         let tasks: Vec<_> = (0..50)
             .map(|i| uvio::spawn_local(async move { sh(&format!("echo {i}; exit {}", i % 7)).output().await.unwrap() }))
             .collect();
@@ -326,12 +302,11 @@ fn fifty_children_concurrently() {
             assert_eq!(out.stdout, format!("{i}\n").as_bytes());
             assert_eq!(out.status.code(), Some(i as i32 % 7));
         }
-    });
+    }
 }
 
-#[test]
-fn reads_stdout_while_the_child_runs() {
-    run(async {
+rt_test! {
+    async fn reads_stdout_while_the_child_runs() {
         let mut child = sh("echo first; sleep 0.2; echo second").stdout(Stdio::piped()).spawn().unwrap();
         let mut stdout = child.stdout.take().unwrap();
         let mut buf = [0u8; 64];
@@ -342,12 +317,11 @@ fn reads_stdout_while_the_child_runs() {
         stdout.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, b"second\n");
         assert!(child.wait().await.unwrap().success());
-    });
+    }
 }
 
-#[test]
-fn cancelled_wait_then_wait_again() {
-    run(async {
+rt_test! {
+    async fn cancelled_wait_then_wait_again() {
         let mut child = sleeper("10").spawn().unwrap();
         assert!(timeout(Duration::from_millis(10), child.wait()).await.is_err());
         let mut fut = Box::pin(child.wait());
@@ -355,24 +329,22 @@ fn cancelled_wait_then_wait_again() {
         drop(fut);
         child.start_kill().unwrap();
         assert_eq!(child.wait().await.unwrap().signal(), Some(uvio::uv::signum::SIGKILL));
-    });
+    }
 }
 
-#[test]
-fn cancelled_output_does_not_leak() {
-    run(async {
+rt_test! {
+    async fn cancelled_output_does_not_leak() {
         let child = sh("echo partial; sleep 0.1").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let pid = child.id().unwrap();
         // The future owns the child; dropping it mid-read leaves the process running, its handle lingering.
         let res = timeout(Duration::from_millis(20), child.wait_with_output()).await;
         assert!(res.is_err());
         assert!(until_gone(pid).await, "reaped after the cancelled wait_with_output");
-    });
+    }
 }
 
-#[test]
-fn write_to_exited_child_is_broken_pipe() {
-    run(async {
+rt_test! {
+    async fn write_to_exited_child_is_broken_pipe() {
         let mut child = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         assert!(child.wait().await.unwrap().success());
@@ -387,12 +359,11 @@ fn write_to_exited_child_is_broken_pipe() {
         .await
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BrokenPipe);
-    });
+    }
 }
 
-#[test]
-fn pipes_outlive_the_child_handle() {
-    run(async {
+rt_test! {
+    async fn pipes_outlive_the_child_handle() {
         let mut child = sh("sleep 0.05; echo late").stdout(Stdio::piped()).spawn().unwrap();
         let mut stdout = child.stdout.take().unwrap();
         let pid = child.id().unwrap();
@@ -401,12 +372,11 @@ fn pipes_outlive_the_child_handle() {
         stdout.read_to_string(&mut got).await.unwrap();
         assert_eq!(got, "late\n");
         assert!(until_gone(pid).await);
-    });
+    }
 }
 
-#[test]
-fn kill_then_status_is_not_success_and_id_is_gone() {
-    run(async {
+rt_test! {
+    async fn kill_then_status_is_not_success_and_id_is_gone() {
         let mut child = sleeper("10").stdout(Stdio::piped()).spawn().unwrap();
         assert!(child.id().is_some());
         child.start_kill().unwrap();
@@ -414,5 +384,5 @@ fn kill_then_status_is_not_success_and_id_is_gone() {
         let out = child.wait_with_output().await.unwrap();
         assert!(!out.status.success());
         assert!(out.stdout.is_empty());
-    });
+    }
 }

@@ -1,7 +1,9 @@
 //! The epoll engine (Linux) chosen explicitly: byte-exact echo and bulk transfer, the EAGAIN paths (a reader
 //! waiting for a slow writer, a writer waiting for a reader), cancellation without loss, peer resets, an
-//! accept storm. The whole async suite also runs on this engine with `UVIO_BACKEND=epoll`.
+//! accept storm. The whole async suite also runs on this engine (`rt_test!`).
 #![cfg(target_os = "linux")]
+
+mod common;
 
 use std::io::ErrorKind;
 use std::task::Poll;
@@ -9,51 +11,14 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use uvio::net::{TcpListener, TcpStream, UnixStream};
+use uvio::spawn_local;
 use uvio::time::sleep;
-use uvio::{spawn_local, Backend, Builder};
 
-/// Runs `fut` on a fresh epoll runtime, then closes it, asserting nothing was left open. Skipped (`None`) when
-/// `UVIO_BACKEND` forces another engine on the whole process.
-fn run<F: std::future::Future>(fut: F) -> Option<F::Output> {
-    match Backend::from_env().unwrap() {
-        Some(b) if b != Backend::Epoll => {
-            eprintln!("skipped: UVIO_BACKEND={b} overrides the explicit epoll engine");
-            return None;
-        }
-        _ => {}
-    }
-    let rt = Builder::new().backend(Backend::Epoll).build().unwrap();
-    assert_eq!(rt.backend(), Backend::Epoll);
-    let out = rt.block_on(fut);
-    rt.close().expect("runtime closes cleanly");
-    Some(out)
-}
+use common::epoll::run;
+use common::spawn_echo;
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
-}
-
-/// Echoes every connection until EOF, then shuts down its write side.
-fn spawn_echo(listener: TcpListener) {
-    spawn_local(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            spawn_local(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = conn.close().await;
-            });
-        }
-    });
 }
 
 /// A connected pair over loopback: (client, server side).

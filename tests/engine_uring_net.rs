@@ -19,42 +19,7 @@ use uvio::time::{sleep, timeout};
 use uvio::{spawn_local, Backend, Builder};
 
 use common::ring::{env_lock, pattern, ring_runtime, run};
-
-/// Echoes every connection until end-of-stream, then shuts its write side down.
-fn spawn_echo(listener: TcpListener) {
-    spawn_local(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            spawn_local(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = conn.close().await;
-            });
-        }
-    });
-}
-
-/// Reads to end-of-stream in 64 KiB chunks.
-async fn read_all(r: &mut (impl futures::AsyncRead + Unpin)) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = r.read(&mut chunk).await.unwrap();
-        if n == 0 {
-            return all;
-        }
-        all.extend_from_slice(&chunk[..n]);
-    }
-}
+use common::{read_all, spawn_echo};
 
 /// Whether the descriptor is in non-blocking mode: the epoll engine's sockets are, the ring's are not.
 fn nonblocking(fd: i32) -> bool {

@@ -2,8 +2,9 @@
 //! and files byte-exact through such rings; SQPOLL refused → `Auto` falls back, explicit `IoUring` errors.
 //!
 //! `UVIO_BACKEND` is respected: when it forces another engine, the ring knobs are ignored and the tests check
-//! that the runtime reports no ring. The hidden `UVIO_IO_URING_SIMULATE=SQPOLL_EPERM` switch is process-wide, so
-//! every test holds `ENV` while it runs.
+//! that the runtime reports no ring (the last test runs the others in a child process once per engine so forced).
+//! The hidden `UVIO_IO_URING_SIMULATE=SQPOLL_EPERM` switch is process-wide, so every test holds `ENV` while it
+//! runs.
 #![cfg(target_os = "linux")]
 mod common;
 
@@ -266,5 +267,24 @@ fn recv_buffers_knob_is_reported_and_a_tiny_ring_stays_byte_exact() {
         let rt = Builder::new().backend(Backend::Epoll).io_uring_recv_buffers(3).build().expect("epoll ignores it");
         assert_eq!(rt.io_uring_recv_buffers(), None);
         rt.close().expect("runtime closes cleanly");
+    }
+}
+
+rt_test! {
+    /// The tests above again, in a child process with `UVIO_BACKEND` forcing the engine on every runtime (the
+    /// variable is process-wide): the knobs are then ignored, or the forced ring honours them.
+    fn the_tests_pass_with_the_engine_forced() {
+        if forced().is_some() {
+            return; // this process is such a child
+        }
+        let _env = env_lock(); // no test changes the environment while the child inherits it
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--skip", "the_tests_pass_with_the_engine_forced", "--test-threads=1"])
+            .env("UVIO_BACKEND", ENGINE)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "UVIO_BACKEND={ENGINE}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!stdout.contains("test result: ok. 0 passed"), "UVIO_BACKEND={ENGINE}: the tests ran:\n{stdout}");
     }
 }

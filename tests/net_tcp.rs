@@ -7,46 +7,14 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use uvio::net::{lookup_host, TcpListener, TcpStream};
+use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
-use uvio::{spawn_local, Runtime};
 
 mod common;
-use common::{accepted_ahead_by, client_ids};
+use common::{accepted_ahead_by, client_ids, read_all, spawn_echo};
 
-/// Runs `fut` on a fresh runtime, then closes it, asserting nothing was left open.
-fn run<F: std::future::Future>(fut: F) -> F::Output {
-    let rt = Runtime::new().unwrap();
-    let out = rt.block_on(fut);
-    rt.close().expect("runtime closes cleanly");
-    out
-}
-
-/// Echoes every connection until EOF.
-fn spawn_echo(listener: TcpListener) {
-    spawn_local(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            spawn_local(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = conn.close().await;
-            });
-        }
-    });
-}
-
-#[test]
-fn echo_round_trip_v4() {
-    run(async {
+rt_test! {
+    async fn echo_round_trip_v4() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         assert!(addr.port() != 0);
@@ -57,12 +25,11 @@ fn echo_round_trip_v4() {
         let mut back = [0u8; 10];
         c.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"hello uvio");
-    });
+    }
 }
 
-#[test]
-fn echo_round_trip_v6() {
-    run(async {
+rt_test! {
+    async fn echo_round_trip_v6() {
         let listener = match TcpListener::bind("[::1]:0").await {
             Ok(l) => l,
             Err(e) => {
@@ -77,12 +44,11 @@ fn echo_round_trip_v6() {
         let mut back = [0u8; 3];
         c.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"six");
-    });
+    }
 }
 
-#[test]
-fn connect_by_name_resolves_localhost() {
-    run(async {
+rt_test! {
+    async fn connect_by_name_resolves_localhost() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         spawn_echo(listener);
@@ -92,12 +58,11 @@ fn connect_by_name_resolves_localhost() {
         c.read_exact(&mut b).await.unwrap();
         let addrs: Vec<_> = lookup_host(("localhost", 443)).await.unwrap().collect();
         assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 443));
-    });
+    }
 }
 
-#[test]
-fn large_transfer_is_byte_exact() {
-    run(async {
+rt_test! {
+    async fn large_transfer_is_byte_exact() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         spawn_echo(listener);
@@ -109,44 +74,49 @@ fn large_transfer_is_byte_exact() {
         w.write_all(&data).await.unwrap();
         w.close().await.unwrap(); // half-close: the echo server sees EOF and closes its side
         assert!(reader.await.unwrap(), "echoed bytes differ");
-    });
+    }
 }
 
-#[test]
-fn ten_thousand_concurrent_echo_tasks() {
-    // Each connection costs two descriptors here (client and server side). Where the limit cannot be raised
-    // (valgrind keeps its own), fewer connections run: libuv sheds connections it cannot accept (EMFILE).
-    let limit = raise_fd_limit(25_000);
-    let n = 10_000u32.min((limit.saturating_sub(256) / 2) as u32);
-    run(async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        spawn_echo(listener);
-        let ok = Rc::new(Cell::new(0u32));
-        let tasks: Vec<_> = (0..n)
-            .map(|i| {
-                let ok = ok.clone();
-                spawn_local(async move {
-                    let mut c = TcpStream::connect(addr).await.unwrap();
-                    let msg = i.to_le_bytes();
-                    c.write_all(&msg).await.unwrap();
-                    let mut back = [0u8; 4];
-                    c.read_exact(&mut back).await.unwrap();
-                    assert_eq!(back, msg);
-                    ok.set(ok.get() + 1);
+/// `ten_thousand_concurrent_echo_tasks` runs its engines in turn, each runtime closed before the next starts: one
+/// alone needs most of the descriptors the limit allows.
+static ONE_ENGINE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+rt_test! {
+    fn ten_thousand_concurrent_echo_tasks() {
+        let _turn = ONE_ENGINE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        run(async {
+            // Each connection costs two descriptors here (client and server side). Where the limit cannot be raised
+            // (valgrind keeps its own), fewer connections run: libuv sheds connections it cannot accept (EMFILE).
+            let limit = raise_fd_limit(25_000);
+            let n = 10_000u32.min((limit.saturating_sub(256) / 2) as u32);
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            spawn_echo(listener);
+            let ok = Rc::new(Cell::new(0u32));
+            let tasks: Vec<_> = (0..n)
+                .map(|i| {
+                    let ok = ok.clone();
+                    spawn_local(async move {
+                        let mut c = TcpStream::connect(addr).await.unwrap();
+                        let msg = i.to_le_bytes();
+                        c.write_all(&msg).await.unwrap();
+                        let mut back = [0u8; 4];
+                        c.read_exact(&mut back).await.unwrap();
+                        assert_eq!(back, msg);
+                        ok.set(ok.get() + 1);
+                    })
                 })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(ok.get(), n);
-    });
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(ok.get(), n);
+        });
+    }
 }
 
-#[test]
-fn incoming_stream_yields_connections() {
-    run(async {
+rt_test! {
+    async fn incoming_stream_yields_connections() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = spawn_local(async move {
@@ -169,43 +139,39 @@ fn incoming_stream_yields_connections() {
             assert_eq!(&b, b"!");
         }
         assert_eq!(server.await.unwrap(), 3);
-    });
+    }
 }
 
-#[test]
-fn connect_refused_is_an_error() {
-    run(async {
+rt_test! {
+    async fn connect_refused_is_an_error() {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
         let err = TcpStream::connect(("127.0.0.1".parse::<std::net::IpAddr>().unwrap(), port)).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
-    });
+    }
 }
 
-#[test]
-fn bad_addresses_are_errors_not_panics() {
-    run(async {
+rt_test! {
+    async fn bad_addresses_are_errors_not_panics() {
         for bad in ["no-port", "127.0.0.1:notaport", "localhost:99999", ""] {
             assert!(TcpStream::connect(bad).await.is_err(), "{bad}");
         }
         assert!(TcpListener::bind("300.1.1.1:0").await.is_err());
-    });
+    }
 }
 
-#[test]
-fn bind_in_use_is_addr_in_use() {
-    run(async {
+rt_test! {
+    async fn bind_in_use_is_addr_in_use() {
         let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let err = TcpListener::bind(a.local_addr().unwrap()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AddrInUse);
-    });
+    }
 }
 
-#[test]
-fn dropped_read_and_accept_futures_leave_things_usable() {
-    run(async {
+rt_test! {
+    async fn dropped_read_and_accept_futures_leave_things_usable() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // An accept that times out (dropped mid-flight) and then a real one.
@@ -219,12 +185,11 @@ fn dropped_read_and_accept_futures_leave_things_usable() {
         client.write_all(b"late").await.unwrap();
         conn.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"late");
-    });
+    }
 }
 
-#[test]
-fn dropped_connect_future_is_cancelled_cleanly() {
-    run(async {
+rt_test! {
+    async fn dropped_connect_future_is_cancelled_cleanly() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         for _ in 0..50 {
@@ -234,12 +199,11 @@ fn dropped_connect_future_is_cancelled_cleanly() {
             drop(fut);
         }
         sleep(Duration::from_millis(5)).await;
-    });
+    }
 }
 
-#[test]
-fn dropping_a_stream_with_queued_writes_still_delivers_them() {
-    run(async {
+rt_test! {
+    async fn dropping_a_stream_with_queued_writes_still_delivers_them() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| i as u8).collect();
@@ -254,12 +218,11 @@ fn dropping_a_stream_with_queued_writes_still_delivers_them() {
         c.write_all(&data).await.unwrap();
         drop(c);
         assert!(server.await.unwrap(), "bytes accepted by write_all were lost on drop");
-    });
+    }
 }
 
-#[test]
-fn peer_reset_is_reported_as_an_error() {
-    run(async {
+rt_test! {
+    async fn peer_reset_is_reported_as_an_error() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let std_client = std::net::TcpStream::connect(addr).unwrap();
@@ -288,12 +251,11 @@ fn peer_reset_is_reported_as_an_error() {
             sleep(Duration::from_millis(1)).await;
         }
         assert!(failed);
-    });
+    }
 }
 
-#[test]
-fn split_halves_work_in_separate_tasks_and_reunite() {
-    run(async {
+rt_test! {
+    async fn split_halves_work_in_separate_tasks_and_reunite() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         spawn_echo(listener);
@@ -311,12 +273,11 @@ fn split_halves_work_in_separate_tasks_and_reunite() {
         let w = writer.await.unwrap();
         let s = r.reunite(w).unwrap();
         assert_eq!(s.peer_addr().unwrap(), addr);
-    });
+    }
 }
 
-#[test]
-fn std_conversions_and_options() {
-    run(async {
+rt_test! {
+    async fn std_conversions_and_options() {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = std_listener.local_addr().unwrap();
         let listener = TcpListener::from_std(std_listener).unwrap();
@@ -331,46 +292,47 @@ fn std_conversions_and_options() {
         s.read_exact(&mut b).await.unwrap();
         assert_eq!(&b, b"std");
         assert!(s.local_addr().unwrap().ip().is_loopback());
-    });
+    }
 }
 
-#[test]
-fn into_std_hands_over_the_connections_accepted_ahead_and_the_backlog() {
-    const CLIENTS: usize = 5;
-    let rt = Runtime::new().unwrap();
-    let expected_ahead = accepted_ahead_by(&rt, CLIENTS);
-    rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        // An accept that gives up leaves the engine accepting (io_uring's multishot stays armed).
-        assert!(timeout(Duration::from_millis(10), listener.accept()).await.is_err());
-        // Each client connects (the kernel completes the handshake) and says who it is.
-        let clients: Vec<std::net::TcpStream> = (0..CLIENTS as u8)
-            .map(|id| {
-                let mut c = std::net::TcpStream::connect(addr).unwrap();
-                std::io::Write::write_all(&mut c, &[id]).unwrap();
-                c
-            })
-            .collect();
-        sleep(Duration::from_millis(100)).await; // the engine accepts ahead what it will
-        let (std_listener, ahead) = listener.into_std().unwrap();
-        assert!(expected_ahead.contains(&ahead.len()), "{} accepted ahead, expected {expected_ahead:?}", ahead.len());
-        // Every client arrives exactly once: first those accepted ahead, then the kernel's backlog.
-        let backlog = (ahead.len()..CLIENTS).map(|_| std_listener.accept().unwrap().0);
-        let ids = client_ids(ahead.into_iter().chain(backlog));
-        assert_eq!(ids, (0..CLIENTS as u8).collect::<Vec<_>>());
-        // A connection made after the hand-over reaches the std listener too.
-        let _late = std::net::TcpStream::connect(addr).unwrap();
-        let (_conn, peer) = std_listener.accept().unwrap();
-        assert!(peer.ip().is_loopback());
-        drop(clients);
-    });
-    rt.close().expect("runtime closes cleanly");
+rt_test! {
+    fn into_std_hands_over_the_connections_accepted_ahead_and_the_backlog() {
+        const CLIENTS: usize = 5;
+        let rt = common::rt::runtime(ENGINE);
+        let expected_ahead = accepted_ahead_by(&rt, CLIENTS);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            // An accept that gives up leaves the engine accepting (io_uring's multishot stays armed).
+            assert!(timeout(Duration::from_millis(10), listener.accept()).await.is_err());
+            // Each client connects (the kernel completes the handshake) and says who it is.
+            let clients: Vec<std::net::TcpStream> = (0..CLIENTS as u8)
+                .map(|id| {
+                    let mut c = std::net::TcpStream::connect(addr).unwrap();
+                    std::io::Write::write_all(&mut c, &[id]).unwrap();
+                    c
+                })
+                .collect();
+            sleep(Duration::from_millis(100)).await; // the engine accepts ahead what it will
+            let (std_listener, ahead) = listener.into_std().unwrap();
+            let n = ahead.len();
+            assert!(expected_ahead.contains(&n), "{n} accepted ahead, expected {expected_ahead:?}");
+            // Every client arrives exactly once: first those accepted ahead, then the kernel's backlog.
+            let backlog = (ahead.len()..CLIENTS).map(|_| std_listener.accept().unwrap().0);
+            let ids = client_ids(ahead.into_iter().chain(backlog));
+            assert_eq!(ids, (0..CLIENTS as u8).collect::<Vec<_>>());
+            // A connection made after the hand-over reaches the std listener too.
+            let _late = std::net::TcpStream::connect(addr).unwrap();
+            let (_conn, peer) = std_listener.accept().unwrap();
+            assert!(peer.ip().is_loopback());
+            drop(clients);
+        });
+        rt.close().expect("runtime closes cleanly");
+    }
 }
 
-#[test]
-fn a_listener_handed_to_std_can_come_back() {
-    run(async {
+rt_test! {
+    async fn a_listener_handed_to_std_can_come_back() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (std_listener, ahead) = listener.into_std().unwrap();
@@ -382,12 +344,11 @@ fn a_listener_handed_to_std_can_come_back() {
         let mut b = [0u8; 4];
         s.read_exact(&mut b).await.unwrap();
         assert_eq!(&b, b"back");
-    });
+    }
 }
 
-#[test]
-fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
-    run(async {
+rt_test! {
+    async fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = spawn_local(async move {
@@ -405,20 +366,6 @@ fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
         c.read_to_end(&mut reply).await.unwrap();
         assert_eq!(reply, b"bye");
         assert_eq!(server.await.unwrap(), b"request");
-    });
-}
-
-/// Reads to end-of-stream in 64 KiB chunks (`read_to_end` zero-fills its buffer a byte at a time, which is
-/// slow in debug builds and very slow under valgrind).
-async fn read_all(r: &mut (impl futures::AsyncRead + Unpin)) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = r.read(&mut chunk).await.unwrap();
-        if n == 0 {
-            return all;
-        }
-        all.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -439,13 +386,12 @@ fn raise_fd_limit(n: u64) -> u64 {
     n
 }
 
-#[test]
-fn a_reader_that_always_finds_data_still_lets_other_tasks_run() {
-    use std::io::Write;
-    // The peer, on its own thread, writes far faster than the reader below takes 64-byte bites: nearly every
-    // read finds data at once, so only the cooperative budget makes the reader yield.
-    const TOTAL: usize = 4 << 20;
-    run(async {
+rt_test! {
+    async fn a_reader_that_always_finds_data_still_lets_other_tasks_run() {
+        use std::io::Write;
+        // The peer, on its own thread, writes far faster than the reader below takes 64-byte bites: nearly every
+        // read finds data at once, so only the cooperative budget makes the reader yield.
+        const TOTAL: usize = 4 << 20;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let writer = std::thread::spawn(move || {
@@ -477,13 +423,12 @@ fn a_reader_that_always_finds_data_still_lets_other_tasks_run() {
         writer.join().unwrap();
         // 65 536 reads with a budget of 128 per poll: the reader yields at least 512 times.
         assert!(other_ran >= 100, "another task ran only {other_ran} times while {TOTAL} bytes were read");
-    });
+    }
 }
 
-#[test]
-fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
-    use std::io::{Read, Write};
-    run(async {
+rt_test! {
+    async fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
+        use std::io::{Read, Write};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut client = TcpStream::connect(addr).await.unwrap();
@@ -494,7 +439,7 @@ fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
         server.read_exact(&mut first).await.unwrap();
         assert_eq!(&first, b"hello");
         sleep(Duration::from_millis(20)).await; // the rest arrives, and the engine may take it in
-                                                // Bytes written through uvio just before the hand-over still reach the peer.
+        // Bytes written through uvio just before the hand-over still reach the peer.
         server.write_all(&[b'x'; 4_000]).await.unwrap();
         let (mut std_server, unread) = server.into_std().await.unwrap();
         client.write_all(b" and more").await.unwrap();
@@ -509,7 +454,7 @@ fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
         assert_eq!(echoed.len(), 4_001);
         assert!(echoed[..4_000].iter().all(|&b| b == b'x'));
         assert_eq!(echoed[4_000], b'!');
-    });
+    }
 }
 
 /// The most one `write` call takes on any engine (documented on `TcpStream`).
@@ -554,9 +499,8 @@ fn patterned(len: usize) -> Vec<u8> {
     data
 }
 
-#[test]
-fn one_huge_write_to_a_peer_that_never_reads_takes_a_bounded_prefix() {
-    run(async {
+rt_test! {
+    async fn one_huge_write_to_a_peer_that_never_reads_takes_a_bounded_prefix() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut c = TcpStream::connect(addr).await.unwrap();
@@ -569,50 +513,51 @@ fn one_huge_write_to_a_peer_that_never_reads_takes_a_bounded_prefix() {
         let got = timeout(Duration::from_secs(10), read_all(&mut server)).await.expect("peer reads to EOF");
         assert_eq!(got.len(), n, "the peer got another count than write returned");
         assert!(got == data[..n], "the peer got other bytes than those written");
-    });
+    }
 }
 
-#[test]
-fn a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte() {
-    use std::io::Read;
-    if !alone_in_child("a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte") {
-        return;
-    }
-    const TOTAL: usize = 64 << 20;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let data = patterned(TOTAL);
-    let before = rss();
-    // The slow reader, on its own thread: small reads with pauses, checking every byte and the process's
-    // memory as it goes.
-    let reader = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 64 * 1024];
-        let (mut got, mut peak) = (0usize, 0usize);
-        loop {
-            let n = conn.read(&mut buf).unwrap();
-            if n == 0 {
-                return (got, peak);
-            }
-            for (k, &b) in buf[..n].iter().enumerate() {
-                assert_eq!(b, pattern(got + k), "wrong byte at offset {}", got + k);
-            }
-            got += n;
-            peak = peak.max(rss().unwrap_or(0));
-            if got % (1 << 20) < n {
-                std::thread::sleep(Duration::from_millis(2));
-            }
+rt_test! {
+    fn a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte() {
+        use std::io::Read;
+        if !alone_in_child(&format!("a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte::{ENGINE}")) {
+            return;
         }
-    });
-    run(async {
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        timeout(Duration::from_secs(60), c.write_all(&data)).await.expect("write_all finishes").unwrap();
-        c.close().await.unwrap();
-    });
-    let (got, peak) = reader.join().unwrap();
-    assert_eq!(got, TOTAL, "the reader got another count than was written");
-    if let Some(before) = before {
-        let grown = peak.saturating_sub(before);
-        assert!(grown < 16 << 20, "memory grew by {} MiB while writing 64 MiB", grown >> 20);
+        const TOTAL: usize = 64 << 20;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let data = patterned(TOTAL);
+        let before = rss();
+        // The slow reader, on its own thread: small reads with pauses, checking every byte and the process's
+        // memory as it goes.
+        let reader = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let (mut got, mut peak) = (0usize, 0usize);
+            loop {
+                let n = conn.read(&mut buf).unwrap();
+                if n == 0 {
+                    return (got, peak);
+                }
+                for (k, &b) in buf[..n].iter().enumerate() {
+                    assert_eq!(b, pattern(got + k), "wrong byte at offset {}", got + k);
+                }
+                got += n;
+                peak = peak.max(rss().unwrap_or(0));
+                if got % (1 << 20) < n {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        });
+        run(async {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            timeout(Duration::from_secs(60), c.write_all(&data)).await.expect("write_all finishes").unwrap();
+            c.close().await.unwrap();
+        });
+        let (got, peak) = reader.join().unwrap();
+        assert_eq!(got, TOTAL, "the reader got another count than was written");
+        if let Some(before) = before {
+            let grown = peak.saturating_sub(before);
+            assert!(grown < 16 << 20, "memory grew by {} MiB while writing 64 MiB", grown >> 20);
+        }
     }
 }

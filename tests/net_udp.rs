@@ -1,30 +1,23 @@
 //! Async UDP tests on loopback: round trips (v4, v6, connected), sender addresses, truncation, a thousand
 //! datagrams byte-exact, the bounded receive queue, cancelled receives, errors and socket options.
+mod common;
+
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
 use uvio::net::UdpSocket;
+use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
-use uvio::{spawn_local, Runtime};
-
-/// Runs `fut` on a fresh runtime, then closes it, asserting nothing was left open.
-fn run<F: std::future::Future>(fut: F) -> F::Output {
-    let rt = Runtime::new().unwrap();
-    let out = rt.block_on(fut);
-    rt.close().expect("runtime closes cleanly");
-    out
-}
 
 /// Waits at most a second: a lost datagram fails the test instead of hanging it.
 async fn recv_from(s: &UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
     timeout(Duration::from_secs(1), s.recv_from(buf)).await.expect("datagram arrives").unwrap()
 }
 
-#[test]
-fn round_trip_v4_with_sender_addresses() {
-    run(async {
+rt_test! {
+    async fn round_trip_v4_with_sender_addresses() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
@@ -36,12 +29,11 @@ fn round_trip_v4_with_sender_addresses() {
         b.send_to(b"pong!", from).await.unwrap();
         let (n, from) = recv_from(&a, &mut buf).await;
         assert_eq!((&buf[..n], from), (&b"pong!"[..], b_addr));
-    });
+    }
 }
 
-#[test]
-fn round_trip_v6() {
-    run(async {
+rt_test! {
+    async fn round_trip_v6() {
         let a = match UdpSocket::bind("[::1]:0").await {
             Ok(s) => s,
             Err(e) => {
@@ -56,12 +48,11 @@ fn round_trip_v6() {
         assert_eq!(&buf[..n], b"six");
         assert_eq!(from, a.local_addr().unwrap());
         assert!(from.is_ipv6());
-    });
+    }
 }
 
-#[test]
-fn connected_sockets_send_and_recv() {
-    run(async {
+rt_test! {
+    async fn connected_sockets_send_and_recv() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let third = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -84,12 +75,11 @@ fn connected_sockets_send_and_recv() {
         a.send(b"to third").await.unwrap();
         let (n, from) = recv_from(&third, &mut buf).await;
         assert_eq!((&buf[..n], from), (&b"to third"[..], a.local_addr().unwrap()));
-    });
+    }
 }
 
-#[test]
-fn recv_from_tells_senders_apart() {
-    run(async {
+rt_test! {
+    async fn recv_from_tells_senders_apart() {
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = rx.local_addr().unwrap();
         let senders: Vec<UdpSocket> = {
@@ -109,12 +99,11 @@ fn recv_from_tells_senders_apart() {
             let i = buf[0] as usize;
             assert_eq!(from, senders[i].local_addr().unwrap(), "datagram {i} from the wrong address");
         }
-    });
+    }
 }
 
-#[test]
-fn a_small_buffer_truncates_like_std() {
-    run(async {
+rt_test! {
+    async fn a_small_buffer_truncates_like_std() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = b.local_addr().unwrap();
@@ -133,7 +122,7 @@ fn a_small_buffer_truncates_like_std() {
         // An empty buffer takes a datagram and copies nothing of it.
         a.send_to(b"gone", to).await.unwrap();
         assert_eq!(recv_from(&b, &mut []).await.0, 0);
-    });
+    }
 }
 
 /// Datagram `i`: its index, then a pattern of a length that varies with `i`.
@@ -144,9 +133,8 @@ fn datagram(i: u32) -> Vec<u8> {
     d
 }
 
-#[test]
-fn a_thousand_datagrams_in_windows_of_50_arrive_byte_exact() {
-    run(async {
+rt_test! {
+    async fn a_thousand_datagrams_in_windows_of_50_arrive_byte_exact() {
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         tx.connect(rx.local_addr().unwrap()).await.unwrap();
@@ -161,12 +149,11 @@ fn a_thousand_datagrams_in_windows_of_50_arrive_byte_exact() {
                 assert!(buf[..n] == datagram(i)[..], "datagram {i} differs");
             }
         }
-    });
+    }
 }
 
-#[test]
-fn a_full_queue_pauses_receiving_without_losing_datagrams() {
-    run(async {
+rt_test! {
+    async fn a_full_queue_pauses_receiving_without_losing_datagrams() {
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = rx.local_addr().unwrap();
@@ -185,12 +172,11 @@ fn a_full_queue_pauses_receiving_without_losing_datagrams() {
             assert_eq!(&buf[..n], &i.to_le_bytes(), "datagram {i} out of order or lost");
         }
         assert_eq!(rx.try_recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
-    });
+    }
 }
 
-#[test]
-fn a_dropped_recv_future_loses_nothing() {
-    run(async {
+rt_test! {
+    async fn a_dropped_recv_future_loses_nothing() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = b.local_addr().unwrap();
@@ -209,12 +195,11 @@ fn a_dropped_recv_future_loses_nothing() {
         assert_eq!(&buf[..n], b"one");
         let (n, _) = recv_from(&b, &mut buf).await;
         assert_eq!(&buf[..n], b"two");
-    });
+    }
 }
 
-#[test]
-fn two_tasks_receiving_on_one_socket_both_get_a_datagram() {
-    run(async {
+rt_test! {
+    async fn two_tasks_receiving_on_one_socket_both_get_a_datagram() {
         let rx = Rc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let to = rx.local_addr().unwrap();
         let tasks: Vec<_> = (0..2)
@@ -237,12 +222,11 @@ fn two_tasks_receiving_on_one_socket_both_get_a_datagram() {
         }
         got.sort();
         assert_eq!(got, [b"a".to_vec(), b"b".to_vec()]);
-    });
+    }
 }
 
-#[test]
-fn sending_to_a_closed_port_on_a_connected_socket_errors_or_stays_silent() {
-    run(async {
+rt_test! {
+    async fn sending_to_a_closed_port_on_a_connected_socket_errors_or_stays_silent() {
         let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         s.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await.unwrap();
@@ -266,30 +250,28 @@ fn sending_to_a_closed_port_on_a_connected_socket_errors_or_stays_silent() {
         if let Some(e) = saw {
             assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
         }
-        // The socket still works after the error.
+        // The socket still works after the error, connected elsewhere.
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         s.connect(peer.local_addr().unwrap()).await.unwrap();
         s.send(b"ok").await.unwrap();
         let mut buf = [0u8; 4];
-        let (n, _) = recv_from(&peer, &mut buf).await;
-        assert_eq!(&buf[..n], b"ok");
-    });
+        let (n, from) = recv_from(&peer, &mut buf).await;
+        assert_eq!((&buf[..n], from), (&b"ok"[..], s.local_addr().unwrap()));
+    }
 }
 
-#[test]
-fn bind_in_use_is_addr_in_use() {
-    run(async {
+rt_test! {
+    async fn bind_in_use_is_addr_in_use() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let err = UdpSocket::bind(a.local_addr().unwrap()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AddrInUse);
         assert!(UdpSocket::bind("300.1.1.1:0").await.is_err());
         assert!(UdpSocket::bind("no-port").await.is_err());
-    });
+    }
 }
 
-#[test]
-fn misdirected_sends_are_errors() {
-    run(async {
+rt_test! {
+    async fn misdirected_sends_are_errors() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         // Not connected: `send` has nowhere to go.
@@ -303,12 +285,11 @@ fn misdirected_sends_are_errors() {
         let mut buf = [0u8; 4];
         let (n, _) = recv_from(&b, &mut buf).await;
         assert_eq!(&buf[..n], b"try");
-    });
+    }
 }
 
-#[test]
-fn poll_send_and_try_send_to_deliver() {
-    run(async {
+rt_test! {
+    async fn poll_send_and_try_send_to_deliver() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = b.local_addr().unwrap();
@@ -320,12 +301,11 @@ fn poll_send_and_try_send_to_deliver() {
         assert_eq!(&buf[..n], b"polled");
         let (n, from) = recv_from(&b, &mut buf).await;
         assert_eq!((&buf[..n], from), (&b"tried"[..], a.local_addr().unwrap()));
-    });
+    }
 }
 
-#[test]
-fn socket_options_pass_through() {
-    run(async {
+rt_test! {
+    async fn socket_options_pass_through() {
         let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         s.set_broadcast(true).unwrap();
         s.set_ttl(64).unwrap();
@@ -338,12 +318,11 @@ fn socket_options_pass_through() {
         s.leave_multicast_v4(group, Ipv4Addr::LOCALHOST).unwrap();
         // Leaving a group not joined is an error, not a panic.
         assert!(s.leave_multicast_v4(group, Ipv4Addr::LOCALHOST).is_err());
-    });
+    }
 }
 
-#[test]
-fn from_std_takes_over_a_bound_socket() {
-    run(async {
+rt_test! {
+    async fn from_std_takes_over_a_bound_socket() {
         let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = std_socket.local_addr().unwrap();
         let s = UdpSocket::from_std(std_socket).unwrap();
@@ -354,12 +333,11 @@ fn from_std_takes_over_a_bound_socket() {
         let (n, from) = recv_from(&s, &mut buf).await;
         assert_eq!((&buf[..n], from), (&b"std"[..], peer.local_addr().unwrap()));
         assert!(format!("{s:?}").contains(&addr.to_string()));
-    });
+    }
 }
 
-#[test]
-fn a_socket_handed_to_std_keeps_the_datagrams_not_yet_read() {
-    run(async {
+rt_test! {
+    async fn a_socket_handed_to_std_keeps_the_datagrams_not_yet_read() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let a_addr = a.local_addr().unwrap();
@@ -387,5 +365,5 @@ fn a_socket_handed_to_std_keeps_the_datagrams_not_yet_read() {
         assert_eq!(got, [b"two".to_vec(), b"three".to_vec()], "each datagram once, in order");
         let (n, from) = b.recv_from(&mut buf).await.unwrap();
         assert_eq!((&buf[..n], from), (&b"from a"[..], a_addr));
-    });
+    }
 }

@@ -8,83 +8,52 @@ use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{accepted_ahead_by, client_ids, TempDir};
+use common::{accepted_ahead_by, client_ids, spawn_unix_echo, TempDir};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use uvio::net::{UnixListener, UnixStream};
+use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
-use uvio::{spawn_local, Runtime};
-
-/// Runs `fut` on a fresh runtime, then closes it, asserting nothing was left open.
-fn run<F: std::future::Future>(fut: F) -> F::Output {
-    let rt = Runtime::new().unwrap();
-    let out = rt.block_on(fut);
-    rt.close().expect("runtime closes cleanly");
-    out
-}
 
 /// A socket path inside `dir`.
 fn sock(dir: &TempDir) -> PathBuf {
     dir.path().join("s.sock")
 }
 
-/// Echoes every connection until EOF.
-fn spawn_echo(listener: UnixListener) {
-    spawn_local(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            spawn_local(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = conn.close().await;
+rt_test! {
+    fn echo_over_a_socket_path() {
+        let dir = TempDir::new("unix-echo");
+        let path = sock(&dir);
+        run(async {
+            let listener = UnixListener::bind(&path).unwrap();
+            assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+            let server = spawn_local(async move {
+                let (mut conn, peer) = listener.accept().await.unwrap();
+                assert!(peer.is_unnamed(), "the connecting end is unnamed: {peer:?}");
+                let mut buf = [0u8; 10];
+                conn.read_exact(&mut buf).await.unwrap();
+                conn.write_all(&buf).await.unwrap();
+                listener // keep it (and its socket file) until the test is done
             });
-        }
-    });
-}
-
-#[test]
-fn echo_over_a_socket_path() {
-    let dir = TempDir::new("unix-echo");
-    let path = sock(&dir);
-    run(async {
-        let listener = UnixListener::bind(&path).unwrap();
-        assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(path.as_path()));
-        let server = spawn_local(async move {
-            let (mut conn, peer) = listener.accept().await.unwrap();
-            assert!(peer.is_unnamed(), "the connecting end is unnamed: {peer:?}");
-            let mut buf = [0u8; 10];
-            conn.read_exact(&mut buf).await.unwrap();
-            conn.write_all(&buf).await.unwrap();
-            listener // keep it (and its socket file) until the test is done
+            let mut c = UnixStream::connect(&path).await.unwrap();
+            assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
+            assert!(c.local_addr().unwrap().is_unnamed());
+            c.write_all(b"hello unix").await.unwrap();
+            let mut back = [0u8; 10];
+            c.read_exact(&mut back).await.unwrap();
+            assert_eq!(&back, b"hello unix");
+            assert!(path.exists());
+            drop(server.await.unwrap());
         });
-        let mut c = UnixStream::connect(&path).await.unwrap();
-        assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
-        assert!(c.local_addr().unwrap().is_unnamed());
-        c.write_all(b"hello unix").await.unwrap();
-        let mut back = [0u8; 10];
-        c.read_exact(&mut back).await.unwrap();
-        assert_eq!(&back, b"hello unix");
-        assert!(path.exists());
-        drop(server.await.unwrap());
-    });
-    assert!(!path.exists(), "the listener removes the socket file it bound when it closes");
+        assert!(!path.exists(), "the listener removes the socket file it bound when it closes");
+    }
 }
 
-#[test]
-fn large_transfer_is_byte_exact() {
-    let dir = TempDir::new("unix-large");
-    run(async {
+rt_test! {
+    async fn large_transfer_is_byte_exact() {
+        let dir = TempDir::new("unix-large");
         let listener = UnixListener::bind(sock(&dir)).unwrap();
         let c = UnixStream::connect(sock(&dir));
-        spawn_echo(listener);
+        spawn_unix_echo(listener);
         let c = c.await.unwrap();
         let data: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         let (mut r, mut w) = c.into_split();
@@ -100,13 +69,12 @@ fn large_transfer_is_byte_exact() {
         w.write_all(&data).await.unwrap();
         w.close().await.unwrap(); // half-close: the echo server sees EOF and closes its side
         assert!(reader.await.unwrap(), "echoed bytes differ");
-    });
+    }
 }
 
-#[test]
-fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
-    let dir = TempDir::new("unix-half");
-    run(async {
+rt_test! {
+    async fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
+        let dir = TempDir::new("unix-half");
         let listener = UnixListener::bind(sock(&dir)).unwrap();
         let server = spawn_local(async move {
             let (mut conn, _) = listener.accept().await.unwrap();
@@ -123,15 +91,14 @@ fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
         c.read_to_end(&mut reply).await.unwrap();
         assert_eq!(reply, b"bye");
         assert_eq!(server.await.unwrap(), b"request");
-    });
+    }
 }
 
-#[test]
-fn split_halves_work_in_separate_tasks_and_reunite() {
-    let dir = TempDir::new("unix-split");
-    run(async {
+rt_test! {
+    async fn split_halves_work_in_separate_tasks_and_reunite() {
+        let dir = TempDir::new("unix-split");
         let listener = UnixListener::bind(sock(&dir)).unwrap();
-        spawn_echo(listener);
+        spawn_unix_echo(listener);
         let c = UnixStream::connect(sock(&dir)).await.unwrap();
         let (mut r, mut w) = c.into_split();
         let writer = spawn_local(async move {
@@ -151,14 +118,13 @@ fn split_halves_work_in_separate_tasks_and_reunite() {
         drop((r2, w2));
         let s = r.reunite(w).unwrap();
         assert_eq!(s.peer_addr().unwrap().as_pathname(), Some(sock(&dir).as_path()));
-    });
+    }
 }
 
-#[test]
-fn dropped_accept_and_read_futures_leave_things_usable() {
-    let dir = TempDir::new("unix-cancel");
-    let path = sock(&dir);
-    run(async {
+rt_test! {
+    async fn dropped_accept_and_read_futures_leave_things_usable() {
+        let dir = TempDir::new("unix-cancel");
+        let path = sock(&dir);
         let listener = UnixListener::bind(&path).unwrap();
         // An accept that times out (dropped mid-flight), then a real one.
         assert!(timeout(Duration::from_millis(5), listener.accept()).await.is_err());
@@ -171,14 +137,13 @@ fn dropped_accept_and_read_futures_leave_things_usable() {
         client.write_all(b"late").await.unwrap();
         conn.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"late");
-    });
+    }
 }
 
-#[test]
-fn dropped_connect_futures_are_cancelled_cleanly() {
-    let dir = TempDir::new("unix-cancel-connect");
-    let path = sock(&dir);
-    run(async {
+rt_test! {
+    async fn dropped_connect_futures_are_cancelled_cleanly() {
+        let dir = TempDir::new("unix-cancel-connect");
+        let path = sock(&dir);
         let listener = UnixListener::bind(&path).unwrap();
         // The server answers the first connection that says "ok"; the cancelled ones read EOF or an error.
         let server = spawn_local(async move {
@@ -203,48 +168,44 @@ fn dropped_connect_futures_are_cancelled_cleanly() {
         c.read_exact(&mut reply).await.unwrap();
         assert_eq!(&reply, b"yes");
         assert!(server.await.unwrap() <= 20);
-    });
+    }
 }
 
-#[test]
-fn connecting_to_a_missing_path_is_not_found() {
-    let dir = TempDir::new("unix-missing");
-    run(async {
+rt_test! {
+    async fn connecting_to_a_missing_path_is_not_found() {
+        let dir = TempDir::new("unix-missing");
         let err = UnixStream::connect(dir.path().join("nobody-here.sock")).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
-    });
+    }
 }
 
-#[test]
-fn connecting_to_a_socket_nobody_listens_on_is_refused() {
-    let dir = TempDir::new("unix-refused");
-    let path = sock(&dir);
-    drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // std leaves the socket file behind
-    run(async {
+rt_test! {
+    async fn connecting_to_a_socket_nobody_listens_on_is_refused() {
+        let dir = TempDir::new("unix-refused");
+        let path = sock(&dir);
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // std leaves the socket file behind
         let err = UnixStream::connect(&path).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
         // And binding where that file is: the address is in use.
         assert_eq!(UnixListener::bind(&path).unwrap_err().kind(), ErrorKind::AddrInUse);
-    });
+    }
 }
 
-#[test]
-fn bad_paths_are_invalid_input() {
-    let dir = TempDir::new("unix-badpath");
-    run(async {
+rt_test! {
+    async fn bad_paths_are_invalid_input() {
+        let dir = TempDir::new("unix-badpath");
         let nul = dir.path().join("a\0b.sock");
         assert_eq!(UnixStream::connect(&nul).await.unwrap_err().kind(), ErrorKind::InvalidInput);
         assert_eq!(UnixListener::bind(&nul).unwrap_err().kind(), ErrorKind::InvalidInput);
         let long = dir.path().join("x".repeat(200));
         assert_eq!(UnixStream::connect(&long).await.unwrap_err().kind(), ErrorKind::InvalidInput);
         assert_eq!(UnixListener::bind(&long).unwrap_err().kind(), ErrorKind::InvalidInput);
-    });
+    }
 }
 
-#[test]
-fn dropping_a_stream_with_queued_writes_still_delivers_them() {
-    let dir = TempDir::new("unix-linger");
-    run(async {
+rt_test! {
+    async fn dropping_a_stream_with_queued_writes_still_delivers_them() {
+        let dir = TempDir::new("unix-linger");
         let listener = UnixListener::bind(sock(&dir)).unwrap();
         let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| i as u8).collect();
         let expected = data.clone();
@@ -260,13 +221,12 @@ fn dropping_a_stream_with_queued_writes_still_delivers_them() {
         c.write_all(&data).await.unwrap();
         drop(c);
         assert!(server.await.unwrap(), "bytes accepted by write_all were lost on drop");
-    });
+    }
 }
 
-#[test]
-fn incoming_stream_yields_connections() {
-    let dir = TempDir::new("unix-incoming");
-    run(async {
+rt_test! {
+    async fn incoming_stream_yields_connections() {
+        let dir = TempDir::new("unix-incoming");
         let listener = UnixListener::bind(sock(&dir)).unwrap();
         let server = spawn_local(async move {
             let mut n = 0;
@@ -288,13 +248,12 @@ fn incoming_stream_yields_connections() {
             assert_eq!(&b, b"!");
         }
         assert_eq!(server.await.unwrap(), 3);
-    });
+    }
 }
 
-#[test]
-fn pair_and_std_conversions() {
-    let dir = TempDir::new("unix-std");
-    run(async {
+rt_test! {
+    async fn pair_and_std_conversions() {
+        let dir = TempDir::new("unix-std");
         let (mut a, mut b) = UnixStream::pair().unwrap();
         a.write_all(b"paired").await.unwrap();
         let mut buf = [0u8; 6];
@@ -306,7 +265,7 @@ fn pair_and_std_conversions() {
         let std_listener = std::os::unix::net::UnixListener::bind(sock(&dir)).unwrap();
         let listener = UnixListener::from_std(std_listener).unwrap();
         assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(sock(&dir).as_path()));
-        spawn_echo(listener);
+        spawn_unix_echo(listener);
         let std_stream = std::os::unix::net::UnixStream::connect(sock(&dir)).unwrap();
         let mut s = UnixStream::from_std(std_stream).unwrap();
         s.write_all(b"std").await.unwrap();
@@ -314,14 +273,13 @@ fn pair_and_std_conversions() {
         s.read_exact(&mut b).await.unwrap();
         assert_eq!(&b, b"std");
         assert!(format!("{s:?}").contains("s.sock"));
-    });
+    }
 }
 
-#[test]
-fn binding_where_a_file_exists_is_addr_in_use_and_leaves_the_file() {
-    let dir = TempDir::new("unix-inuse");
-    let path = sock(&dir);
-    run(async {
+rt_test! {
+    async fn binding_where_a_file_exists_is_addr_in_use_and_leaves_the_file() {
+        let dir = TempDir::new("unix-inuse");
+        let path = sock(&dir);
         std::fs::write(&path, b"not a socket").unwrap();
         assert_eq!(UnixListener::bind(&path).unwrap_err().kind(), ErrorKind::AddrInUse);
         assert_eq!(std::fs::read(&path).unwrap(), b"not a socket", "someone else's file is left alone");
@@ -330,66 +288,68 @@ fn binding_where_a_file_exists_is_addr_in_use_and_leaves_the_file() {
         let first = UnixListener::bind(&path).unwrap();
         assert_eq!(UnixListener::bind(&path).unwrap_err().kind(), ErrorKind::AddrInUse);
         assert!(path.exists());
-        spawn_echo(first);
+        spawn_unix_echo(first);
         let mut c = UnixStream::connect(&path).await.unwrap();
         c.write_all(b"still").await.unwrap();
         let mut b = [0u8; 5];
         c.read_exact(&mut b).await.unwrap();
         assert_eq!(&b, b"still");
-    });
+    }
 }
 
-#[test]
-fn a_listener_from_std_leaves_its_socket_file() {
-    let dir = TempDir::new("unix-fromstd-file");
-    let path = sock(&dir);
-    run(async {
-        let listener = UnixListener::from_std(std::os::unix::net::UnixListener::bind(&path).unwrap()).unwrap();
-        drop(listener);
-    });
-    assert!(path.exists(), "a file uvio did not bind is not uvio's to remove");
+rt_test! {
+    fn a_listener_from_std_leaves_its_socket_file() {
+        let dir = TempDir::new("unix-fromstd-file");
+        let path = sock(&dir);
+        run(async {
+            let listener = UnixListener::from_std(std::os::unix::net::UnixListener::bind(&path).unwrap()).unwrap();
+            drop(listener);
+        });
+        assert!(path.exists(), "a file uvio did not bind is not uvio's to remove");
+    }
 }
 
-#[test]
-fn into_std_hands_over_the_connections_accepted_ahead_and_keeps_the_socket_file() {
-    use std::io::Write;
-    const CLIENTS: usize = 4;
-    let dir = TempDir::new("unix-intostd");
-    let path = sock(&dir);
-    let rt = Runtime::new().unwrap();
-    let expected_ahead = accepted_ahead_by(&rt, CLIENTS);
-    rt.block_on(async {
-        let listener = UnixListener::bind(&path).unwrap();
-        // An accept that gives up leaves the engine accepting (io_uring's multishot stays armed).
-        assert!(timeout(Duration::from_millis(10), listener.accept()).await.is_err());
-        let clients: Vec<std::os::unix::net::UnixStream> = (0..CLIENTS as u8)
-            .map(|id| {
-                let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
-                c.write_all(&[id]).unwrap();
-                c
-            })
-            .collect();
-        sleep(Duration::from_millis(100)).await; // the engine accepts ahead what it will
-        let (std_listener, ahead) = listener.into_std().unwrap();
-        assert!(expected_ahead.contains(&ahead.len()), "{} accepted ahead, expected {expected_ahead:?}", ahead.len());
-        let backlog = (ahead.len()..CLIENTS).map(|_| std_listener.accept().unwrap().0);
-        let ids = client_ids(ahead.into_iter().chain(backlog));
-        assert_eq!(ids, (0..CLIENTS as u8).collect::<Vec<_>>());
-        assert!(path.exists(), "the socket file is the std listener's now");
-        let _late = std::os::unix::net::UnixStream::connect(&path).unwrap();
-        assert!(std_listener.accept().is_ok());
-        drop(clients);
-    });
-    rt.close().expect("runtime closes cleanly");
-    assert!(path.exists(), "not removed by uvio after the hand-over");
+rt_test! {
+    fn into_std_hands_over_the_connections_accepted_ahead_and_keeps_the_socket_file() {
+        use std::io::Write;
+        const CLIENTS: usize = 4;
+        let dir = TempDir::new("unix-intostd");
+        let path = sock(&dir);
+        let rt = common::rt::runtime(ENGINE);
+        let expected_ahead = accepted_ahead_by(&rt, CLIENTS);
+        rt.block_on(async {
+            let listener = UnixListener::bind(&path).unwrap();
+            // An accept that gives up leaves the engine accepting (io_uring's multishot stays armed).
+            assert!(timeout(Duration::from_millis(10), listener.accept()).await.is_err());
+            let clients: Vec<std::os::unix::net::UnixStream> = (0..CLIENTS as u8)
+                .map(|id| {
+                    let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+                    c.write_all(&[id]).unwrap();
+                    c
+                })
+                .collect();
+            sleep(Duration::from_millis(100)).await; // the engine accepts ahead what it will
+            let (std_listener, ahead) = listener.into_std().unwrap();
+            let n = ahead.len();
+            assert!(expected_ahead.contains(&n), "{n} accepted ahead, expected {expected_ahead:?}");
+            let backlog = (ahead.len()..CLIENTS).map(|_| std_listener.accept().unwrap().0);
+            let ids = client_ids(ahead.into_iter().chain(backlog));
+            assert_eq!(ids, (0..CLIENTS as u8).collect::<Vec<_>>());
+            assert!(path.exists(), "the socket file is the std listener's now");
+            let _late = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            assert!(std_listener.accept().is_ok());
+            drop(clients);
+        });
+        rt.close().expect("runtime closes cleanly");
+        assert!(path.exists(), "not removed by uvio after the hand-over");
+    }
 }
 
-#[test]
-fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
-    use std::io::{Read, Write};
-    let dir = TempDir::new("unix-stream-intostd");
-    let path = sock(&dir);
-    run(async {
+rt_test! {
+    async fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
+        use std::io::{Read, Write};
+        let dir = TempDir::new("unix-stream-intostd");
+        let path = sock(&dir);
         let listener = UnixListener::bind(&path).unwrap();
         let mut client = UnixStream::connect(&path).await.unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
@@ -411,5 +371,5 @@ fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
         client.read_to_end(&mut echoed).await.unwrap();
         assert_eq!(echoed.len(), 4_001);
         assert_eq!(echoed[4_000], b'!');
-    });
+    }
 }

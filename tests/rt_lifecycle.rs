@@ -1,12 +1,12 @@
 //! Runtime lifecycle edge cases: what happens to tasks, blocking jobs, guards and I/O objects when a runtime
 //! shuts down (or is misused) in unusual ways. Tests of former hangs run their body on a thread with a timeout.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
-
-use uvio::Runtime;
 
 /// Runs `body` on its own thread and fails the test if it does not return within `secs` seconds.
 fn within<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
@@ -35,54 +35,59 @@ async fn pending_holding<T>(value: T) {
     std::future::pending::<()>().await
 }
 
-#[test]
-fn aborting_a_task_whose_destructor_panics_gives_a_panic_join_error() {
-    let rt = Runtime::new().unwrap();
-    let res = rt.block_on(async {
-        let task = uvio::spawn_local(pending_holding(PanicOnDrop));
-        uvio::task::yield_now().await; // the task starts and holds the value
-        task.abort();
-        task.await
-    });
-    assert!(res.unwrap_err().is_panic());
-    rt.close().unwrap();
+rt_test! {
+    fn aborting_a_task_whose_destructor_panics_gives_a_panic_join_error() {
+        let rt = common::rt::runtime(ENGINE);
+        let res = rt.block_on(async {
+            let task = uvio::spawn_local(pending_holding(PanicOnDrop));
+            uvio::task::yield_now().await; // the task starts and holds the value
+            task.abort();
+            task.await
+        });
+        assert!(res.unwrap_err().is_panic());
+        rt.close().unwrap();
+    }
 }
 
-#[test]
-fn dropping_a_runtime_with_a_task_whose_destructor_panics_does_not_panic() {
-    let rt = Runtime::new().unwrap();
-    let task = rt.spawn_local(pending_holding(PanicOnDrop));
-    rt.block_on(uvio::task::yield_now()); // the task starts and holds the value
-    catch_unwind(AssertUnwindSafe(|| drop(rt))).expect("runtime drop panicked");
-    let res = futures::executor::block_on(task);
-    assert!(res.unwrap_err().is_panic());
+rt_test! {
+    fn dropping_a_runtime_with_a_task_whose_destructor_panics_does_not_panic() {
+        let rt = common::rt::runtime(ENGINE);
+        let task = rt.spawn_local(pending_holding(PanicOnDrop));
+        rt.block_on(uvio::task::yield_now()); // the task starts and holds the value
+        catch_unwind(AssertUnwindSafe(|| drop(rt))).expect("runtime drop panicked");
+        let res = futures::executor::block_on(task);
+        assert!(res.unwrap_err().is_panic());
+    }
 }
 
-#[test]
-fn enter_guards_dropped_in_order_are_fine() {
-    let a = Runtime::new().unwrap();
-    let b = Runtime::new().unwrap();
-    let ga = a.enter();
-    let gb = b.enter();
-    drop(gb);
-    drop(ga);
+rt_test! {
+    fn enter_guards_dropped_in_order_are_fine() {
+        let a = common::rt::runtime(ENGINE);
+        let b = common::rt::runtime(ENGINE);
+        let ga = a.enter();
+        let gb = b.enter();
+        drop(gb);
+        drop(ga);
+    }
 }
 
-#[test]
-fn an_enter_guard_dropped_out_of_order_panics() {
-    let a = Runtime::new().unwrap();
-    let b = Runtime::new().unwrap();
-    let ga = a.enter();
-    let gb = b.enter();
-    let out_of_order = catch_unwind(AssertUnwindSafe(|| drop(ga)));
-    let payload = out_of_order.expect_err("dropping the outer guard first must panic");
-    let msg = payload.downcast_ref::<&str>().copied().or(payload.downcast_ref::<String>().map(|s| s.as_str())).unwrap();
-    assert!(msg.contains("out of order"), "{msg}");
-    // `b` is still current, and only it: its guard leaves it cleanly.
-    let task = uvio::spawn_local(async { 7 });
-    drop(gb);
-    assert!(catch_unwind(|| drop(uvio::spawn_local(async {}))).is_err(), "no runtime should be current any more");
-    assert_eq!(b.block_on(task).unwrap(), 7);
+rt_test! {
+    fn an_enter_guard_dropped_out_of_order_panics() {
+        let a = common::rt::runtime(ENGINE);
+        let b = common::rt::runtime(ENGINE);
+        let ga = a.enter();
+        let gb = b.enter();
+        let out_of_order = catch_unwind(AssertUnwindSafe(|| drop(ga)));
+        let payload = out_of_order.expect_err("dropping the outer guard first must panic");
+        let msg =
+            payload.downcast_ref::<&str>().copied().or(payload.downcast_ref::<String>().map(|s| s.as_str())).unwrap();
+        assert!(msg.contains("out of order"), "{msg}");
+        // `b` is still current, and only it: its guard leaves it cleanly.
+        let task = uvio::spawn_local(async { 7 });
+        drop(gb);
+        assert!(catch_unwind(|| drop(uvio::spawn_local(async {}))).is_err(), "no runtime should be current any more");
+        assert_eq!(b.block_on(task).unwrap(), 7);
+    }
 }
 
 static RESPAWNED: AtomicUsize = AtomicUsize::new(0);
@@ -98,39 +103,41 @@ impl Drop for Respawn {
     }
 }
 
-#[test]
-fn shutdown_ends_even_if_destructors_respawn_forever() {
-    let spawned_during_shutdown = within(20, || {
-        let rt = Runtime::new().unwrap();
-        rt.block_on(async {
-            drop(uvio::spawn_local(pending_holding(Respawn)));
-            uvio::task::yield_now().await;
+rt_test! {
+    fn shutdown_ends_even_if_destructors_respawn_forever() {
+        let spawned_during_shutdown = within(20, || {
+            let rt = common::rt::runtime(ENGINE);
+            rt.block_on(async {
+                drop(uvio::spawn_local(pending_holding(Respawn)));
+                uvio::task::yield_now().await;
+            });
+            let before = RESPAWNED.load(Ordering::Relaxed);
+            drop(rt);
+            RESPAWNED.load(Ordering::Relaxed) - before
         });
-        let before = RESPAWNED.load(Ordering::Relaxed);
-        drop(rt);
-        RESPAWNED.load(Ordering::Relaxed) - before
-    });
-    assert!((1..1000).contains(&spawned_during_shutdown), "{spawned_during_shutdown}");
+        assert!((1..1000).contains(&spawned_during_shutdown), "{spawned_during_shutdown}");
+    }
 }
 
-#[test]
-fn a_task_spawned_during_shutdown_is_cancelled() {
-    struct SpawnOnDrop(Option<mpsc::Sender<uvio::task::JoinHandle<u32>>>);
-    impl Drop for SpawnOnDrop {
-        fn drop(&mut self) {
-            let handle = uvio::spawn(async { 5 });
-            let _ = self.0.take().unwrap().send(handle);
+rt_test! {
+    fn a_task_spawned_during_shutdown_is_cancelled() {
+        struct SpawnOnDrop(Option<mpsc::Sender<uvio::task::JoinHandle<u32>>>);
+        impl Drop for SpawnOnDrop {
+            fn drop(&mut self) {
+                let handle = uvio::spawn(async { 5 });
+                let _ = self.0.take().unwrap().send(handle);
+            }
         }
+        let (tx, rx) = mpsc::channel();
+        let rt = common::rt::runtime(ENGINE);
+        rt.block_on(async {
+            drop(uvio::spawn_local(pending_holding(SpawnOnDrop(Some(tx)))));
+            uvio::task::yield_now().await;
+        });
+        drop(rt);
+        let late = rx.recv().unwrap();
+        assert!(within(10, move || futures::executor::block_on(late)).unwrap_err().is_cancelled());
     }
-    let (tx, rx) = mpsc::channel();
-    let rt = Runtime::new().unwrap();
-    rt.block_on(async {
-        drop(uvio::spawn_local(pending_holding(SpawnOnDrop(Some(tx)))));
-        uvio::task::yield_now().await;
-    });
-    drop(rt);
-    let late = rx.recv().unwrap();
-    assert!(within(10, move || futures::executor::block_on(late)).unwrap_err().is_cancelled());
 }
 
 /// libuv's pool size: `UV_THREADPOOL_SIZE` (clamped to 1..=1024) or 4.
@@ -138,55 +145,57 @@ fn pool_size() -> usize {
     std::env::var("UV_THREADPOOL_SIZE").ok().and_then(|v| v.parse().ok()).map_or(4, |n: usize| n.clamp(1, 1024))
 }
 
-#[test]
-fn spawn_blocking_handles_resolve_when_their_runtime_is_dropped() {
-    let (running, queued) = within(20, || {
-        let rt = Runtime::new().unwrap();
-        let (started_tx, started_rx) = mpsc::channel();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let release_rx = std::sync::Arc::new(std::sync::Mutex::new(release_rx));
-        let (running, queued) = rt.block_on(async {
-            // Every pool thread runs one of these until released; the last job waits in the queue.
-            let running: Vec<_> = (0..pool_size())
-                .map(|i| {
-                    let (started, release) = (started_tx.clone(), release_rx.clone());
-                    uvio::task::spawn_blocking(move || {
-                        started.send(()).unwrap();
-                        let _ = release.lock().unwrap().recv_timeout(Duration::from_secs(10));
-                        i
+rt_test! {
+    fn spawn_blocking_handles_resolve_when_their_runtime_is_dropped() {
+        let (running, queued) = within(20, || {
+            let rt = common::rt::runtime(ENGINE);
+            let (started_tx, started_rx) = mpsc::channel();
+            let (release_tx, release_rx) = mpsc::channel::<()>();
+            let release_rx = std::sync::Arc::new(std::sync::Mutex::new(release_rx));
+            let (running, queued) = rt.block_on(async {
+                // Every pool thread runs one of these until released; the last job waits in the queue.
+                let running: Vec<_> = (0..pool_size())
+                    .map(|i| {
+                        let (started, release) = (started_tx.clone(), release_rx.clone());
+                        uvio::task::spawn_blocking(move || {
+                            started.send(()).unwrap();
+                            let _ = release.lock().unwrap().recv_timeout(Duration::from_secs(10));
+                            i
+                        })
                     })
-                })
-                .collect();
-            let queued = uvio::task::spawn_blocking(|| usize::MAX);
-            (running, queued)
+                    .collect();
+                let queued = uvio::task::spawn_blocking(|| usize::MAX);
+                (running, queued)
+            });
+            for _ in 0..pool_size() {
+                started_rx.recv_timeout(Duration::from_secs(10)).expect("every pool thread runs a job");
+            }
+            let releaser = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                drop(release_tx);
+            });
+            drop(rt); // cancels the queued job, waits for the running ones
+            releaser.join().unwrap();
+            let running: Vec<_> = running.into_iter().map(|h| futures::executor::block_on(h).unwrap()).collect();
+            (running, futures::executor::block_on(queued))
         });
-        for _ in 0..pool_size() {
-            started_rx.recv_timeout(Duration::from_secs(10)).expect("every pool thread runs a job");
-        }
-        let releaser = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            drop(release_tx);
-        });
-        drop(rt); // cancels the queued job, waits for the running ones
-        releaser.join().unwrap();
-        let running: Vec<_> = running.into_iter().map(|h| futures::executor::block_on(h).unwrap()).collect();
-        (running, futures::executor::block_on(queued))
-    });
-    assert_eq!(running, (0..pool_size()).collect::<Vec<_>>());
-    assert!(queued.unwrap_err().is_cancelled());
+        assert_eq!(running, (0..pool_size()).collect::<Vec<_>>());
+        assert!(queued.unwrap_err().is_cancelled());
+    }
 }
 
-#[test]
-fn close_with_a_live_listener_is_an_error() {
-    let res = within(20, || {
-        let rt = Runtime::new().unwrap();
-        let listener = rt.block_on(uvio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let res = rt.close().map_err(|e| e.to_string());
-        drop(listener);
-        res
-    });
-    let err = res.expect_err("close must report the live listener");
-    assert!(err.contains("still tied"), "{err}");
+rt_test! {
+    fn close_with_a_live_listener_is_an_error() {
+        let res = within(20, || {
+            let rt = common::rt::runtime(ENGINE);
+            let listener = rt.block_on(uvio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+            let res = rt.close().map_err(|e| e.to_string());
+            drop(listener);
+            res
+        });
+        let err = res.expect_err("close must report the live listener");
+        assert!(err.contains("still tied"), "{err}");
+    }
 }
 
 fn assert_gone<T: std::fmt::Debug>(what: &str, res: std::io::Result<T>) {
@@ -195,38 +204,37 @@ fn assert_gone<T: std::fmt::Debug>(what: &str, res: std::io::Result<T>) {
     assert!(err.to_string().contains("runtime this object belongs to is gone"), "{what}: {err}");
 }
 
-#[test]
-fn io_objects_used_after_their_runtime_is_gone_fail_at_once() {
-    use futures::{AsyncReadExt, AsyncWriteExt};
-    within(20, || {
-        let dir = std::env::temp_dir().join(format!("uvio-rt-gone-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("f");
-        std::fs::write(&path, b"data").unwrap();
-        let rt = Runtime::new().unwrap();
-        let (listener, mut client, mut server, udp, mut file) = rt.block_on(async {
-            let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let client = uvio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-            let (server, _) = listener.accept().await.unwrap();
-            let udp = uvio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let file = uvio::fs::File::open(&path).await.unwrap();
-            (listener, client, server, udp, file)
+rt_test! {
+    fn io_objects_used_after_their_runtime_is_gone_fail_at_once() {
+        use futures::{AsyncReadExt, AsyncWriteExt};
+        within(20, || {
+            let dir = common::TempDir::new("rt-gone");
+            let path = dir.path().join("f");
+            std::fs::write(&path, b"data").unwrap();
+            let rt = common::rt::runtime(ENGINE);
+            let (listener, mut client, mut server, udp, mut file) = rt.block_on(async {
+                let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let client = uvio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+                let (server, _) = listener.accept().await.unwrap();
+                let udp = uvio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let file = uvio::fs::File::open(&path).await.unwrap();
+                (listener, client, server, udp, file)
+            });
+            drop(rt);
+            let mut buf = [0u8; 8];
+            futures::executor::block_on(async {
+                assert_gone("read", client.read(&mut buf).await);
+                assert_gone("write", server.write(b"x").await);
+                assert_gone("shutdown", server.close().await);
+                assert_gone("accept", listener.accept().await);
+                assert_gone("udp recv", udp.recv_from(&mut buf).await);
+                assert_gone("udp send", udp.send_to(b"x", "127.0.0.1:9").await);
+                assert_gone("file metadata", file.metadata().await);
+                assert_gone("file sync", file.sync_all().await);
+                assert_gone("file read", file.read(&mut buf).await);
+                assert_gone("file write", file.write(b"x").await);
+            });
+            drop((listener, client, server, udp, file));
         });
-        drop(rt);
-        let mut buf = [0u8; 8];
-        futures::executor::block_on(async {
-            assert_gone("read", client.read(&mut buf).await);
-            assert_gone("write", server.write(b"x").await);
-            assert_gone("shutdown", server.close().await);
-            assert_gone("accept", listener.accept().await);
-            assert_gone("udp recv", udp.recv_from(&mut buf).await);
-            assert_gone("udp send", udp.send_to(b"x", "127.0.0.1:9").await);
-            assert_gone("file metadata", file.metadata().await);
-            assert_gone("file sync", file.sync_all().await);
-            assert_gone("file read", file.read(&mut buf).await);
-            assert_gone("file write", file.write(b"x").await);
-        });
-        drop((listener, client, server, udp, file));
-        std::fs::remove_dir_all(&dir).unwrap();
-    });
+    }
 }

@@ -6,6 +6,8 @@
 #[allow(dead_code)] // its `main` is not used here
 mod http_server;
 
+mod common;
+
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -16,16 +18,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Framed, LinesCodec};
 use uvio::net::{TcpListener, TcpStream};
+use uvio::spawn_local;
 use uvio::time::timeout;
-use uvio::{spawn_local, Runtime};
-
-/// Runs `fut` on a fresh runtime, then closes it, asserting nothing was left open.
-fn run<F: std::future::Future>(fut: F) -> F::Output {
-    let rt = Runtime::new().unwrap();
-    let out = rt.block_on(fut);
-    rt.close().expect("runtime closes cleanly");
-    out
-}
 
 /// A connected pair of TCP streams on loopback: (client, server side).
 async fn tcp_pair() -> (TcpStream, TcpStream) {
@@ -35,9 +29,8 @@ async fn tcp_pair() -> (TcpStream, TcpStream) {
     (client, server)
 }
 
-#[test]
-fn framed_lines_codec_round_trip() {
-    run(async {
+rt_test! {
+    async fn framed_lines_codec_round_trip() {
         let (client, server) = tcp_pair().await;
         // The server shouts every line back until the client closes.
         let echo = spawn_local(async move {
@@ -59,12 +52,11 @@ fn framed_lines_codec_round_trip() {
         SinkExt::<&str>::close(&mut lines).await.unwrap(); // flush + shutdown: the server's stream ends
         assert_eq!(echo.await.unwrap(), 4);
         assert!(lines.next().await.is_none(), "the server closed after our shutdown");
-    });
+    }
 }
 
-#[test]
-fn tokio_read_exact_write_all_and_shutdown() {
-    run(async {
+rt_test! {
+    async fn tokio_read_exact_write_all_and_shutdown() {
         let (mut client, mut server) = tcp_pair().await;
         let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
         let expected = data.clone();
@@ -84,12 +76,11 @@ fn tokio_read_exact_write_all_and_shutdown() {
         client.read_to_string(&mut reply).await.unwrap();
         assert_eq!(reply, "done");
         assert_eq!(client.read(&mut []).await.unwrap(), 0, "an empty buffer reads nothing");
-    });
+    }
 }
 
-#[test]
-fn tokio_traits_on_split_halves() {
-    run(async {
+rt_test! {
+    async fn tokio_traits_on_split_halves() {
         let (client, server) = tcp_pair().await;
         let (mut r, mut w) = client.into_split();
         let (mut sr, mut sw) = server.into_split();
@@ -110,13 +101,12 @@ fn tokio_traits_on_split_halves() {
         assert_eq!(&back, b"back");
         let w = writer.await.unwrap();
         assert!(r.reunite(w).is_ok());
-    });
+    }
 }
 
 #[cfg(unix)]
-#[test]
-fn tokio_traits_on_unix_streams() {
-    run(async {
+rt_test! {
+    async fn tokio_traits_on_unix_streams() {
         let (a, mut b) = uvio::net::UnixStream::pair().unwrap();
         let (mut ar, mut aw) = a.into_split();
         aw.write_all(b"over unix").await.unwrap();
@@ -128,7 +118,7 @@ fn tokio_traits_on_unix_streams() {
         let mut rest = Vec::new();
         ar.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, b"!");
-    });
+    }
 }
 
 /// GETs `/` over `stream` with hyper's client and returns (status, Content-Length, body); `requests` times on
@@ -150,9 +140,8 @@ async fn get(stream: TcpStream, requests: usize) -> Vec<(u16, String, Bytes)> {
     out
 }
 
-#[test]
-fn hyper_client_gets_hello_from_the_example_server() {
-    run(async {
+rt_test! {
+    async fn hyper_client_gets_hello_from_the_example_server() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         spawn_local(http_server::serve(listener)); // dropped (cancelled) when the runtime closes
@@ -170,12 +159,11 @@ fn hyper_client_gets_hello_from_the_example_server() {
             let got = timeout(Duration::from_secs(5), c).await.expect("no hang").unwrap();
             assert_eq!(got, vec![hello.clone(); 2]);
         }
-    });
+    }
 }
 
-#[test]
-fn hyper_server_survives_garbage_and_abrupt_clients() {
-    run(async {
+rt_test! {
+    async fn hyper_server_survives_garbage_and_abrupt_clients() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         spawn_local(http_server::serve(listener));
@@ -193,5 +181,5 @@ fn hyper_server_survives_garbage_and_abrupt_clients() {
         let got = get(TcpStream::connect(addr).await.unwrap(), 1).await;
         assert_eq!(got[0].0, 200);
         assert_eq!(&got[0].2[..], http_server::BODY);
-    });
+    }
 }

@@ -4,22 +4,15 @@
 //! itself, started in a helper mode (an environment variable) that the normal run ignores.
 #![cfg(windows)]
 
+mod common;
+
 use std::time::Duration;
 
 use futures::AsyncReadExt;
 use uvio::process::{Command, Stdio};
-use uvio::Runtime;
 
 /// The helper mode the child runs in (see `child_helper`).
 const MODE: &str = "UVIO_WIN_PROCESS_HELPER";
-
-/// Runs `fut` on a fresh runtime, then closes it, asserting nothing was left open.
-fn run<F: std::future::Future>(fut: F) -> F::Output {
-    let rt = Runtime::new().unwrap();
-    let out = rt.block_on(fut);
-    rt.close().expect("runtime closes cleanly");
-    out
-}
 
 /// This test binary as a child that runs only `child_helper` (libtest takes the extra arguments as more test
 /// name filters, which match nothing with `--exact`).
@@ -45,9 +38,8 @@ fn child_helper() {
     }
 }
 
-#[test]
-fn program_without_exe_is_found_on_the_path_and_its_exit_code_comes_back() {
-    run(async {
+rt_test! {
+    async fn program_without_exe_is_found_on_the_path_and_its_exit_code_comes_back() {
         let status = Command::new("cmd").args(["/C", "exit 7"]).status().await.unwrap();
         assert_eq!(status.code(), Some(7));
         assert!(!status.success());
@@ -55,36 +47,36 @@ fn program_without_exe_is_found_on_the_path_and_its_exit_code_comes_back() {
         assert!(status.success());
         let status = helper("exit").status().await.unwrap();
         assert_eq!(status.code(), Some(42));
-    });
+    }
 }
 
-#[test]
-fn arguments_are_quoted_and_split_back_unchanged() {
-    let args = [
-        "plain",
-        "two words",
-        "",
-        r#"a "quoted" word"#,
-        r"trailing backslash\",
-        r#"backslash before quote\""#,
-        r"C:\path with\spaces\",
-        "tab\there",
-        "ünïcödé ✓ 日本",
-    ];
-    let out = run(async {
-        let mut cmd = helper("args");
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
-        let out = cmd.output().await.unwrap();
-        assert!(out.status.success(), "{:?}", out.status);
-        String::from_utf8(out.stdout).unwrap()
-    });
-    let got: Vec<&str> = out.split("<arg>").skip(1).map(|s| s.split("</arg>").next().unwrap()).collect();
-    assert_eq!(got, args, "child output: {out}");
+rt_test! {
+    fn arguments_are_quoted_and_split_back_unchanged() {
+        let args = [
+            "plain",
+            "two words",
+            "",
+            r#"a "quoted" word"#,
+            r"trailing backslash\",
+            r#"backslash before quote\""#,
+            r"C:\path with\spaces\",
+            "tab\there",
+            "ünïcödé ✓ 日本",
+        ];
+        let out = run(async {
+            let mut cmd = helper("args");
+            cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+            let out = cmd.output().await.unwrap();
+            assert!(out.status.success(), "{:?}", out.status);
+            String::from_utf8(out.stdout).unwrap()
+        });
+        let got: Vec<&str> = out.split("<arg>").skip(1).map(|s| s.split("</arg>").next().unwrap()).collect();
+        assert_eq!(got, args, "child output: {out}");
+    }
 }
 
-#[test]
-fn a_killed_child_ends_with_terminate_process() {
-    run(async {
+rt_test! {
+    async fn a_killed_child_ends_with_terminate_process() {
         let mut child = helper("sleep").stdout(Stdio::null()).spawn().unwrap();
         assert!(child.id().is_some());
         assert!(child.try_wait().unwrap().is_none(), "the child sleeps");
@@ -94,24 +86,22 @@ fn a_killed_child_ends_with_terminate_process() {
         assert_eq!(status.code(), Some(1));
         assert!(!status.success());
         assert!(child.id().is_none(), "no id once reaped");
-    });
+    }
 }
 
-#[test]
-fn piped_stdout_reaches_end_of_stream_when_the_child_exits() {
-    run(async {
+rt_test! {
+    async fn piped_stdout_reaches_end_of_stream_when_the_child_exits() {
         let mut child = Command::new("cmd").args(["/C", "echo hello from cmd"]).stdout(Stdio::piped()).spawn().unwrap();
         let mut out = String::new();
         child.stdout.take().unwrap().read_to_string(&mut out).await.unwrap();
         assert_eq!(out.trim_end(), "hello from cmd");
         assert!(child.wait().await.unwrap().success());
-    });
+    }
 }
 
-#[test]
-fn a_missing_program_is_not_found() {
-    run(async {
+rt_test! {
+    async fn a_missing_program_is_not_found() {
         let err = Command::new("uvio-no-such-program-here").spawn().unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
-    });
+    }
 }

@@ -4,8 +4,61 @@
 use uvio::uv::{Loop, RunMode};
 
 #[cfg(target_os = "linux")]
+pub mod epoll;
+#[cfg(target_os = "linux")]
 pub mod ring;
 pub mod rt;
+
+/// Echoes everything `conn` reads back to it until EOF or an error, then closes it.
+pub async fn echo<S: futures::AsyncRead + futures::AsyncWrite + Unpin>(mut conn: S) {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = conn.close().await;
+}
+
+/// Echoes every connection `listener` accepts, each on a task of its own, until EOF.
+pub fn spawn_echo(listener: uvio::net::TcpListener) {
+    uvio::spawn_local(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            uvio::spawn_local(echo(conn));
+        }
+    });
+}
+
+/// [`spawn_echo`] for a Unix socket listener.
+#[cfg(unix)]
+pub fn spawn_unix_echo(listener: uvio::net::UnixListener) {
+    uvio::spawn_local(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            uvio::spawn_local(echo(conn));
+        }
+    });
+}
+
+/// Reads to end-of-stream in 64 KiB chunks (`read_to_end` zero-fills its buffer a byte at a time, which is
+/// slow in debug builds and very slow under valgrind).
+pub async fn read_all(r: &mut (impl futures::AsyncRead + Unpin)) -> Vec<u8> {
+    use futures::AsyncReadExt;
+    let mut all = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            return all;
+        }
+        all.extend_from_slice(&chunk[..n]);
+    }
+}
 
 /// Runs the loop until nothing is left, then closes it, asserting no handle or request leaked.
 pub fn close_clean(lp: Loop) {
