@@ -112,17 +112,9 @@ rt_test! {
     }
 }
 
-async fn pair() -> (TcpStream, std::net::TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
-    let (ours, _) = listener.accept().await.unwrap();
-    (ours, peer.join().unwrap())
-}
-
 rt_test! {
     async fn zero_length_buffers() {
-        let (mut ours, mut peer) = pair().await;
+        let (mut ours, mut peer) = common::tcp_pair().await;
         assert_eq!(ours.write(&[]).await.unwrap(), 0);
         peer.write_all(b"data").unwrap();
         assert_eq!(ours.read(&mut []).await.unwrap(), 0, "an empty read returns at once");
@@ -157,7 +149,7 @@ const GIB: usize = 1 << 30;
 rt_test! {
     async fn a_read_into_a_4_gib_buffer() {
         // What is there arrives; nothing wraps at 32 bits.
-        let (mut ours, mut peer) = pair().await;
+        let (mut ours, mut peer) = common::tcp_pair().await;
         peer.write_all(b"small").unwrap();
         let mut big = huge(4 * GIB);
         let n = ours.read(&mut big).await.unwrap();
@@ -168,7 +160,7 @@ rt_test! {
 rt_test! {
     async fn a_write_of_4_gib_takes_a_bounded_part() {
         // Exactly 4 GiB is 0 in 32 bits: the write must take a non-zero part, and report exactly what it took.
-        let (mut ours, mut peer) = pair().await;
+        let (mut ours, mut peer) = common::tcp_pair().await;
         let writer = {
             let big = huge(4 * GIB);
             uvio::spawn_local(async move { uvio::time::timeout(Duration::from_secs(10), ours.write(&big)).await })
@@ -216,7 +208,7 @@ rt_test! {
 
 rt_test! {
     async fn use_after_shutdown_and_end_of_stream() {
-        let (mut ours, mut peer) = pair().await;
+        let (mut ours, mut peer) = common::tcp_pair().await;
         ours.write_all(b"bye").await.unwrap();
         ours.shutdown().await.unwrap();
         let err = ours.write_all(b"more").await.expect_err("no write after shutdown");
@@ -229,7 +221,7 @@ rt_test! {
         assert_eq!(ours.read(&mut [0u8; 4]).await.unwrap(), 0);
         assert_eq!(ours.read(&mut [0u8; 4]).await.unwrap(), 0, "end of stream stays end of stream");
 
-        let (ours, _peer) = pair().await;
+        let (ours, _peer) = common::tcp_pair().await;
         let (_r, mut w) = ours.into_split();
         w.close().await.unwrap();
         assert!(w.write_all(b"x").await.is_err(), "the write half refuses writes after close");

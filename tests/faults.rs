@@ -12,15 +12,6 @@ use futures::{AsyncReadExt, AsyncWriteExt};
 use uvio::net::{TcpListener, TcpStream};
 use uvio::time::timeout;
 
-/// A connected pair: (uvio stream, std stream of the peer, blocking).
-async fn pair() -> (TcpStream, std::net::TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
-    let (ours, _) = listener.accept().await.unwrap();
-    (ours, peer.join().unwrap())
-}
-
 /// Closes `s` with SO_LINGER 0: the kernel sends RST instead of FIN.
 fn reset(s: std::net::TcpStream) {
     socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
@@ -31,7 +22,7 @@ const LIMIT: Duration = Duration::from_secs(10);
 
 rt_test! {
     async fn peer_reset_mid_read() {
-        let (mut ours, peer) = pair().await;
+        let (mut ours, peer) = common::tcp_pair().await;
         let reader = uvio::spawn_local(async move {
             let mut buf = [0u8; 64];
             ours.read(&mut buf).await
@@ -45,7 +36,7 @@ rt_test! {
 
 rt_test! {
     async fn peer_reset_mid_write() {
-        let (mut ours, peer) = pair().await;
+        let (mut ours, peer) = common::tcp_pair().await;
         let writer = uvio::spawn_local(async move {
             let chunk = vec![7u8; 256 * 1024];
             loop {
@@ -68,7 +59,7 @@ rt_test! {
 rt_test! {
     async fn half_close_both_ways() {
         // Our side closes first: the peer reads EOF and can still send to us.
-        let (mut ours, mut peer) = pair().await;
+        let (mut ours, mut peer) = common::tcp_pair().await;
         ours.write_all(b"ping").await.unwrap();
         ours.shutdown().await.unwrap();
         let peer_side = std::thread::spawn(move || {
@@ -84,7 +75,7 @@ rt_test! {
         assert_eq!(back, b"pong after your FIN");
 
         // The peer closes first: we read EOF and can still send.
-        let (mut ours, mut peer) = pair().await;
+        let (mut ours, mut peer) = common::tcp_pair().await;
         peer.write_all(b"hello").unwrap();
         peer.shutdown(std::net::Shutdown::Write).unwrap();
         let mut got = Vec::new();

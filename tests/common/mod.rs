@@ -60,6 +60,15 @@ pub async fn read_all(r: &mut (impl futures::AsyncRead + Unpin)) -> Vec<u8> {
     }
 }
 
+/// A connected TCP pair on loopback: (uvio stream accepted here, blocking std stream of the peer).
+pub async fn tcp_pair() -> (uvio::net::TcpStream, std::net::TcpStream) {
+    let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
+    let (ours, _) = listener.accept().await.unwrap();
+    (ours, peer.join().unwrap())
+}
+
 /// Runs the loop until nothing is left, then closes it, asserting no handle or request leaked.
 pub fn close_clean(lp: Loop) {
     lp.run(RunMode::Default).expect("final run");
