@@ -233,6 +233,8 @@ rt_test! {
                 assert_gone("file sync", file.sync_all().await);
                 assert_gone("file read", file.read(&mut buf).await);
                 assert_gone("file write", file.write(b"x").await);
+                assert_gone("file read_at", file.read_at(Vec::with_capacity(8), 0).await.0);
+                assert_gone("file write_at", file.write_at(b"x".to_vec(), 0).await.0);
             });
             drop((listener, client, server, udp, file));
         });

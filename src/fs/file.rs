@@ -302,10 +302,10 @@ impl File {
     /// # }).unwrap();
     /// ```
     pub async fn read_at(&self, mut buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-        poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
         if let Err(e) = self.inner.borrow().check_offset(pos) {
             return (Err(e), buf);
         }
+        poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
         if let Some(n) = poll_fn(|cx| self.inner.borrow().poll_cached_at(cx, &mut buf, pos)).await {
             return (Ok(n), buf);
         }
@@ -347,10 +347,10 @@ impl File {
     /// Dropping the future is safe: `buf` stays with the request until it completes, and the write is carried
     /// out.
     pub async fn write_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-        poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
         if let Err(e) = self.inner.borrow().check_offset(pos) {
             return (Err(e), buf);
         }
+        poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
         let (tx, rx) = reply();
         let done = move |res: io::Result<usize>, buf: Vec<u8>| tx.send((res, buf));
         let (file, driver) = {
@@ -444,7 +444,11 @@ impl Inner {
     /// Whether `pos` may be given to `read_at` / `write_at`: not on a file without offsets (`ESPIPE`, as
     /// `pread`), and not past `i64::MAX` (`EINVAL`, as libuv and std: the kernel's offsets are signed, and the
     /// ring would take -1 for "the current position").
+    /// Also fails once the runtime is gone: nothing would complete the request.
     fn check_offset(&self, pos: u64) -> io::Result<()> {
+        if self.lp.inner().runtime_gone.get() {
+            return Err(crate::runtime::runtime_gone());
+        }
         if !self.seekable {
             return Err(io::Error::from(crate::Error::ESPIPE));
         }
