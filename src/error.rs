@@ -152,3 +152,10 @@ impl From<Error> for io::Error {
         io::Error::new(err.kind(), err)
     }
 }
+
+/// The error of every I/O operation on an object whose runtime was dropped or closed (sockets, listeners,
+/// files, on every engine): `io::ErrorKind::Other`, "the uvio runtime this object belongs to is gone". Nothing
+/// runs that object's I/O any more, so the operation fails at once instead of waiting forever.
+pub(crate) fn runtime_gone() -> std::io::Error {
+    std::io::Error::other("the uvio runtime this object belongs to is gone")
+}

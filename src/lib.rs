@@ -46,6 +46,7 @@ pub mod guide;
 pub mod linux;
 pub mod net;
 pub mod process;
+mod reply;
 mod runtime;
 pub mod signal;
 pub mod task;

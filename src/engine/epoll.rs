@@ -274,7 +274,7 @@ impl Registration {
     /// Runs `op` (retrying while interrupted) unless `dir` is known not ready; `WouldBlock` waits for its edge.
     fn poll_io<R>(&self, cx: &Context<'_>, dir: Dir, mut op: impl FnMut() -> io::Result<R>) -> Poll<io::Result<R>> {
         if self.reactor.gone.get() {
-            return Poll::Ready(Err(crate::runtime::runtime_gone()));
+            return Poll::Ready(Err(crate::error::runtime_gone()));
         }
         if !self.state.may_be_ready(dir) {
             self.state.register(&self.reactor, cx, dir);
@@ -437,7 +437,7 @@ impl Sock {
     /// already reset (`ENOTCONN`) has nothing left to shut down.
     pub(crate) fn poll_shutdown(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.reg.reactor.gone.get() {
-            return Poll::Ready(Err(crate::runtime::runtime_gone()));
+            return Poll::Ready(Err(crate::error::runtime_gone()));
         }
         match self.sock.shutdown(std::net::Shutdown::Write) {
             Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Poll::Ready(Err(e)),
@@ -474,7 +474,7 @@ impl Sock {
 
     fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.reg.reactor.gone.get() {
-            return Poll::Ready(Err(crate::runtime::runtime_gone()));
+            return Poll::Ready(Err(crate::error::runtime_gone()));
         }
         if let Some(e) = self.sock.take_error()? {
             return Poll::Ready(Err(e));

@@ -12,7 +12,7 @@ use futures::Stream;
 
 use super::{ignore_not_found, metadata, received, remove_dir, remove_file, request, send, symlink_metadata};
 use super::{FileType, Metadata};
-use crate::runtime::reply::{reply, Reply};
+use crate::reply::{reply, Reply};
 use crate::uv::fs::{Dir, Dirent, DirentType};
 use crate::uv::{self, Loop};
 

@@ -27,8 +27,8 @@ use super::{send, start, wait, Metadata, OpenOptions, Permissions};
 #[cfg(target_os = "linux")]
 use crate::engine::io_uring::Op;
 use crate::engine::Driver;
+use crate::reply::{reply, Replier, Reply};
 use crate::runtime::coop;
-use crate::runtime::reply::{reply, Replier, Reply};
 use crate::uv::{self, Loop};
 
 /// The file operations an io_uring engine may carry (named where there is none, so call sites stay uniform).
@@ -447,7 +447,7 @@ impl Inner {
     /// Also fails once the runtime is gone: nothing would complete the request.
     fn check_offset(&self, pos: u64) -> io::Result<()> {
         if self.lp.inner().runtime_gone.get() {
-            return Err(crate::runtime::runtime_gone());
+            return Err(crate::error::runtime_gone());
         }
         if !self.seekable {
             return Err(io::Error::from(crate::Error::ESPIPE));
@@ -520,7 +520,7 @@ impl Inner {
     /// the kernel says for such a write.
     fn start_write(&mut self, src: &[u8]) -> io::Result<usize> {
         if self.lp.inner().runtime_gone.get() {
-            return Err(crate::runtime::runtime_gone());
+            return Err(crate::error::runtime_gone());
         }
         let n = src.len().min(CHUNK);
         let (offset, pos_after) = match (self.append || !self.seekable, self.pos) {
@@ -571,7 +571,7 @@ impl Inner {
             return Poll::Ready(Ok(0));
         }
         if self.lp.inner().runtime_gone.get() {
-            return Poll::Ready(Err(crate::runtime::runtime_gone())); // also for bytes the page cache has
+            return Poll::Ready(Err(crate::error::runtime_gone())); // also for bytes the page cache has
         }
         loop {
             if !self.ahead.is_empty() {

@@ -40,7 +40,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::runtime::reply::{reply, Replier, Reply};
+use crate::reply::{reply, Replier, Reply};
 use crate::uv::{self, Loop};
 
 mod cached;
@@ -62,7 +62,7 @@ fn start<T: 'static>(
     submit: impl FnOnce(&Loop, Replier<crate::Result<T>>) -> crate::Result<()>,
 ) -> io::Result<Reply<crate::Result<T>>> {
     if lp.inner().runtime_gone.get() {
-        return Err(crate::runtime::runtime_gone()); // nothing would ever complete the request
+        return Err(crate::error::runtime_gone()); // nothing would ever complete the request
     }
     let (tx, rx) = reply();
     submit(lp, tx)?;

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::runtime::reply::{reply, Reply};
+use crate::reply::{reply, Reply};
 
 use crate::uv::{self, AddrInfoHints, SockType};
 

@@ -89,7 +89,7 @@ impl<T: StreamKind> StreamIo<T> {
     /// (which check for themselves).
     fn check_runtime(&self) -> io::Result<()> {
         match self {
-            StreamIo::Libuv(s) if s.runtime_gone() => Err(crate::runtime::runtime_gone()),
+            StreamIo::Libuv(s) if s.runtime_gone() => Err(crate::error::runtime_gone()),
             _ => Ok(()),
         }
     }

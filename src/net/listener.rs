@@ -69,7 +69,7 @@ impl<T: StreamKind> Listener<T> {
     /// Accepts the next connection (`uv_accept`), or registers the waker until libuv announces one.
     pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         if crate::runtime::is_gone(&self.ex) {
-            return Poll::Ready(Err(crate::runtime::runtime_gone()));
+            return Poll::Ready(Err(crate::error::runtime_gone()));
         }
         let mut s = self.state.borrow_mut();
         if let Some(e) = s.err.take() {

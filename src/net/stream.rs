@@ -440,7 +440,7 @@ pub(crate) use async_write;
 pub(crate) async fn connect_pipe(name: &std::path::Path) -> io::Result<crate::uv::Pipe> {
     let ex = crate::runtime::current();
     let pipe = crate::uv::Pipe::new(&ex.lp, false)?;
-    let (replier, reply) = crate::runtime::reply::reply();
+    let (replier, reply) = crate::reply::reply();
     pipe.connect(name, move |_, res| replier.send(res))?;
     reply.await.unwrap_or(Err(Error::ECANCELED))?;
     Ok(pipe)

@@ -258,7 +258,7 @@ impl TcpStream {
         }
         let ex = crate::runtime::current();
         let tcp = uv::Tcp::new(&ex.lp)?;
-        let (replier, reply) = crate::runtime::reply::reply();
+        let (replier, reply) = crate::reply::reply();
         tcp.connect(addr, move |_, res| replier.send(res))?;
         // Dropping this future drops `tcp`, which cancels the connect (its callback sees ECANCELED).
         reply.await.unwrap_or(Err(Error::ECANCELED))?;

@@ -29,7 +29,7 @@ use super::addr::ToSocketAddrs;
 #[cfg(target_os = "linux")]
 use crate::engine::epoll::Dgram;
 use crate::error::Error;
-use crate::runtime::reply::{reply, Reply};
+use crate::reply::{reply, Reply};
 use crate::runtime::Executor;
 use crate::uv::{self, Membership, RecvFlags, UdpBindFlags};
 
@@ -272,7 +272,7 @@ impl UdpSocket {
 
     async fn send_impl(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
         match &self.io {
-            UdpIo::Libuv(inner) if crate::runtime::is_gone(&inner.ex) => Err(crate::runtime::runtime_gone()),
+            UdpIo::Libuv(inner) if crate::runtime::is_gone(&inner.ex) => Err(crate::error::runtime_gone()),
             UdpIo::Libuv(inner) => inner.send(buf, target).await,
             #[cfg(target_os = "linux")]
             UdpIo::Epoll(d) => poll_fn(|cx| d.poll_send_to(cx, buf, target)).await,
@@ -294,9 +294,7 @@ impl UdpSocket {
     fn poll_send_impl(&self, cx: &mut Context<'_>, buf: &[u8], target: Option<SocketAddr>) -> Poll<io::Result<usize>> {
         std::task::ready!(crate::runtime::coop::poll_proceed(cx));
         match &self.io {
-            UdpIo::Libuv(inner) if crate::runtime::is_gone(&inner.ex) => {
-                Poll::Ready(Err(crate::runtime::runtime_gone()))
-            }
+            UdpIo::Libuv(inner) if crate::runtime::is_gone(&inner.ex) => Poll::Ready(Err(crate::error::runtime_gone())),
             UdpIo::Libuv(inner) => inner.poll_send(cx, buf, target, false).map_ok(|_| buf.len()),
             #[cfg(target_os = "linux")]
             UdpIo::Epoll(d) => d.poll_send_to(cx, buf, target),
@@ -342,9 +340,7 @@ impl UdpSocket {
     pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
         std::task::ready!(crate::runtime::coop::poll_proceed(cx));
         match &self.io {
-            UdpIo::Libuv(inner) if crate::runtime::is_gone(&inner.ex) => {
-                Poll::Ready(Err(crate::runtime::runtime_gone()))
-            }
+            UdpIo::Libuv(inner) if crate::runtime::is_gone(&inner.ex) => Poll::Ready(Err(crate::error::runtime_gone())),
             UdpIo::Libuv(inner) => inner.poll_recv_from(Some(cx), buf),
             #[cfg(target_os = "linux")]
             UdpIo::Epoll(d) => d.poll_recv_from(cx, buf),

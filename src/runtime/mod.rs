@@ -9,7 +9,6 @@ mod context;
 pub(crate) mod coop;
 mod executor;
 mod radix_heap;
-pub(crate) mod reply;
 mod shared;
 pub(crate) mod task;
 mod timers;
@@ -237,13 +236,6 @@ impl Runtime {
     pub fn enter(&self) -> EnterGuard {
         EnterGuard { _inner: context::enter(self.ex()) }
     }
-}
-
-/// The error of every I/O operation on an object whose runtime was dropped or closed (sockets, listeners,
-/// files, on every engine): `io::ErrorKind::Other`, "the uvio runtime this object belongs to is gone". Nothing
-/// runs that object's I/O any more, so the operation fails at once instead of waiting forever.
-pub(crate) fn runtime_gone() -> std::io::Error {
-    std::io::Error::other("the uvio runtime this object belongs to is gone")
 }
 
 /// Whether the runtime behind `ex` was dropped or closed (or is shutting down).

@@ -56,7 +56,8 @@ use socket2::{SockAddr, Socket, Type};
 
 use super::bufring::{self, BufId};
 use super::{Driver, Pending};
-use crate::runtime::reply::{reply, Replier};
+use crate::error::runtime_gone;
+use crate::reply::{reply, Replier};
 
 /// Bytes a connection buffers for writing before `poll_write` waits for the sends to drain them.
 pub(crate) const HIGH_WATER: usize = 256 * 1024;
@@ -172,10 +173,6 @@ impl Drop for Tie {
             driver.tied.set(driver.tied.get() - 1);
         }
     }
-}
-
-fn runtime_gone() -> io::Error {
-    crate::runtime::runtime_gone()
 }
 
 /// Bytes received and not read yet.
