@@ -80,7 +80,7 @@ pub(crate) struct LoopInner {
     /// Whether `panic` holds a payload (a plain flag keeps `run`'s fast path to one load).
     panicked: Cell<bool>,
     /// The loop's one read buffer, lent to each stream read in turn (see `stream.rs`).
-    pub(crate) read_buf: super::stream::SharedReadBuf,
+    pub(crate) read_buf: super::read_buf::SharedReadBuf,
     /// Work requests in flight (see `work.rs`), finished when the last `Loop` is dropped.
     pub(crate) work: super::work::InFlight,
     /// fs and DNS requests in flight on libuv's thread pool ([`super::req::PoolReq`]): the last `Loop` to drop

@@ -24,6 +24,7 @@
 pub(crate) mod addr;
 pub(crate) mod handle;
 mod loop_;
+mod read_buf;
 pub(crate) mod req;
 
 mod async_;
