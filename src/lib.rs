@@ -39,7 +39,7 @@
 #![deny(unsafe_code)]
 
 pub mod engine;
-mod error;
+use uv::error;
 pub mod fs;
 pub mod guide;
 #[cfg(target_os = "linux")]

@@ -22,6 +22,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub(crate) mod addr;
+pub(crate) mod error;
 pub(crate) mod handle;
 mod loop_;
 mod read_buf;

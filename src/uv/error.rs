@@ -75,12 +75,12 @@ impl Error {
 
     /// libuv's name for the code, such as `"ECONNREFUSED"` (`uv_err_name`).
     pub fn name(self) -> &'static str {
-        crate::uv::err_name(self.0)
+        super::err_name(self.0)
     }
 
     /// libuv's message for the code, such as `"connection refused"` (`uv_strerror`).
     pub fn message(self) -> &'static str {
-        crate::uv::strerror(self.0)
+        super::strerror(self.0)
     }
 
     /// Turns a libuv return value into a `Result`: negative is an error, anything else is the value.
