@@ -62,13 +62,13 @@ wine_limit fs utime_now_sets_the_current_time
 # Wine 8 lets a second server create a pipe instance under a name another server holds (Windows refuses with
 # ERROR_ACCESS_DENIED, which libuv reports as EADDRINUSE): libuv's `pipe_bind_error_addrinuse` fails the same
 # way under Wine ("test/test-pipe-bind-error.c on line 57: `r == UV_EADDRINUSE` (0 == -4091)").
-wine_limit net_windows_pipe binding_a_held_name_is_addr_in_use
+wine_limit net_windows_pipe binding_a_held_name_is_addr_in_use::libuv
 # Scale: every Windows socket under Wine is a Linux descriptor in wineserver plus one in the process, and every
 # socket call is a round trip to the one wineserver. 10,000 concurrent connections (20,000 sockets) next to the
 # binary's other tests fail with ECONNRESET or run past the time limit; measured alone on a fresh wineserver the
 # same test passes with 7,000 connections (27 s) and with 10,000 (37 s), so uvio's code path works. libuv's own
 # suite has no test at this scale.
-wine_limit net_tcp ten_thousand_concurrent_echo_tasks
+wine_limit net_tcp ten_thousand_concurrent_echo_tasks::libuv
 # No Windows console under Wine without a display: AllocConsole succeeds, but GenerateConsoleCtrlEvent then
 # fails with ERROR_INVALID_HANDLE (the test asserts that call, so its failure shows exactly this), so no
 # Ctrl+Break or Ctrl+C event can be generated at all. The same lack fails every one of libuv's `tty_*` tests
