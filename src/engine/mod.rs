@@ -59,6 +59,8 @@
 
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
+pub(crate) mod files;
+pub(crate) mod libuv;
 #[cfg(target_os = "linux")]
 pub(crate) mod io_uring;
 
