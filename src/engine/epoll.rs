@@ -103,7 +103,7 @@ impl Reactor {
 
     /// The current runtime's reactor (made on first use).
     fn current() -> io::Result<Rc<Reactor>> {
-        crate::runtime::current().epoll_reactor()
+        crate::runtime::current().engine.reactor()
     }
 
     /// Adds `fd` to the set (edge-triggered, readable and writable); the returned key removes it.

@@ -60,9 +60,9 @@
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
 pub(crate) mod files;
-pub(crate) mod libuv;
 #[cfg(target_os = "linux")]
 pub(crate) mod io_uring;
+pub(crate) mod libuv;
 
 use std::fmt;
 use std::io;
@@ -142,7 +142,7 @@ fn linux_names() -> &'static str {
 
 /// The engine a runtime runs, resolved from the requested [`Backend`] (never `Auto`). An explicit
 /// `Backend::IoUring` that is not available here is an error saying why.
-pub(crate) fn resolve(requested: Backend) -> io::Result<Backend> {
+fn resolve(requested: Backend) -> io::Result<Backend> {
     let chosen = match requested {
         Backend::Auto => auto(),
         #[cfg(target_os = "linux")]
@@ -187,20 +187,71 @@ pub(crate) enum Driver {}
 #[cfg(target_os = "linux")]
 pub(crate) use io_uring::RingOptions;
 
-/// The io_uring driver of a runtime whose engine is `backend`, on its loop (`None` for the other engines).
-/// `strict` (io_uring was asked for explicitly) makes a refused SQPOLL request an error instead of a fallback.
-pub(crate) fn uring_driver(
-    lp: &crate::uv::Loop,
+/// One runtime's engine: what the runtime hands its sockets and files. The executor holds it; the public types
+/// find it through the current runtime and pass it down, so nothing under `engine/` looks the runtime up.
+pub(crate) struct Engine {
+    /// Resolved: never `Auto`.
     backend: Backend,
-    #[cfg(target_os = "linux")] options: RingOptions,
-    #[cfg(target_os = "linux")] strict: bool,
-) -> io::Result<Option<std::rc::Rc<Driver>>> {
-    match backend {
+    /// The io_uring driver when `backend` is `IoUring` (its ring is watched on the loop).
+    // Read only by Linux code: elsewhere `Driver` is uninhabited and this field is always `None`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    ring: Option<std::rc::Rc<Driver>>,
+    /// The epoll engine's epoll set, made when its first socket is, and the loop that watches it.
+    #[cfg(target_os = "linux")]
+    epoll: std::cell::OnceCell<std::rc::Rc<epoll::Reactor>>,
+    #[cfg(target_os = "linux")]
+    lp: crate::uv::Loop,
+}
+
+impl Engine {
+    /// The engine `requested` resolves to here, on `lp`. `strict` (io_uring was asked for explicitly) makes a
+    /// refused SQPOLL request an error instead of a fallback.
+    pub(crate) fn new(
+        lp: &crate::uv::Loop,
+        requested: Backend,
+        #[cfg(target_os = "linux")] options: RingOptions,
+    ) -> io::Result<Engine> {
+        let backend = resolve(requested)?;
+        let ring = match backend {
+            #[cfg(target_os = "linux")]
+            Backend::IoUring => Some(Driver::new(lp, options, requested == Backend::IoUring)?),
+            _ => None,
+        };
+        Ok(Engine {
+            backend,
+            ring,
+            #[cfg(target_os = "linux")]
+            epoll: std::cell::OnceCell::new(),
+            #[cfg(target_os = "linux")]
+            lp: lp.clone(),
+        })
+    }
+
+    /// The engine this runtime runs (never `Auto`).
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The io_uring driver, when the engine is io_uring.
+    pub(crate) fn ring(&self) -> Option<&std::rc::Rc<Driver>> {
+        self.ring.as_ref()
+    }
+
+    /// The epoll engine's reactor for this runtime (made on first use).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn reactor(&self) -> io::Result<std::rc::Rc<epoll::Reactor>> {
+        if let Some(r) = self.epoll.get() {
+            return Ok(r.clone());
+        }
+        let r = epoll::Reactor::new(&self.lp)?;
+        Ok(self.epoll.get_or_init(|| r).clone())
+    }
+
+    /// The runtime shuts down: operations of this engine's sockets fail from now on.
+    pub(crate) fn shut_down(&self) {
         #[cfg(target_os = "linux")]
-        Backend::IoUring => Driver::new(lp, options, strict).map(Some),
-        _ => {
-            let _ = lp;
-            Ok(None)
+        if let Some(reactor) = self.epoll.get() {
+            reactor.shut_down();
         }
     }
 }

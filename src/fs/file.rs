@@ -165,7 +165,7 @@ impl File {
                 fan_out: Waker::from(waiters.clone()),
                 waiters,
                 #[cfg(target_os = "linux")]
-                uring: crate::runtime::current().uring.as_ref().map(Rc::downgrade),
+                uring: crate::runtime::current().engine.ring().map(Rc::downgrade),
             }),
         }
     }

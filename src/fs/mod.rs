@@ -91,7 +91,7 @@ async fn request<T: 'static>(
 /// The current runtime's io_uring driver, if this runtime has one and it carries `op` (else libuv does).
 #[cfg(target_os = "linux")]
 fn uring(op: crate::engine::io_uring::Op) -> Option<std::rc::Rc<crate::engine::Driver>> {
-    crate::runtime::current().uring.clone().filter(|driver| driver.supports(op))
+    crate::runtime::current().engine.ring().cloned().filter(|driver| driver.supports(op))
 }
 
 /// Starts one operation on the io_uring `driver` and waits for its result. The driver is released before

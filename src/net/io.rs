@@ -44,14 +44,14 @@ pub(crate) enum HandedOver<T> {
 /// Stream types ask [`uring_sockets`] first.
 #[cfg(target_os = "linux")]
 pub(crate) fn epoll_sockets() -> bool {
-    crate::runtime::current().backend.readiness_sockets()
+    crate::runtime::current().engine.backend().readiness_sockets()
 }
 
 /// The current runtime's io_uring driver, if its engine is io_uring and stream sockets run on the ring (this
 /// kernel has the socket opcodes and provided-buffer rings).
 #[cfg(target_os = "linux")]
 pub(crate) fn uring_sockets() -> Option<Rc<crate::engine::Driver>> {
-    crate::runtime::current().uring.clone().filter(|driver| driver.net())
+    crate::runtime::current().engine.ring().cloned().filter(|driver| driver.net())
 }
 
 /// Runs `$body` with `$s` bound to the engine's stream, whichever it is.

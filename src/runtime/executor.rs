@@ -37,15 +37,8 @@ type Slot = Option<TaskRef>;
 
 pub(crate) struct Executor {
     pub(crate) lp: Loop,
-    /// The engine for sockets and files (resolved: never `Auto`).
-    pub(crate) backend: crate::engine::Backend,
-    /// The io_uring driver when `backend` is `IoUring` (its ring is watched on `lp`).
-    // Read only by Linux code: elsewhere `Driver` is uninhabited and this field is always `None`.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    pub(crate) uring: Option<Rc<crate::engine::Driver>>,
-    /// The epoll engine's epoll set, made when its first socket is.
-    #[cfg(target_os = "linux")]
-    epoll: std::cell::OnceCell<Rc<crate::engine::epoll::Reactor>>,
+    /// The engine for sockets and files.
+    pub(crate) engine: crate::engine::Engine,
     pub(crate) shared: Arc<Shared>,
     slots: RefCell<Slab<Slot>>,
     ready: RefCell<VecDeque<Arc<dyn RawTask>>>,
@@ -70,11 +63,7 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    pub(crate) fn new(
-        lp: Loop,
-        backend: crate::engine::Backend,
-        uring: Option<Rc<crate::engine::Driver>>,
-    ) -> crate::Result<Rc<Executor>> {
+    pub(crate) fn new(lp: Loop, engine: crate::engine::Engine) -> crate::Result<Rc<Executor>> {
         // The async callback must exist at init, before the executor it serves: it finds it through this cell.
         let target: Rc<RefCell<Weak<Executor>>> = Rc::default();
         let t = target.clone();
@@ -91,10 +80,7 @@ impl Executor {
             check: Check::new(&lp)?,
             timers: Timers::new(&lp)?,
             lp,
-            backend,
-            uring,
-            #[cfg(target_os = "linux")]
-            epoll: std::cell::OnceCell::new(),
+            engine,
             shared,
             slots: RefCell::new(Slab::new()),
             ready: RefCell::new(VecDeque::new()),
@@ -118,16 +104,6 @@ impl Executor {
         ex.timers.bind(Rc::downgrade(&ex));
         context::register(&ex);
         Ok(ex)
-    }
-
-    /// The epoll engine's reactor for this runtime (made on first use).
-    #[cfg(target_os = "linux")]
-    pub(crate) fn epoll_reactor(&self) -> std::io::Result<Rc<crate::engine::epoll::Reactor>> {
-        if let Some(r) = self.epoll.get() {
-            return Ok(r.clone());
-        }
-        let r = crate::engine::epoll::Reactor::new(&self.lp)?;
-        Ok(self.epoll.get_or_init(|| r).clone())
     }
 
     /// Spawns a `!Send` future on this executor.
@@ -282,10 +258,7 @@ impl Executor {
         let _current = context::enter(self);
         self.closing.set(true);
         self.lp.inner().runtime_gone.set(true);
-        #[cfg(target_os = "linux")]
-        if let Some(reactor) = self.epoll.get() {
-            reactor.shut_down();
-        }
+        self.engine.shut_down();
         // Dropping a task's future tells its join handle that it was cancelled.
         drop(self.shared.close());
         let slots: Vec<Slot> = self.slots.borrow_mut().drain().collect();

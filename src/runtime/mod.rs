@@ -106,7 +106,6 @@ impl Builder {
     /// current poll returns (it is not polled again).
     pub fn build_on(self, lp: Loop) -> std::io::Result<Runtime> {
         let requested = Backend::from_env()?.unwrap_or(self.backend);
-        let backend = crate::engine::resolve(requested)?;
         if self.idle_time_metrics {
             lp.enable_idle_time_metrics()?;
         }
@@ -114,10 +113,10 @@ impl Builder {
             lp.block_sigprof()?;
         }
         #[cfg(target_os = "linux")]
-        let uring = crate::engine::uring_driver(&lp, backend, self.ring, requested == Backend::IoUring)?;
+        let engine = crate::engine::Engine::new(&lp, requested, self.ring)?;
         #[cfg(not(target_os = "linux"))]
-        let uring = crate::engine::uring_driver(&lp, backend)?;
-        Ok(Runtime { ex: Some(Executor::new(lp, backend, uring)?) })
+        let engine = crate::engine::Engine::new(&lp, requested)?;
+        Ok(Runtime { ex: Some(Executor::new(lp, engine)?) })
     }
 }
 
@@ -184,7 +183,7 @@ impl Runtime {
             Rc::try_unwrap(ex).map_err(|_| still_tied("the runtime is still referenced (a sleep or I/O object)"))?;
         // Ring sockets and files hold no libuv handle: count them before the driver goes.
         #[cfg(target_os = "linux")]
-        let ring_objects = ex.uring.as_ref().map_or(0, crate::engine::io_uring::net::objects_tied_to);
+        let ring_objects = ex.engine.ring().map_or(0, crate::engine::io_uring::net::objects_tied_to);
         #[cfg(not(target_os = "linux"))]
         let ring_objects = 0;
         let lp = ex.into_loop();
@@ -209,12 +208,12 @@ impl Runtime {
     /// The io_uring driver, when this runtime's engine is io_uring (for [`crate::linux::RuntimeExt`]).
     #[cfg(target_os = "linux")]
     pub(crate) fn uring(&self) -> Option<&crate::engine::Driver> {
-        self.ex().uring.as_deref()
+        self.ex().engine.ring().map(|d| &**d)
     }
 
     /// The engine this runtime runs (never [`Backend::Auto`]: what Auto resolved to).
     pub fn backend(&self) -> Backend {
-        self.ex().backend
+        self.ex().engine.backend()
     }
 
     /// A `Send + Sync` handle to spawn onto this runtime from any thread.
