@@ -42,6 +42,7 @@ pub mod engine;
 use uv::error;
 pub mod fs;
 pub mod guide;
+pub mod health;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod net;
