@@ -31,6 +31,8 @@ EPOLL_BINS=(net_tcp net_udp net_unix tokio_io engine_epoll engine_epoll_udp host
 RING_BINS=(net_tcp net_unix tokio_io async_fs rt_lifecycle faults bad_input)
 # The cancellation stress test runs fewer operations under valgrind (natively: 100 000).
 export UVIO_STRESS_OPS=${UVIO_STRESS_OPS:-5000}
+# The server tests drive fewer concurrent connections under valgrind (natively: 1000).
+export UVIO_SERVER_CONNS=${UVIO_SERVER_CONNS:-200}
 
 mapfile -t bins < <(cargo test --tests --features tokio-io --no-run --message-format=json 2>/dev/null |
     grep '"profile":{' | grep '"test":true' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')

@@ -49,6 +49,7 @@ pub mod net;
 pub mod process;
 mod reply;
 mod runtime;
+pub mod server;
 pub mod signal;
 pub mod task;
 pub mod time;

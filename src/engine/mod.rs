@@ -212,6 +212,8 @@ impl Engine {
         #[cfg(target_os = "linux")] options: RingOptions,
     ) -> io::Result<Engine> {
         let backend = resolve(requested)?;
+        #[cfg(not(target_os = "linux"))]
+        let _ = lp; // only the Linux engines keep the loop
         let ring = match backend {
             #[cfg(target_os = "linux")]
             Backend::IoUring => Some(Driver::new(lp, options, requested == Backend::IoUring)?),
@@ -233,6 +235,7 @@ impl Engine {
     }
 
     /// The io_uring driver, when the engine is io_uring.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // always `None` there
     pub(crate) fn ring(&self) -> Option<&std::rc::Rc<Driver>> {
         self.ring.as_ref()
     }
