@@ -5,7 +5,6 @@
 mod common;
 
 use std::io;
-use std::rc::Rc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
@@ -225,8 +224,11 @@ rt_test! {
             .unwrap()
             .serve(echo)
             .unwrap();
-        let _unused = Rc::new(());
-        std::thread::sleep(Duration::from_millis(300));
+        // A report every 50 ms: wait for one from each worker (generously: valgrind starts threads slowly).
+        let start = std::time::Instant::now();
+        while server.workers().iter().any(|w| w.health().is_none()) && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         for (w, stats) in server.workers().iter().enumerate() {
             let health = stats.health().unwrap_or_else(|| panic!("[{ENGINE}] worker {w} has no health report"));
             assert!(health.samples > 0 && health.idle_share > 0.0, "[{ENGINE}] worker {w}: {health:?}");
