@@ -57,12 +57,19 @@
 //! paths are tested on machines that have io_uring. It is read when a runtime is built; it is not a stable
 //! interface.
 
+mod datagram;
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
 pub(crate) mod files;
 #[cfg(target_os = "linux")]
 pub(crate) mod io_uring;
 pub(crate) mod libuv;
+mod listener;
+mod stream;
+
+pub(crate) use datagram::AnyDatagram;
+pub(crate) use listener::AnyListener;
+pub(crate) use stream::AnyStream;
 
 use std::fmt;
 use std::io;
@@ -199,8 +206,19 @@ pub(crate) struct Engine {
     /// The epoll engine's epoll set, made when its first socket is, and the loop that watches it.
     #[cfg(target_os = "linux")]
     epoll: std::cell::OnceCell<std::rc::Rc<epoll::Reactor>>,
-    #[cfg(target_os = "linux")]
+    /// The libuv engine's handles that outlive their owners (and whether the runtime is gone): every engine
+    /// makes libuv sockets when it does not carry a kind itself.
+    lingering: std::rc::Rc<libuv::Lingering>,
     lp: crate::uv::Loop,
+}
+
+/// Which engine a new socket goes to (see [`Engine::socket_engine`]).
+enum SocketEngine {
+    #[cfg(target_os = "linux")]
+    Uring(std::rc::Rc<Driver>),
+    #[cfg(target_os = "linux")]
+    Epoll(std::rc::Rc<epoll::Reactor>),
+    Libuv,
 }
 
 impl Engine {
@@ -222,7 +240,7 @@ impl Engine {
             ring,
             #[cfg(target_os = "linux")]
             epoll: std::cell::OnceCell::new(),
-            #[cfg(target_os = "linux")]
+            lingering: std::rc::Rc::default(),
             lp: lp.clone(),
         })
     }
@@ -249,16 +267,38 @@ impl Engine {
 
     /// The runtime shuts down: operations of this engine's sockets fail from now on.
     pub(crate) fn shut_down(&self) {
+        self.lingering.shut_down();
         #[cfg(target_os = "linux")]
         if let Some(reactor) = self.epoll.get() {
             reactor.shut_down();
         }
     }
+
+    /// The end of the runtime's shutdown (its tasks are dropped): closes the libuv sockets that still linger.
+    pub(crate) fn drop_lingering(&self) {
+        self.lingering.drop_all();
+    }
+
+    /// The creation ladder, written once for every role: the ring if it carries stream sockets (`stream`) and
+    /// this kernel has them, else the epoll engine's readiness code under `Epoll` and `IoUring`, else libuv.
+    fn socket_engine(&self, stream: bool) -> io::Result<SocketEngine> {
+        #[cfg(target_os = "linux")]
+        {
+            if let Some(driver) = self.ring.as_ref().filter(|driver| stream && driver.net()) {
+                return Ok(SocketEngine::Uring(driver.clone()));
+            }
+            if self.backend.readiness_sockets() {
+                return Ok(SocketEngine::Epoll(self.reactor()?));
+            }
+        }
+        let _ = stream;
+        Ok(SocketEngine::Libuv)
+    }
 }
 
 impl Backend {
     /// Whether sockets use the epoll engine's readiness code: under `Epoll`, and under `IoUring` for UDP and
-    /// for stream sockets when the ring does not carry them (`net::io::uring_sockets` is asked first).
+    /// for stream sockets when the ring does not carry them (the ring is asked first: `Engine::socket_engine`).
     #[cfg(target_os = "linux")]
     pub(crate) fn readiness_sockets(self) -> bool {
         matches!(self, Backend::Epoll | Backend::IoUring)
