@@ -56,7 +56,7 @@ impl AnyDatagram {
     /// Hands the socket over (blocking): first waits until queued sends reached the kernel, then gives back the
     /// datagrams received but not read yet, oldest first, with their senders (libuv: up to its queue; epoll:
     /// none).
-    pub(crate) async fn into_socket(self) -> io::Result<(Socket, Vec<(Vec<u8>, SocketAddr)>)> {
+    pub(crate) async fn into_socket(self) -> io::Result<(Socket, libuv::udp::Unread)> {
         match &self {
             AnyDatagram::Libuv(d) => {
                 let d = d.clone();
@@ -185,7 +185,11 @@ impl AnyDatagram {
     /// Whether multicast datagrams loop back to local sockets (`v6`: the IPv6 option, else the IPv4 one).
     pub(crate) fn set_multicast_loop(&self, on: bool, v6: bool) -> io::Result<()> {
         match self {
-            AnyDatagram::Libuv(d) => Ok(d.udp().set_multicast_loop(on)?),
+            // libuv picks the option by the socket's family.
+            AnyDatagram::Libuv(d) => {
+                let _ = v6;
+                Ok(d.udp().set_multicast_loop(on)?)
+            }
             #[cfg(target_os = "linux")]
             AnyDatagram::Epoll(d) if v6 => d.socket().set_multicast_loop_v6(on),
             #[cfg(target_os = "linux")]

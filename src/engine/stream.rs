@@ -84,15 +84,14 @@ impl<T: libuv::SocketKind> AnyStream<T> {
     /// still owns the connection (cannot happen for a whole stream: its halves are gone once it is reunited).
     pub(crate) async fn into_socket(self) -> io::Result<(Socket, Vec<u8>)> {
         std::future::poll_fn(|cx| self.poll_flush(cx)).await?;
+        #[cfg(target_os = "linux")]
+        let shared = || io::Error::new(io::ErrorKind::InvalidInput, "the connection has other owners");
         match self {
             AnyStream::Libuv(s) => libuv::Stream::into_socket(s),
             #[cfg(target_os = "linux")]
-            AnyStream::Epoll(s) => {
-                let shared = || io::Error::new(io::ErrorKind::InvalidInput, "the connection has other owners");
-                Ok((Rc::try_unwrap(s).map_err(|_| shared())?.into_socket()?, Vec::new()))
-            }
+            AnyStream::Epoll(s) => Ok((Rc::try_unwrap(s).map_err(|_| shared())?.into_socket()?, Vec::new())),
             #[cfg(target_os = "linux")]
-            AnyStream::Uring(s) => s.into_socket(),
+            AnyStream::Uring(s) => Rc::try_unwrap(s).map_err(|_| shared())?.into_socket(),
         }
     }
 }

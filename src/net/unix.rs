@@ -1,8 +1,8 @@
 //! Unix domain sockets: [`UnixListener`] and [`UnixStream`] (Unix only), on the runtime's engine (see
 //! [`crate::engine`]; the libuv engine uses its `uv_pipe_t`).
 //!
-//! The same machinery as TCP: the same engine dispatch for listeners and streams, and the streams follow the same reading, writing, shutdown and no-loss-on-drop rules as
-//! [`TcpStream`](super::TcpStream).
+//! The same machinery as TCP: the same engine dispatch for listeners and streams, and the streams follow the
+//! same reading, writing, shutdown and no-loss-on-drop rules as [`TcpStream`](super::TcpStream).
 
 use std::future::poll_fn;
 use std::io;

@@ -1,6 +1,6 @@
 //! Sockets on the ring: TCP and Unix streams ([`Stream`], in `net/stream.rs`) and listeners ([`Listener`], in
-//! `net/listener.rs`) whose connect, accept,
-//! recv, send and shutdown are io_uring operations. UDP stays on the epoll engine's code under io_uring.
+//! `net/listener.rs`) whose connect, accept, recv, send and shutdown are io_uring operations. UDP stays on the
+//! epoll engine's code under io_uring.
 //!
 //! ## Reads: one single-shot recv from a shared provided-buffer ring
 //! A read that finds nothing arms one `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT` (at most one per connection):
@@ -11,8 +11,8 @@
 //! its whole buffer (bulk data waiting), the next read first tries a non-blocking `recv(2)` straight into the
 //! caller's slice. An empty ring (`ENOBUFS`) falls back to a recv into a buffer of the operation's own
 //! (allocated zeroed, freed once read), never to an error; to keep that rare, small receives are copied out of
-//! their ring buffer while half the ring is held (see `COPY_OUT` in `net/stream.rs`). The recv arms the socket's poll first
-//! (`IORING_RECVSEND_POLL_FIRST`): it is only armed once everything received has been read.
+//! their ring buffer while half the ring is held (see `COPY_OUT` in `net/stream.rs`). The recv arms the socket's
+//! poll first (`IORING_RECVSEND_POLL_FIRST`): it is only armed once everything received has been read.
 //!
 //! Why not the alternatives: a **multishot recv** keeps delivering into ring buffers whether or not anyone
 //! reads, so one fast sender can drain the whole ring into a connection nobody reads (unbounded buffering per

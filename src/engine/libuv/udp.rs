@@ -32,6 +32,9 @@ const SPARE_BUFFERS: usize = 16;
 /// Bytes in queued sends at which sending waits.
 pub(crate) const SEND_HIGH: usize = 256 * 1024;
 
+/// Datagrams received and not read yet, with their senders, oldest first (what a hand-over gives back).
+pub(crate) type Unread = Vec<(Vec<u8>, SocketAddr)>;
+
 /// A UDP socket on the libuv engine. Shared (`Rc`) so that it can linger while its sends drain.
 pub(crate) struct Datagram {
     udp: uv::Udp,
@@ -146,7 +149,7 @@ impl Datagram {
     /// Hands the socket over (the caller waited for queued sends): stops receiving and gives back the socket
     /// (blocking) with the datagrams received but not read yet, oldest first (queued errors are dropped).
     /// `InvalidInput` if something else still owns it.
-    pub(crate) fn into_socket(this: Rc<Datagram>) -> io::Result<(socket2::Socket, Vec<(Vec<u8>, SocketAddr)>)> {
+    pub(crate) fn into_socket(this: Rc<Datagram>) -> io::Result<(socket2::Socket, Unread)> {
         let _ = this.udp.recv_stop();
         let unread = std::mem::take(&mut this.rx.borrow_mut().queue)
             .into_iter()

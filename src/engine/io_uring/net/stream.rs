@@ -232,7 +232,7 @@ impl Stream {
     /// For a hand-over (after a flush): cancels the recv in flight and waits for it, then returns a duplicate
     /// of the socket (blocking, as ring sockets are) with the bytes received but not read yet. The `Stream`'s
     /// drop then has nothing left to cancel.
-    pub(crate) fn into_socket(&self) -> io::Result<(Socket, Vec<u8>)> {
+    pub(crate) fn into_socket(self) -> io::Result<(Socket, Vec<u8>)> {
         let shared = &self.shared;
         let driver = shared.driver.upgrade().ok_or_else(runtime_gone)?;
         let recv = {
