@@ -33,8 +33,8 @@ use std::task::{Context, Poll, Waker};
 
 use futures::io::{AsyncRead, AsyncReadExt};
 
+use crate::engine::AnyStream;
 use crate::error::Error;
-use crate::net::stream::AsyncStream;
 use crate::runtime::Executor;
 use crate::uv::{self, signum};
 
@@ -266,9 +266,9 @@ impl Command {
             process: Rc::new(process),
             exit,
             kill_on_drop: self.kill_on_drop,
-            stdin: stdin.map(|p| ChildStdin { io: AsyncStream::new(p) }),
-            stdout: stdout.map(|p| ChildStdout { io: AsyncStream::new(p) }),
-            stderr: stderr.map(|p| ChildStderr { io: AsyncStream::new(p) }),
+            stdin: stdin.map(|p| ChildStdin { io: AnyStream::libuv(&ex.engine, p) }),
+            stdout: stdout.map(|p| ChildStdout { io: AnyStream::libuv(&ex.engine, p) }),
+            stderr: stderr.map(|p| ChildStderr { io: AnyStream::libuv(&ex.engine, p) }),
         })
     }
 }
@@ -467,18 +467,18 @@ pub struct Output {
 /// and shuts the pipe down (`uv_shutdown`), so the child reads end-of-file; so does dropping it, once the bytes
 /// already written have reached the pipe (they are never dropped silently).
 pub struct ChildStdin {
-    io: Rc<AsyncStream<uv::Pipe>>,
+    io: AnyStream<uv::Pipe>,
 }
 
 /// Our end of a child's stdout: `futures::io::AsyncRead`, end-of-file once the child (and any process that
 /// inherited the pipe) closed it.
 pub struct ChildStdout {
-    io: Rc<AsyncStream<uv::Pipe>>,
+    io: AnyStream<uv::Pipe>,
 }
 
 /// Our end of a child's stderr: `futures::io::AsyncRead`.
 pub struct ChildStderr {
-    io: Rc<AsyncStream<uv::Pipe>>,
+    io: AnyStream<uv::Pipe>,
 }
 
 macro_rules! pipe_end {
@@ -486,7 +486,7 @@ macro_rules! pipe_end {
         impl Drop for $t {
             fn drop(&mut self) {
                 // Lingers while accepted writes are still queued, then closes.
-                self.io.release();
+                self.io.release_if_last();
             }
         }
 
@@ -502,6 +502,6 @@ pipe_end!(ChildStdin);
 pipe_end!(ChildStdout);
 pipe_end!(ChildStderr);
 
-crate::net::stream::async_write!(ChildStdin);
-crate::net::stream::async_read!(ChildStdout);
-crate::net::stream::async_read!(ChildStderr);
+crate::net::io::async_write!(ChildStdin);
+crate::net::io::async_read!(ChildStdout);
+crate::net::io::async_read!(ChildStderr);

@@ -19,6 +19,63 @@
 //! - **No loss on cancel.** Bytes received by the kernel for a dropped read are kept for the next read.
 //! - **One thread.** Engine state lives on the runtime's thread, beside the loop (`!Send`).
 //!
+//! ## Roles
+//! Every engine implements the same roles, under the same names, in its own folder (`engine/libuv/`,
+//! `engine/epoll/`, `engine/io_uring/`): `Stream`, `Listener`, `Datagram` (`libuv::Stream<T>` is generic over the
+//! libuv handle kind: `uv::Tcp`, `uv::Pipe`). The public types in `net/` never name an engine: they hold one
+//! dispatch value per role (`AnyStream<T>`, `AnyListener<T>`, `AnyDatagram`: an enum with one variant per
+//! engine, matched on each call — no box, no `dyn`), made through the runtime's `Engine`, which picks the engine
+//! of each new socket once (`Engine::socket_engine`: the ring if it carries stream sockets → epoll's readiness code
+//! → libuv). Nothing under `engine/` looks the runtime up: what an engine needs (the loop, the ring, the epoll
+//! reactor, the libuv registry of lingering handles) comes from the `Engine` passed in.
+//!
+//! Options and addresses are not a role method: each dispatch has `with_socket(|s: socket2::SockRef| …)`, the
+//! socket itself on every engine (libuv's through `uv_fileno`), so `set_nodelay`, `set_keepalive`, `local_addr`
+//! and `peer_addr` are one code path. Hand-back to std is `into_socket` everywhere: the socket in blocking mode, plus
+//! what the engine had already taken from the kernel (unread bytes, accepted connections, received datagrams).
+//!
+//! ### Stream
+//! A connected byte stream (TCP, Unix socket; Windows named pipe on libuv).
+//! - `connect(engine, &SockAddr)` (async; dropping the future abandons the connect and closes the socket),
+//!   `from_std(engine, socket2::Socket)`.
+//! - `poll_read(cx, &mut [u8]) -> usize` (0: end-of-stream or empty buffer; bytes a dropped read received are kept
+//!   for the next), `poll_read_with(cx, max, take)` (tokio's `ReadBuf`), `poll_write(cx, &[u8]) -> usize` (at most
+//!   `WRITE_MAX`, 256 KiB; `Ok(n)` means the `n` bytes will reach the kernel even if the stream is dropped),
+//!   `poll_flush` (every accepted byte is the kernel's), `poll_shutdown` (flush, then `SHUT_WR`; `ENOTCONN` is
+//!   success).
+//! - Drop of the last owner (`release_if_last`): queued bytes are still sent, then the socket closes.
+//! - `into_socket()` (async: flushes first) `-> (Socket, unread bytes)`; `same` (for `reunite`); `with_socket`.
+//!
+//! ### Listener
+//! A listening stream socket.
+//! - `bind(engine, &SockAddr)` (`SO_REUSEADDR` for internet addresses, as libuv), `from_std(engine, Socket)` (listens
+//!   again with uvio's backlog, 1024).
+//! - `poll_accept(cx) -> (AnyStream<T>, SockAddr)`: a dropped accept loses no connection. libuv accepts ahead (one
+//!   connection; several on Windows), io_uring's multishot accept up to 256, epoll never.
+//! - `into_socket() -> (Socket, accepted-ahead sockets, oldest first)`; `with_socket`.
+//!
+//! ### Datagram
+//! A UDP socket.
+//! - `bind(engine, SocketAddr)` (no `SO_REUSEADDR`), `from_std(engine, UdpSocket)`, `connect(SocketAddr)`.
+//! - `poll_recv_from`/`try_recv_from` (truncating, errors in order with the datagrams; a dropped receive loses
+//!   nothing), `send_to`/`poll_send_to`/`try_send_to` (`None`: to the connected peer; a target on a connected
+//!   socket is `EISCONN`).
+//! - Options (`set_broadcast`, `set_ttl`, multicast) and addresses as methods, since libuv sets them by family.
+//! - Drop: queued sends are still sent. `into_socket()` (async: waits for queued sends)
+//!   `-> (Socket, unread datagrams with their senders)`.
+//!
+//! ### Adding an engine
+//! 1. A folder `engine/<name>/` with `mod.rs` (the engine's per-runtime state) and one file per role
+//!    (`stream.rs`, `listener.rs`, `datagram.rs`: types named `Stream`, `Listener`, `Datagram` with the methods
+//!    above).
+//! 2. A `Backend` variant (parsed in `FromStr`, resolved in `resolve`/`auto`), its state in `Engine`, and its rung
+//!    in `Engine::socket_engine` — all in `engine/mod.rs`.
+//! 3. One variant and one match arm per method in each role dispatch: `engine/stream.rs`, `engine/listener.rs`,
+//!    `engine/datagram.rs`.
+//!
+//! That is four files outside the folder for sockets (`mod.rs` and the three dispatch files); `net/` does not
+//! change.
+//!
 //! ## Choosing
 //! [`Backend::Auto`] (the default) picks the fastest engine that works here and logs (`log`, target `uvio`) what
 //! it picked and why. io_uring failing with `ENOSYS` (old kernel), `EPERM` (seccomp,
@@ -39,9 +96,10 @@
 //!   `IORING_OP_ACCEPT` per listener), reads (single-shot `IORING_OP_RECV` picking a buffer from one
 //!   provided-buffer ring per runtime, armed only while a reader waits), writes (queued, one `IORING_OP_SEND` in
 //!   flight per connection), shutdown (`IORING_OP_SHUTDOWN`); the socket is closed once its last operation has
-//!   completed. The design and its reasons are in `src/engine/io_uring/net.rs`. This needs Linux 5.19 (the
-//!   socket opcodes, multishot accept and provided-buffer rings, probed at startup); without them stream
-//!   sockets run on the epoll engine's readiness code (logged at `info`).
+//!   completed. The design and its reasons are in `src/engine/io_uring/net.rs` (streams in `net/stream.rs`,
+//!   listeners in `net/listener.rs`). This needs Linux 5.19 (the socket opcodes, multishot accept and
+//!   provided-buffer rings, probed at startup); without them stream sockets run on the epoll engine's readiness
+//!   code (logged at `info`).
 //! - **UDP stays on the epoll engine's code** under `Backend::IoUring`: datagrams are one syscall each
 //!   straight into the caller's buffer already, and a ring recv would add a copy from a provided buffer.
 //! - A dropped socket future never loses bytes and never frees what the kernel may touch: a dropped read leaves
@@ -57,12 +115,19 @@
 //! paths are tested on machines that have io_uring. It is read when a runtime is built; it is not a stable
 //! interface.
 
+mod datagram;
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
 pub(crate) mod files;
 #[cfg(target_os = "linux")]
 pub(crate) mod io_uring;
 pub(crate) mod libuv;
+mod listener;
+mod stream;
+
+pub(crate) use datagram::AnyDatagram;
+pub(crate) use listener::AnyListener;
+pub(crate) use stream::AnyStream;
 
 use std::fmt;
 use std::io;
@@ -199,8 +264,19 @@ pub(crate) struct Engine {
     /// The epoll engine's epoll set, made when its first socket is, and the loop that watches it.
     #[cfg(target_os = "linux")]
     epoll: std::cell::OnceCell<std::rc::Rc<epoll::Reactor>>,
-    #[cfg(target_os = "linux")]
+    /// The libuv engine's handles that outlive their owners (and whether the runtime is gone): every engine
+    /// makes libuv sockets when it does not carry a kind itself.
+    lingering: std::rc::Rc<libuv::Lingering>,
     lp: crate::uv::Loop,
+}
+
+/// Which engine a new socket goes to (see [`Engine::socket_engine`]).
+enum SocketEngine {
+    #[cfg(target_os = "linux")]
+    Uring(std::rc::Rc<Driver>),
+    #[cfg(target_os = "linux")]
+    Epoll(std::rc::Rc<epoll::Reactor>),
+    Libuv,
 }
 
 impl Engine {
@@ -212,8 +288,6 @@ impl Engine {
         #[cfg(target_os = "linux")] options: RingOptions,
     ) -> io::Result<Engine> {
         let backend = resolve(requested)?;
-        #[cfg(not(target_os = "linux"))]
-        let _ = lp; // only the Linux engines keep the loop
         let ring = match backend {
             #[cfg(target_os = "linux")]
             Backend::IoUring => Some(Driver::new(lp, options, requested == Backend::IoUring)?),
@@ -224,7 +298,7 @@ impl Engine {
             ring,
             #[cfg(target_os = "linux")]
             epoll: std::cell::OnceCell::new(),
-            #[cfg(target_os = "linux")]
+            lingering: std::rc::Rc::default(),
             lp: lp.clone(),
         })
     }
@@ -252,16 +326,38 @@ impl Engine {
 
     /// The runtime shuts down: operations of this engine's sockets fail from now on.
     pub(crate) fn shut_down(&self) {
+        self.lingering.shut_down();
         #[cfg(target_os = "linux")]
         if let Some(reactor) = self.epoll.get() {
             reactor.shut_down();
         }
     }
+
+    /// The end of the runtime's shutdown (its tasks are dropped): closes the libuv sockets that still linger.
+    pub(crate) fn drop_lingering(&self) {
+        self.lingering.drop_all();
+    }
+
+    /// The creation ladder, written once for every role: the ring if it carries stream sockets (`stream`) and
+    /// this kernel has them, else the epoll engine's readiness code under `Epoll` and `IoUring`, else libuv.
+    fn socket_engine(&self, stream: bool) -> io::Result<SocketEngine> {
+        #[cfg(target_os = "linux")]
+        {
+            if let Some(driver) = self.ring.as_ref().filter(|driver| stream && driver.net()) {
+                return Ok(SocketEngine::Uring(driver.clone()));
+            }
+            if self.backend.readiness_sockets() {
+                return Ok(SocketEngine::Epoll(self.reactor()?));
+            }
+        }
+        let _ = stream;
+        Ok(SocketEngine::Libuv)
+    }
 }
 
 impl Backend {
     /// Whether sockets use the epoll engine's readiness code: under `Epoll`, and under `IoUring` for UDP and
-    /// for stream sockets when the ring does not carry them (`net::io::uring_sockets` is asked first).
+    /// for stream sockets when the ring does not carry them (the ring is asked first: `Engine::socket_engine`).
     #[cfg(target_os = "linux")]
     pub(crate) fn readiness_sockets(self) -> bool {
         matches!(self, Backend::Epoll | Backend::IoUring)

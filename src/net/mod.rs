@@ -6,9 +6,7 @@
 //! implement `tokio::io::{AsyncRead, AsyncWrite}` too, for tokio-based libraries (codecs, hyper).
 
 mod addr;
-mod io;
-mod listener;
-pub(crate) mod stream;
+pub(crate) mod io;
 mod tcp;
 mod udp;
 #[cfg(unix)]

@@ -1,24 +1,15 @@
-//! [`TcpListener`] and [`TcpStream`]: async TCP over libuv's `uv_tcp_t`, or on Linux over the epoll engine's
-//! non-blocking sockets or the io_uring engine's ring operations when the runtime runs that engine (see
-//! [`crate::engine`]).
+//! [`TcpListener`] and [`TcpStream`]: async TCP on the runtime's engine (see [`crate::engine`]).
 
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-#[cfg(target_os = "linux")]
-use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::addr::ToSocketAddrs;
-use super::io::{owned_halves, StreamIo};
-use super::listener::Listener;
-#[cfg(target_os = "linux")]
-use crate::engine::epoll;
-#[cfg(target_os = "linux")]
-use crate::engine::io_uring::net as uring;
-use crate::error::Error;
+use super::io::owned_halves;
+use crate::engine::{AnyListener, AnyStream};
 use crate::uv;
 
 /// A TCP listener: binds, then yields connections with [`accept`](TcpListener::accept) or
@@ -48,20 +39,10 @@ use crate::uv;
 /// }).unwrap();
 /// ```
 pub struct TcpListener {
-    inner: ListenerIo,
-}
-
-/// The listening socket, on the engine the runtime had when it was bound.
-enum ListenerIo {
-    Libuv(Listener<uv::Tcp>),
-    #[cfg(target_os = "linux")]
-    Epoll(epoll::Sock),
-    #[cfg(target_os = "linux")]
-    Uring(uring::Listener),
+    inner: AnyListener<uv::Tcp>,
 }
 
 /// An internet address from the socket layer (a TCP socket never has another kind).
-#[cfg(target_os = "linux")]
 fn inet(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
     addr.as_socket().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an internet address"))
 }
@@ -81,33 +62,14 @@ impl TcpListener {
     }
 
     fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::io::uring_sockets() {
-            return Ok(TcpListener { inner: ListenerIo::Uring(uring::Listener::listen(&driver, &addr.into(), true)?) });
-        }
-        #[cfg(target_os = "linux")]
-        if super::io::epoll_sockets() {
-            return Ok(TcpListener { inner: ListenerIo::Epoll(epoll::Sock::listen(&addr.into(), true)?) });
-        }
         let ex = crate::runtime::current();
-        let tcp = uv::Tcp::new(&ex.lp)?;
-        tcp.bind(addr)?;
-        Ok(TcpListener { inner: ListenerIo::Libuv(Listener::listen(tcp)?) })
+        Ok(TcpListener { inner: AnyListener::bind(&ex.engine, &addr.into())? })
     }
 
     /// Takes over a bound std listener (set to listen here). Must be called inside a uvio runtime.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::io::uring_sockets() {
-            let listener = uring::Listener::from_listening(&driver, listener.into())?;
-            return Ok(TcpListener { inner: ListenerIo::Uring(listener) });
-        }
-        #[cfg(target_os = "linux")]
-        if super::io::epoll_sockets() {
-            return Ok(TcpListener { inner: ListenerIo::Epoll(epoll::Sock::from_listening(listener.into())?) });
-        }
         let ex = crate::runtime::current();
-        Ok(TcpListener { inner: ListenerIo::Libuv(Listener::listen(uv::Tcp::open_listener(&ex.lp, listener)?)?) })
+        Ok(TcpListener { inner: AnyListener::from_std(&ex.engine, listener.into())? })
     }
 
     /// Hands the listening socket over to std (to pass it to another runtime, thread or process), together
@@ -131,17 +93,7 @@ impl TcpListener {
     /// # }).unwrap();
     /// ```
     pub fn into_std(self) -> io::Result<(std::net::TcpListener, Vec<std::net::TcpStream>)> {
-        let (listener, accepted): (socket2::Socket, Vec<socket2::Socket>) = match self.inner {
-            ListenerIo::Libuv(l) => {
-                let (handle, accepted) = l.into_parts()?;
-                let accepted = accepted.into_iter().map(uv::Tcp::into_socket).collect::<io::Result<_>>()?;
-                (handle.into_socket()?, accepted)
-            }
-            #[cfg(target_os = "linux")]
-            ListenerIo::Epoll(l) => (l.into_socket()?, Vec::new()),
-            #[cfg(target_os = "linux")]
-            ListenerIo::Uring(l) => l.into_parts()?,
-        };
+        let (listener, accepted) = self.inner.into_socket()?;
         Ok((listener.into(), accepted.into_iter().map(Into::into).collect()))
     }
 
@@ -153,29 +105,8 @@ impl TcpListener {
     /// Polls for the next connection (for hand-written futures and streams).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         std::task::ready!(crate::runtime::coop::poll_proceed(cx));
-        match &self.inner {
-            ListenerIo::Libuv(l) => loop {
-                let conn = std::task::ready!(l.poll_accept(cx))?;
-                match conn.peer_addr() {
-                    Ok(peer) => return Poll::Ready(Ok((TcpStream::from_uv(conn), peer))),
-                    // Reset by its peer before it was accepted: the kernel no longer knows the peer's address.
-                    // The other engines read the address from accept(2) itself and hand such a connection out
-                    // (its first read fails); `uv_accept` gives none, so this one is dropped and the next awaited.
-                    Err(Error::ENOTCONN) => continue,
-                    Err(e) => return Poll::Ready(Err(e.into())),
-                }
-            },
-            #[cfg(target_os = "linux")]
-            ListenerIo::Epoll(l) => {
-                let (conn, peer) = std::task::ready!(l.poll_accept(cx))?;
-                Poll::Ready(Ok((TcpStream { io: StreamIo::Epoll(Rc::new(conn)) }, inet(peer)?)))
-            }
-            #[cfg(target_os = "linux")]
-            ListenerIo::Uring(l) => {
-                let (conn, peer) = std::task::ready!(l.poll_accept(cx))?;
-                Poll::Ready(Ok((TcpStream { io: StreamIo::Uring(Rc::new(conn)) }, inet(peer)?)))
-            }
-        }
+        let (io, peer) = std::task::ready!(self.inner.poll_accept(cx))?;
+        Poll::Ready(Ok((TcpStream { io }, inet(peer)?)))
     }
 
     /// The connections as a `Stream` (never ends; errors are items).
@@ -185,13 +116,7 @@ impl TcpListener {
 
     /// The bound address (with the actual port when bound to port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.inner {
-            ListenerIo::Libuv(l) => Ok(l.handle().local_addr()?),
-            #[cfg(target_os = "linux")]
-            ListenerIo::Epoll(l) => inet(l.socket().local_addr()?),
-            #[cfg(target_os = "linux")]
-            ListenerIo::Uring(l) => inet(l.socket().local_addr()?),
-        }
+        inet(self.inner.with_socket(|s| s.local_addr())?)
     }
 }
 
@@ -228,7 +153,7 @@ impl futures::Stream for Incoming<'_> {
 /// not yet on the wire: the engine hands it to the kernel in this loop turn (libuv, epoll) or with the ring's
 /// next submission, at the end of the turn (io_uring); `flush` waits until the kernel has it.
 pub struct TcpStream {
-    io: StreamIo<uv::Tcp>,
+    io: AnyStream<uv::Tcp>,
 }
 
 impl TcpStream {
@@ -246,41 +171,14 @@ impl TcpStream {
     }
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::io::uring_sockets() {
-            let conn = uring::Conn::connect(&driver, &addr.into()).await?;
-            return Ok(TcpStream { io: StreamIo::Uring(Rc::new(conn)) });
-        }
-        #[cfg(target_os = "linux")]
-        if super::io::epoll_sockets() {
-            let sock = epoll::Sock::connect(&addr.into()).await?;
-            return Ok(TcpStream { io: StreamIo::Epoll(Rc::new(sock)) });
-        }
         let ex = crate::runtime::current();
-        let tcp = uv::Tcp::new(&ex.lp)?;
-        let (replier, reply) = crate::reply::reply();
-        tcp.connect(addr, move |_, res| replier.send(res))?;
-        // Dropping this future drops `tcp`, which cancels the connect (its callback sees ECANCELED).
-        reply.await.unwrap_or(Err(Error::ECANCELED))?;
-        Ok(TcpStream::from_uv(tcp))
-    }
-
-    pub(crate) fn from_uv(tcp: uv::Tcp) -> TcpStream {
-        TcpStream { io: StreamIo::libuv(tcp) }
+        Ok(TcpStream { io: AnyStream::connect(&ex.engine, &addr.into()).await? })
     }
 
     /// Takes over a connected std socket. Must be called inside a uvio runtime.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::io::uring_sockets() {
-            return Ok(TcpStream { io: StreamIo::Uring(Rc::new(uring::Conn::new(&driver, stream.into())?)) });
-        }
-        #[cfg(target_os = "linux")]
-        if super::io::epoll_sockets() {
-            return Ok(TcpStream { io: StreamIo::Epoll(Rc::new(epoll::Sock::new(stream.into())?)) });
-        }
         let ex = crate::runtime::current();
-        Ok(TcpStream::from_uv(uv::Tcp::open_stream(&ex.lp, stream)?))
+        Ok(TcpStream { io: AnyStream::from_std(&ex.engine, stream.into())? })
     }
 
     /// Hands the connection over to std, losing nothing: the bytes writes accepted are flushed first, reading
@@ -305,24 +203,13 @@ impl TcpStream {
     pub async fn into_std(self) -> io::Result<(std::net::TcpStream, Vec<u8>)> {
         let io = self.io.clone();
         drop(self); // not the last owner (`io` is): nothing lingers
-        let (handed, unread) = io.hand_over().await?;
-        let sock = match handed {
-            super::io::HandedOver::Libuv(tcp) => tcp.into_socket()?,
-            #[cfg(target_os = "linux")]
-            super::io::HandedOver::Socket(sock) => sock,
-        };
+        let (sock, unread) = io.into_socket().await?;
         Ok((sock.into(), unread))
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.io {
-            StreamIo::Libuv(s) => Ok(s.handle().local_addr()?),
-            #[cfg(target_os = "linux")]
-            StreamIo::Epoll(s) => inet(s.socket().local_addr()?),
-            #[cfg(target_os = "linux")]
-            StreamIo::Uring(s) => inet(s.socket().local_addr()?),
-        }
+        inet(self.io.with_socket(|s| s.local_addr())?)
     }
 
     /// The peer's address.
@@ -332,24 +219,12 @@ impl TcpStream {
 
     /// Disables (`true`) or enables Nagle's algorithm.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        match &self.io {
-            StreamIo::Libuv(s) => Ok(s.handle().set_nodelay(nodelay)?),
-            #[cfg(target_os = "linux")]
-            StreamIo::Epoll(s) => s.socket().set_nodelay(nodelay),
-            #[cfg(target_os = "linux")]
-            StreamIo::Uring(s) => s.socket().set_nodelay(nodelay),
-        }
+        self.io.with_socket(|s| s.set_nodelay(nodelay))
     }
 
     /// Enables keep-alive probes after `idle` without traffic, or disables them with `None`.
     pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
-        match &self.io {
-            StreamIo::Libuv(s) => Ok(s.handle().set_keepalive(idle)?),
-            #[cfg(target_os = "linux")]
-            StreamIo::Epoll(s) => set_keepalive(s.socket(), idle),
-            #[cfg(target_os = "linux")]
-            StreamIo::Uring(s) => set_keepalive(s.socket(), idle),
-        }
+        self.io.with_socket(|s| set_keepalive(s, idle))
     }
 
     /// Shuts down the write side once queued bytes are written: the peer reads end-of-stream. Reading goes on.
@@ -358,30 +233,24 @@ impl TcpStream {
     }
 }
 
-/// Keep-alive on an engine's own socket, as libuv's `uv_tcp_keepalive`: whole seconds (at least 1), probes
-/// every second, 10 of them.
-#[cfg(target_os = "linux")]
-fn set_keepalive(sock: &socket2::Socket, idle: Option<Duration>) -> io::Result<()> {
+/// Keep-alive on the connection's socket, as libuv's `uv_tcp_keepalive`: whole seconds (at least 1), probes
+/// every second, 10 of them (Windows: the count is the system's).
+fn set_keepalive(sock: socket2::SockRef<'_>, idle: Option<Duration>) -> io::Result<()> {
     match idle {
         None => sock.set_keepalive(false),
         Some(idle) => {
             let secs = Duration::from_secs(idle.as_secs().max(1));
-            let ka =
-                socket2::TcpKeepalive::new().with_time(secs).with_interval(Duration::from_secs(1)).with_retries(10);
+            let ka = socket2::TcpKeepalive::new().with_time(secs).with_interval(Duration::from_secs(1));
+            #[cfg(not(windows))]
+            let ka = ka.with_retries(10);
             sock.set_keepalive(true)?;
             sock.set_tcp_keepalive(&ka)
         }
     }
 }
 
-fn peer_addr(io: &StreamIo<uv::Tcp>) -> io::Result<SocketAddr> {
-    match io {
-        StreamIo::Libuv(s) => Ok(s.handle().peer_addr()?),
-        #[cfg(target_os = "linux")]
-        StreamIo::Epoll(s) => inet(s.socket().peer_addr()?),
-        #[cfg(target_os = "linux")]
-        StreamIo::Uring(s) => inet(s.socket().peer_addr()?),
-    }
+fn peer_addr(io: &AnyStream<uv::Tcp>) -> io::Result<SocketAddr> {
+    inet(io.with_socket(|s| s.peer_addr())?)
 }
 
 impl std::fmt::Debug for TcpStream {

@@ -1,27 +1,18 @@
-//! Unix domain sockets: [`UnixListener`] and [`UnixStream`] (Unix only), over libuv's `uv_pipe_t`, or on
-//! Linux over the epoll engine's non-blocking sockets or the io_uring engine's ring operations when the
-//! runtime runs that engine.
+//! Unix domain sockets: [`UnixListener`] and [`UnixStream`] (Unix only), on the runtime's engine (see
+//! [`crate::engine`]; the libuv engine uses its `uv_pipe_t`).
 //!
-//! The same machinery as TCP: connections come from the shared accept state machine (or `accept4(2)`), and the
-//! streams follow the same reading, writing, shutdown and no-loss-on-drop rules as
-//! [`TcpStream`](super::TcpStream).
+//! The same machinery as TCP: the same engine dispatch for listeners and streams, and the streams follow the
+//! same reading, writing, shutdown and no-loss-on-drop rules as [`TcpStream`](super::TcpStream).
 
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-#[cfg(target_os = "linux")]
-use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::io::{owned_halves, StreamIo};
-use super::listener::Listener;
-use super::stream::connect_pipe;
-#[cfg(target_os = "linux")]
-use crate::engine::epoll;
-#[cfg(target_os = "linux")]
-use crate::engine::io_uring::net as uring;
+use super::io::owned_halves;
+use crate::engine::{AnyListener, AnyStream};
 use crate::uv;
 
 /// The address of a Unix socket: a filesystem path, a Linux abstract name, or unnamed (the usual case for
@@ -60,8 +51,7 @@ impl SocketAddr {
     }
 }
 
-/// The epoll engine's view of a Unix address: a pathname, an abstract name (with its leading NUL), or unnamed.
-#[cfg(target_os = "linux")]
+/// A Unix address from the socket layer: a pathname, an abstract name (with its leading NUL), or unnamed.
 fn from_sockaddr(addr: &socket2::SockAddr) -> SocketAddr {
     use std::os::unix::ffi::OsStrExt;
     let name = match (addr.as_pathname(), addr.as_abstract_namespace()) {
@@ -119,17 +109,8 @@ impl std::fmt::Debug for SocketAddr {
 /// ```
 pub struct UnixListener {
     // Field order matters: the socket closes before its file is removed.
-    inner: ListenerIo,
+    inner: AnyListener<uv::Pipe>,
     bound: BoundPath,
-}
-
-/// The listening socket, on the engine the runtime had when it was bound.
-enum ListenerIo {
-    Libuv(Listener<uv::Pipe>),
-    #[cfg(target_os = "linux")]
-    Epoll(epoll::Sock),
-    #[cfg(target_os = "linux")]
-    Uring(uring::Listener),
 }
 
 /// The socket file a listener made with [`UnixListener::bind`], removed when it drops (`None`: taken over with
@@ -154,13 +135,18 @@ impl UnixListener {
         sock.bind(&to_sockaddr(path)?)?;
         // From here on the file is ours: removed if listening fails, else when the listener drops.
         let bound = BoundPath(Some(path.to_path_buf()));
-        Ok(UnixListener { inner: ListenerIo::listen(sock)?, bound })
+        let ex = crate::runtime::current();
+        Ok(UnixListener { inner: AnyListener::from_std(&ex.engine, sock)?, bound })
     }
 
     /// Takes over a bound std listener (made non-blocking), whose socket file stays where it is when this
     /// listener is dropped. Must be called inside a uvio runtime.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        Ok(UnixListener { inner: ListenerIo::listen(OwnedFd::from(listener).into())?, bound: BoundPath(None) })
+        let ex = crate::runtime::current();
+        Ok(UnixListener {
+            inner: AnyListener::from_std(&ex.engine, OwnedFd::from(listener).into())?,
+            bound: BoundPath(None),
+        })
     }
 
     /// Hands the listening socket over to std, together with the connections this listener had already
@@ -170,29 +156,9 @@ impl UnixListener {
     pub fn into_std(self) -> io::Result<(std::os::unix::net::UnixListener, Vec<std::os::unix::net::UnixStream>)> {
         let UnixListener { inner, mut bound } = self;
         bound.0 = None;
-        let (listener, accepted): (OwnedFd, Vec<OwnedFd>) = match inner {
-            ListenerIo::Libuv(l) => {
-                let (pipe, accepted) = l.into_parts()?;
-                let accepted = accepted.into_iter().map(uv::Pipe::into_fd).collect::<io::Result<_>>()?;
-                (pipe.into_fd()?, accepted)
-            }
-            #[cfg(target_os = "linux")]
-            ListenerIo::Epoll(sock) => (sock.into_socket()?.into(), Vec::new()),
-            #[cfg(target_os = "linux")]
-            ListenerIo::Uring(l) => {
-                let (sock, accepted) = l.into_parts()?;
-                (sock.into(), accepted.into_iter().map(OwnedFd::from).collect())
-            }
-        };
-        let listener = std::os::unix::net::UnixListener::from(listener);
-        listener.set_nonblocking(false)?; // libuv's descriptors are non-blocking
-        let accepted = accepted
-            .into_iter()
-            .map(|fd| {
-                let stream = std::os::unix::net::UnixStream::from(fd);
-                stream.set_nonblocking(false).map(|()| stream)
-            })
-            .collect::<io::Result<_>>()?;
+        let (listener, accepted) = inner.into_socket()?;
+        let listener = std::os::unix::net::UnixListener::from(OwnedFd::from(listener));
+        let accepted = accepted.into_iter().map(|s| std::os::unix::net::UnixStream::from(OwnedFd::from(s))).collect();
         Ok((listener, accepted))
     }
 
@@ -204,23 +170,8 @@ impl UnixListener {
     /// Polls for the next connection (for hand-written futures and streams).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
         std::task::ready!(crate::runtime::coop::poll_proceed(cx));
-        match &self.inner {
-            ListenerIo::Libuv(l) => {
-                let conn = std::task::ready!(l.poll_accept(cx))?;
-                let peer = SocketAddr::new(conn.peer_name()?);
-                Poll::Ready(Ok((UnixStream::from_uv(conn), peer)))
-            }
-            #[cfg(target_os = "linux")]
-            ListenerIo::Epoll(sock) => {
-                let (conn, peer) = std::task::ready!(sock.poll_accept(cx))?;
-                Poll::Ready(Ok((UnixStream { io: StreamIo::Epoll(Rc::new(conn)) }, from_sockaddr(&peer))))
-            }
-            #[cfg(target_os = "linux")]
-            ListenerIo::Uring(listener) => {
-                let (conn, peer) = std::task::ready!(listener.poll_accept(cx))?;
-                Poll::Ready(Ok((UnixStream { io: StreamIo::Uring(Rc::new(conn)) }, from_sockaddr(&peer))))
-            }
-        }
+        let (io, peer) = std::task::ready!(self.inner.poll_accept(cx))?;
+        Poll::Ready(Ok((UnixStream { io }, from_sockaddr(&peer))))
     }
 
     /// The connections as a `Stream` (never ends; errors are items).
@@ -228,37 +179,15 @@ impl UnixListener {
         Incoming { listener: self }
     }
 
-    /// The address the listener is bound to (`uv_pipe_getsockname`).
+    /// The address the listener is bound to (`getsockname(2)`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.inner {
-            ListenerIo::Libuv(l) => Ok(SocketAddr::new(l.handle().local_name()?)),
-            #[cfg(target_os = "linux")]
-            ListenerIo::Epoll(sock) => Ok(from_sockaddr(&sock.socket().local_addr()?)),
-            #[cfg(target_os = "linux")]
-            ListenerIo::Uring(listener) => Ok(from_sockaddr(&listener.socket().local_addr()?)),
-        }
+        Ok(from_sockaddr(&self.inner.with_socket(|s| s.local_addr())?))
     }
 }
 
 impl std::fmt::Debug for UnixListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnixListener").field("local_addr", &self.local_addr().ok()).finish()
-    }
-}
-
-impl ListenerIo {
-    /// Listens on a bound socket, on the engine of the current runtime.
-    fn listen(sock: socket2::Socket) -> io::Result<ListenerIo> {
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::io::uring_sockets() {
-            return Ok(ListenerIo::Uring(uring::Listener::from_listening(&driver, sock)?));
-        }
-        #[cfg(target_os = "linux")]
-        if super::io::epoll_sockets() {
-            return Ok(ListenerIo::Epoll(epoll::Sock::from_listening(sock)?));
-        }
-        let ex = crate::runtime::current();
-        Ok(ListenerIo::Libuv(Listener::listen(uv::Pipe::open(&ex.lp, sock.into(), false)?)?))
     }
 }
 
@@ -288,7 +217,7 @@ impl futures::Stream for Incoming<'_> {
 /// not yet on the wire: the engine hands it to the kernel in this loop turn (libuv, epoll) or with the ring's
 /// next submission, at the end of the turn (io_uring); `flush` waits until the kernel has it.
 pub struct UnixStream {
-    io: StreamIo<uv::Pipe>,
+    io: AnyStream<uv::Pipe>,
 }
 
 impl UnixStream {
@@ -296,17 +225,9 @@ impl UnixStream {
     /// `ConnectionRefused` if nothing listens, `InvalidInput` for a NUL byte or a path that is too long.
     /// Dropping the future cancels the connect.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::io::uring_sockets() {
-            let conn = uring::Conn::connect(&driver, &to_sockaddr(path.as_ref())?).await?;
-            return Ok(UnixStream { io: StreamIo::Uring(Rc::new(conn)) });
-        }
-        #[cfg(target_os = "linux")]
-        if super::io::epoll_sockets() {
-            let sock = epoll::Sock::connect(&to_sockaddr(path.as_ref())?).await?;
-            return Ok(UnixStream { io: StreamIo::Epoll(Rc::new(sock)) });
-        }
-        Ok(UnixStream::from_uv(connect_pipe(path.as_ref()).await?))
+        let addr = to_sockaddr(path.as_ref())?;
+        let ex = crate::runtime::current();
+        Ok(UnixStream { io: AnyStream::connect(&ex.engine, &addr).await? })
     }
 
     /// A connected pair of unnamed sockets (`socketpair(2)` through std, then `uv_pipe_open`). Must be called
@@ -319,18 +240,8 @@ impl UnixStream {
     /// Takes over a connected std socket (`uv_pipe_open`; made non-blocking). Must be called inside a uvio
     /// runtime.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::io::uring_sockets() {
-            let conn = uring::Conn::new(&driver, OwnedFd::from(stream).into())?;
-            return Ok(UnixStream { io: StreamIo::Uring(Rc::new(conn)) });
-        }
-        #[cfg(target_os = "linux")]
-        if super::io::epoll_sockets() {
-            let sock = epoll::Sock::new(OwnedFd::from(stream).into())?;
-            return Ok(UnixStream { io: StreamIo::Epoll(Rc::new(sock)) });
-        }
         let ex = crate::runtime::current();
-        Ok(UnixStream::from_uv(uv::Pipe::open(&ex.lp, OwnedFd::from(stream), false)?))
+        Ok(UnixStream { io: AnyStream::from_std(&ex.engine, OwnedFd::from(stream).into())? })
     }
 
     /// Hands the connection over to std, losing nothing, as [`TcpStream::into_std`](super::TcpStream::into_std):
@@ -339,33 +250,16 @@ impl UnixStream {
     pub async fn into_std(self) -> io::Result<(std::os::unix::net::UnixStream, Vec<u8>)> {
         let io = self.io.clone();
         drop(self); // not the last owner (`io` is): nothing lingers
-        let (handed, unread) = io.hand_over().await?;
-        let fd: OwnedFd = match handed {
-            super::io::HandedOver::Libuv(pipe) => pipe.into_fd()?,
-            #[cfg(target_os = "linux")]
-            super::io::HandedOver::Socket(sock) => sock.into(),
-        };
-        let stream = std::os::unix::net::UnixStream::from(fd);
-        stream.set_nonblocking(false)?; // libuv's descriptors are non-blocking
-        Ok((stream, unread))
+        let (sock, unread) = io.into_socket().await?;
+        Ok((std::os::unix::net::UnixStream::from(OwnedFd::from(sock)), unread))
     }
 
-    fn from_uv(pipe: uv::Pipe) -> UnixStream {
-        UnixStream { io: StreamIo::libuv(pipe) }
-    }
-
-    /// This end's address (`uv_pipe_getsockname`): usually unnamed for the connecting side.
+    /// This end's address (`getsockname(2)`): usually unnamed for the connecting side.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.io {
-            StreamIo::Libuv(s) => Ok(SocketAddr::new(s.handle().local_name()?)),
-            #[cfg(target_os = "linux")]
-            StreamIo::Epoll(s) => Ok(from_sockaddr(&s.socket().local_addr()?)),
-            #[cfg(target_os = "linux")]
-            StreamIo::Uring(s) => Ok(from_sockaddr(&s.socket().local_addr()?)),
-        }
+        Ok(from_sockaddr(&self.io.with_socket(|s| s.local_addr())?))
     }
 
-    /// The peer's address (`uv_pipe_getpeername`).
+    /// The peer's address (`getpeername(2)`).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         peer_addr(&self.io)
     }
@@ -376,14 +270,8 @@ impl UnixStream {
     }
 }
 
-fn peer_addr(io: &StreamIo<uv::Pipe>) -> io::Result<SocketAddr> {
-    match io {
-        StreamIo::Libuv(s) => Ok(SocketAddr::new(s.handle().peer_name()?)),
-        #[cfg(target_os = "linux")]
-        StreamIo::Epoll(s) => Ok(from_sockaddr(&s.socket().peer_addr()?)),
-        #[cfg(target_os = "linux")]
-        StreamIo::Uring(s) => Ok(from_sockaddr(&s.socket().peer_addr()?)),
-    }
+fn peer_addr(io: &AnyStream<uv::Pipe>) -> io::Result<SocketAddr> {
+    Ok(from_sockaddr(&io.with_socket(|s| s.peer_addr())?))
 }
 
 impl std::fmt::Debug for UnixStream {

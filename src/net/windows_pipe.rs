@@ -7,11 +7,10 @@
 use std::future::poll_fn;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::listener::Listener;
-use super::stream::{async_read, async_write, bind_pipe, connect_pipe, AsyncStream};
+use super::io::{async_read, async_write};
+use crate::engine::{AnyListener, AnyStream};
 use crate::uv;
 
 /// A named pipe server: binds to a name like `\\.\pipe\my-app`, then yields connections with
@@ -39,14 +38,15 @@ use crate::uv;
 /// }).unwrap();
 /// ```
 pub struct NamedPipeListener {
-    inner: Listener<uv::Pipe>,
+    inner: AnyListener<uv::Pipe>,
 }
 
 impl NamedPipeListener {
     /// Creates the pipe `name` and listens (`uv_pipe_bind2`, `uv_listen`). Must be called inside a uvio
     /// runtime.
     pub fn bind(name: impl AsRef<Path>) -> io::Result<NamedPipeListener> {
-        Ok(NamedPipeListener { inner: bind_pipe(name.as_ref())? })
+        let ex = crate::runtime::current();
+        Ok(NamedPipeListener { inner: AnyListener::bind_named_pipe(&ex.engine, name.as_ref())? })
     }
 
     /// Waits for the next client. Dropping the future loses no connection.
@@ -56,12 +56,13 @@ impl NamedPipeListener {
 
     /// Polls for the next client.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<NamedPipeStream>> {
-        self.inner.poll_accept(cx).map_ok(NamedPipeStream::from_uv)
+        std::task::ready!(crate::runtime::coop::poll_proceed(cx));
+        self.inner.poll_accept_named_pipe(cx).map_ok(|io| NamedPipeStream { io })
     }
 
     /// The pipe's name (`uv_pipe_getsockname`).
     pub fn local_name(&self) -> io::Result<PathBuf> {
-        Ok(self.inner.handle().local_name()?)
+        self.inner.pipe_name()
     }
 }
 
@@ -75,17 +76,14 @@ impl std::fmt::Debug for NamedPipeListener {
 /// tokio's, with the `tokio-io` feature); same write, shutdown and drop rules as
 /// [`TcpStream`](super::TcpStream).
 pub struct NamedPipeStream {
-    io: Rc<AsyncStream<uv::Pipe>>,
+    io: AnyStream<uv::Pipe>,
 }
 
 impl NamedPipeStream {
     /// Connects to the pipe `name` (`uv_pipe_connect2`). Dropping the future cancels the connect.
     pub async fn connect(name: impl AsRef<Path>) -> io::Result<NamedPipeStream> {
-        Ok(NamedPipeStream::from_uv(connect_pipe(name.as_ref()).await?))
-    }
-
-    fn from_uv(pipe: uv::Pipe) -> NamedPipeStream {
-        NamedPipeStream { io: AsyncStream::new(pipe) }
+        let ex = crate::runtime::current();
+        Ok(NamedPipeStream { io: AnyStream::connect_named_pipe(&ex.engine, name.as_ref()).await? })
     }
 
     /// Shuts down the write side once queued bytes are written (`uv_shutdown`).
@@ -104,7 +102,7 @@ impl NamedPipeStream {
 
 impl Drop for NamedPipeStream {
     fn drop(&mut self) {
-        AsyncStream::release_if_last(&self.io);
+        self.io.release_if_last();
     }
 }
 

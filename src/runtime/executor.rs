@@ -243,11 +243,6 @@ impl Executor {
         drop(obj);
     }
 
-    /// Whether shutdown has started: the I/O objects of this runtime fail from then on.
-    pub(crate) fn is_shut_down(&self) -> bool {
-        self.closing.get()
-    }
-
     /// Drops every task (their join handles report cancellation) and refuses new ones. Runs at runtime drop.
     ///
     /// A task spawned from here on (by a destructor of a task being dropped) is refused: never polled, its
@@ -281,6 +276,7 @@ impl Executor {
         self.timers.clear();
         let lingering: Vec<_> = self.lingering.borrow_mut().drain().collect();
         drop(lingering);
+        self.engine.drop_lingering();
         context::unregister(&self.shared);
     }
 }

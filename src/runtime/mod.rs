@@ -237,11 +237,6 @@ impl Runtime {
     }
 }
 
-/// Whether the runtime behind `ex` was dropped or closed (or is shutting down).
-pub(crate) fn is_gone(ex: &std::rc::Weak<Executor>) -> bool {
-    ex.upgrade().is_none_or(|ex| ex.is_shut_down())
-}
-
 /// The error of [`Runtime::close`] when something outside the runtime still holds an object tied to it.
 fn still_tied(what: &str) -> std::io::Error {
     std::io::Error::other(format!("cannot close the runtime: {what} still tied to it outlive it (a leak to fix)"))

@@ -176,6 +176,30 @@ impl<R: RawHandle, S> Owned<R, S> {
         }
     }
 
+    /// Runs `f` on a borrowed view of the handle's socket (`uv_fileno`): options and addresses read and set on
+    /// the socket itself, as the other engines do. The view cannot outlive the call, so it cannot outlive the
+    /// handle. `EBADF` if the handle has no socket yet. (On Windows only socket handles have one: not pipes.)
+    pub(crate) fn with_socket<T>(
+        &self,
+        f: impl FnOnce(socket2::SockRef<'_>) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        self.check_open()?;
+        // SAFETY: `uv_os_fd_t` is an integer (Unix) or a pointer (Windows): all-zero is a valid value.
+        let mut raw: sys::uv_os_fd_t = unsafe { std::mem::zeroed() };
+        // SAFETY: an open handle and a valid out-pointer.
+        Error::check(unsafe { sys::uv_fileno(self.handle(), &mut raw) })?;
+        #[cfg(unix)]
+        // SAFETY: `raw` is libuv's open descriptor; `self` owns it and is borrowed for the whole call, and the
+        // borrowed view does not escape `f`.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+        #[cfg(windows)]
+        // SAFETY: as above; on Windows libuv's descriptor for a socket handle is its SOCKET.
+        let fd = unsafe {
+            std::os::windows::io::BorrowedSocket::borrow_raw(raw as usize as std::os::windows::io::RawSocket)
+        };
+        f(socket2::SockRef::from(&fd))
+    }
+
     /// A duplicate of the handle's socket (`uv_fileno`, then `dup` / `WSADuplicateSocket`), in blocking mode
     /// (the duplicate shares libuv's file description, which libuv made non-blocking). For hand-overs to std:
     /// closing the handle afterwards closes libuv's copy only. `EBADF` if the handle has no socket yet.

@@ -1,5 +1,5 @@
-//! The epoll engine (Linux): sockets are non-blocking `socket2::Socket`s ([`Sock`]: streams and listeners) or
-//! `std::net::UdpSocket`s ([`Dgram`]), read and written with plain syscalls straight into and out of the
+//! The epoll engine (Linux): sockets are non-blocking `socket2::Socket`s ([`Stream`], [`Listener`]) or
+//! `std::net::UdpSocket`s ([`Datagram`]), read and written with plain syscalls straight into and out of the
 //! caller's buffer; readiness comes from one edge-triggered epoll set per runtime (a [`Reactor`], through mio),
 //! whose fd the runtime's libuv loop watches with one `uv_poll_t`.
 //!
@@ -22,38 +22,27 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
-use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::uv::{self, PollEvents};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 use slab::Slab;
-use socket2::{SockAddr, Socket, Type};
 
-use crate::uv::{self, PollEvents};
+mod datagram;
+mod listener;
+mod stream;
 
-/// Connections the OS may queue before `accept` (the listen backlog, as for the libuv engine).
-const BACKLOG: i32 = 1024;
+pub(crate) use datagram::Datagram;
+pub(crate) use listener::Listener;
+pub(crate) use stream::Stream;
 
 /// Events taken from the epoll set per `epoll_wait` (more wait for the next call in the same callback).
 const EVENTS: usize = 1024;
-
-#[cfg(feature = "tokio-io")]
-/// Bytes the tokio read path reads at most per call (through a per-thread scratch buffer, see
-/// [`Sock::poll_read_with`]).
-const SCRATCH: usize = 64 * 1024;
-
-#[cfg(feature = "tokio-io")]
-thread_local! {
-    /// Where the tokio read path lands bytes before copying them into the caller's `ReadBuf`, whose room may be
-    /// uninitialised (filling it directly would need `unsafe`). One per thread, allocated once.
-    static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
-}
 
 /// One runtime's epoll set: the sockets of this engine, and the `uv_poll_t` that tells the loop when the set
 /// has events.
@@ -99,11 +88,6 @@ impl Reactor {
     /// Its runtime shut down: every operation of its sockets fails from now on (see `Registration::poll_io`).
     pub(crate) fn shut_down(&self) {
         self.gone.set(true);
-    }
-
-    /// The current runtime's reactor (made on first use).
-    fn current() -> io::Result<Rc<Reactor>> {
-        crate::runtime::current().engine.reactor()
     }
 
     /// Adds `fd` to the set (edge-triggered, readable and writable); the returned key removes it.
@@ -341,11 +325,10 @@ struct Registration {
 }
 
 impl Registration {
-    fn new(fd: RawFd) -> io::Result<Registration> {
-        let reactor = Reactor::current()?;
+    fn new(reactor: &Rc<Reactor>, fd: RawFd) -> io::Result<Registration> {
         let state = IoState::new();
         let key = reactor.register(fd, state.clone())?;
-        Ok(Registration { reactor, state, key, fd })
+        Ok(Registration { reactor: reactor.clone(), state, key, fd })
     }
 }
 
@@ -362,252 +345,5 @@ fn retry<R>(mut op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             res => return res,
         }
-    }
-}
-
-/// A non-blocking socket in the runtime's epoll set: a TCP or Unix stream, or a listener.
-pub(crate) struct Sock {
-    // Field order matters: the registration leaves the epoll set before `sock` closes the fd.
-    reg: Registration,
-    sock: Socket,
-}
-
-impl Sock {
-    /// Adds `sock` (made non-blocking) to the current runtime's epoll set.
-    pub(crate) fn new(sock: Socket) -> io::Result<Sock> {
-        sock.set_nonblocking(true)?;
-        Ok(Sock { reg: Registration::new(sock.as_raw_fd())?, sock })
-    }
-
-    /// The socket itself (addresses, options).
-    pub(crate) fn socket(&self) -> &Socket {
-        &self.sock
-    }
-
-    /// Reads into `out` (`recv(2)`); waits for readability only when the kernel has nothing.
-    pub(crate) fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
-        if out.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let n = std::task::ready!(self.reg.poll_io(cx, Dir::Read, || (&self.sock).read(out)))?;
-        if n > 0 && n < out.len() {
-            // A short read drained the socket: the next byte to arrive makes an edge, so wait for it without
-            // an EAGAIN syscall. (Not on end-of-stream, which makes no further edge.)
-            self.reg.state.readable.set(false);
-        }
-        Poll::Ready(Ok(n))
-    }
-
-    #[cfg(feature = "tokio-io")]
-    /// `poll_read` for a destination that is not a plain slice (tokio's `ReadBuf`): reads at most `max` bytes
-    /// into the thread's scratch buffer and hands them to `take`, which copies them out.
-    pub(crate) fn poll_read_with(
-        &self,
-        cx: &mut Context<'_>,
-        max: usize,
-        take: impl FnOnce(&[u8]),
-    ) -> Poll<io::Result<usize>> {
-        if max == 0 {
-            return Poll::Ready(Ok(0));
-        }
-        SCRATCH_BUF.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let room = max.min(scratch.len());
-            let n = std::task::ready!(self.poll_read(cx, &mut scratch[..room]))?;
-            take(&scratch[..n]);
-            Poll::Ready(Ok(n))
-        })
-    }
-
-    /// Writes from `data` (`send(2)` with `MSG_NOSIGNAL`: a closed peer is `EPIPE`, not a signal); a partial
-    /// write is `Ok(n)`. Waits for writability only when the kernel's buffer is full.
-    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        if data.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        self.reg.poll_io(cx, Dir::Write, || self.sock.send_with_flags(data, libc::MSG_NOSIGNAL))
-    }
-
-    /// Nothing to flush: written bytes are already the kernel's.
-    pub(crate) fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Shuts the write side down (`shutdown(2)`, `SHUT_WR`): the peer reads end-of-stream. A socket the peer
-    /// already reset (`ENOTCONN`) has nothing left to shut down.
-    pub(crate) fn poll_shutdown(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.reg.reactor.gone.get() {
-            return Poll::Ready(Err(crate::error::runtime_gone()));
-        }
-        match self.sock.shutdown(std::net::Shutdown::Write) {
-            Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(())),
-        }
-    }
-
-    /// Accepts the next connection (`accept4(2)`, close-on-exec), watched on this loop; waits for
-    /// readability when none is queued. A connection is never accepted into nowhere: a dropped accept leaves it
-    /// queued in the kernel.
-    pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Sock, SockAddr)>> {
-        loop {
-            match std::task::ready!(self.reg.poll_io(cx, Dir::Read, || self.sock.accept())) {
-                Ok((conn, peer)) => return Poll::Ready(Sock::new(conn).map(|s| (s, peer))),
-                // A connection reset while queued (as libuv): try the next one.
-                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-
-    /// Connects a new stream socket to `addr` (non-blocking `connect(2)`, then writability and `SO_ERROR`).
-    /// Dropping the future closes the socket, which abandons the connect.
-    pub(crate) async fn connect(addr: &SockAddr) -> io::Result<Sock> {
-        let sock = Sock::new(Socket::new(addr.domain(), Type::STREAM.nonblocking(), None)?)?;
-        match sock.sock.connect(addr) {
-            Ok(()) => return Ok(sock),
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(e),
-        }
-        poll_fn(|cx| sock.poll_connected(cx)).await?;
-        Ok(sock)
-    }
-
-    fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.reg.reactor.gone.get() {
-            return Poll::Ready(Err(crate::error::runtime_gone()));
-        }
-        if let Some(e) = self.sock.take_error()? {
-            return Poll::Ready(Err(e));
-        }
-        match self.sock.peer_addr() {
-            Ok(_) => Poll::Ready(Ok(())),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                self.reg.wait(cx, Dir::Write);
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(e)),
-        }
-    }
-
-    /// A listening stream socket bound to `addr` (`SO_REUSEADDR` first when `reuse_addr`, as libuv does for
-    /// TCP).
-    pub(crate) fn listen(addr: &SockAddr, reuse_addr: bool) -> io::Result<Sock> {
-        let sock = Socket::new(addr.domain(), Type::STREAM.nonblocking(), None)?;
-        if reuse_addr {
-            sock.set_reuse_address(true)?;
-        }
-        sock.bind(addr)?;
-        sock.listen(BACKLOG)?;
-        Sock::new(sock)
-    }
-
-    /// Leaves the epoll set and hands the socket back, in blocking mode (as std makes sockets). This engine
-    /// never reads or accepts ahead, so nothing is left behind.
-    pub(crate) fn into_socket(self) -> io::Result<Socket> {
-        let Sock { reg, sock } = self;
-        drop(reg);
-        sock.set_nonblocking(false)?;
-        Ok(sock)
-    }
-
-    /// Takes over a socket that is already listening (listens again here, with uvio's backlog).
-    pub(crate) fn from_listening(sock: Socket) -> io::Result<Sock> {
-        sock.listen(BACKLOG)?;
-        Sock::new(sock)
-    }
-}
-
-/// The receive buffer (`SO_RCVBUF`) a UDP socket made by this engine asks for. Without a user-space queue the
-/// kernel's buffer is all that absorbs a burst nobody reads yet; the libuv engine adds a 256-datagram queue on
-/// top of it, so this engine asks for room for about as many more (Linux's default, 208 KiB, holds 256 small
-/// datagrams; asking 256 KiB gets 512 KiB where `net.core.rmem_max` allows, and twice the default where it is
-/// the default). Sockets taken over with `from_std` keep what their owner set.
-const DGRAM_RCVBUF: usize = 256 * 1024;
-
-/// A non-blocking UDP socket in the runtime's epoll set. Every operation is one syscall on the caller's buffer
-/// (`recvfrom(2)`, `sendto(2)`): nothing is queued here, so a dropped future loses nothing (a datagram not yet
-/// received stays in the kernel; one sent is the kernel's) and nothing is allocated per datagram.
-pub(crate) struct Dgram {
-    // Field order matters: the registration leaves the epoll set before `sock` closes the fd.
-    reg: Registration,
-    sock: std::net::UdpSocket,
-    /// Whether the socket has a peer: libuv refuses `send_to` then (`EISCONN`), and so does this engine, while
-    /// Linux would send.
-    connected: Cell<bool>,
-}
-
-impl Dgram {
-    /// Adds `sock` (made non-blocking) to the current runtime's epoll set.
-    pub(crate) fn new(sock: std::net::UdpSocket) -> io::Result<Dgram> {
-        sock.set_nonblocking(true)?;
-        let connected = Cell::new(sock.peer_addr().is_ok());
-        Ok(Dgram { reg: Registration::new(sock.as_raw_fd())?, sock, connected })
-    }
-
-    /// A new socket bound to `addr`, with a receive buffer of at least [`DGRAM_RCVBUF`] (see there).
-    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Dgram> {
-        let sock = std::net::UdpSocket::bind(addr)?;
-        let sref = socket2::SockRef::from(&sock);
-        // Linux reports twice what was asked (its bookkeeping overhead), capped by `net.core.rmem_max`.
-        if sref.recv_buffer_size()? < 2 * DGRAM_RCVBUF {
-            // Only a wish: a smaller buffer still works, it just absorbs a shorter burst.
-            let _ = sref.set_recv_buffer_size(DGRAM_RCVBUF);
-        }
-        Dgram::new(sock)
-    }
-
-    /// The socket itself (addresses, options).
-    pub(crate) fn socket(&self) -> &std::net::UdpSocket {
-        &self.sock
-    }
-
-    /// Connects to `addr` (`connect(2)`; a connected socket gets the new peer).
-    pub(crate) fn connect(&self, addr: SocketAddr) -> io::Result<()> {
-        let res = self.sock.connect(addr);
-        self.connected.set(self.sock.peer_addr().is_ok());
-        res
-    }
-
-    fn check_target(&self, target: Option<SocketAddr>) -> io::Result<()> {
-        match target {
-            Some(_) if self.connected.get() => Err(io::Error::from_raw_os_error(libc::EISCONN)),
-            _ => Ok(()),
-        }
-    }
-
-    fn send_now(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
-        match target {
-            Some(to) => self.sock.send_to(buf, to),
-            None => self.sock.send(buf),
-        }
-    }
-
-    /// Receives one datagram into `buf` (truncated to its length, the rest discarded), with its sender; waits
-    /// for readability when none is queued in the kernel.
-    pub(crate) fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
-        self.reg.poll_io(cx, Dir::Read, || self.sock.recv_from(buf))
-    }
-
-    /// Receives one datagram now, or `WouldBlock`.
-    pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        retry(|| self.sock.recv_from(buf))
-    }
-
-    /// Sends one datagram (to `target`, or to the peer when `None`); waits for writability when the kernel's
-    /// buffer is full.
-    pub(crate) fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        target: Option<SocketAddr>,
-    ) -> Poll<io::Result<usize>> {
-        self.check_target(target)?;
-        self.reg.poll_io(cx, Dir::Write, || self.send_now(buf, target))
-    }
-
-    /// Sends one datagram now, or `WouldBlock`.
-    pub(crate) fn try_send_to(&self, buf: &[u8], target: Option<SocketAddr>) -> io::Result<usize> {
-        self.check_target(target)?;
-        retry(|| self.send_now(buf, target))
     }
 }

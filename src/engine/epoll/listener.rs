@@ -1,0 +1,68 @@
+//! The epoll engine's listening stream socket (TCP or Unix): `accept4(2)` on readiness.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use socket2::{SockAddr, Socket, Type};
+
+use super::{Dir, Reactor, Registration, Stream};
+
+/// Connections the OS may queue before `accept` (the listen backlog, as for the other engines).
+const BACKLOG: i32 = 1024;
+
+/// A non-blocking listening socket in the runtime's epoll set.
+pub(crate) struct Listener {
+    // Field order matters: the registration leaves the epoll set before `sock` closes the fd.
+    reg: Registration,
+    sock: Socket,
+}
+
+impl Listener {
+    /// A listening stream socket bound to `addr` (`SO_REUSEADDR` first when `reuse_addr`, as libuv does for
+    /// TCP).
+    pub(crate) fn bind(reactor: &Rc<Reactor>, addr: &SockAddr, reuse_addr: bool) -> io::Result<Listener> {
+        let sock = Socket::new(addr.domain(), Type::STREAM.nonblocking(), None)?;
+        if reuse_addr {
+            sock.set_reuse_address(true)?;
+        }
+        sock.bind(addr)?;
+        Listener::from_std(reactor, sock)
+    }
+
+    /// Takes over a bound socket, listening or not (listens here, with uvio's backlog; made non-blocking).
+    pub(crate) fn from_std(reactor: &Rc<Reactor>, sock: Socket) -> io::Result<Listener> {
+        sock.listen(BACKLOG)?;
+        sock.set_nonblocking(true)?;
+        Ok(Listener { reg: Registration::new(reactor, sock.as_raw_fd())?, sock })
+    }
+
+    /// The socket itself (addresses).
+    pub(crate) fn socket(&self) -> &Socket {
+        &self.sock
+    }
+
+    /// Accepts the next connection (`accept4(2)`, close-on-exec), watched on this loop; waits for
+    /// readability when none is queued. A connection is never accepted into nowhere: a dropped accept leaves it
+    /// queued in the kernel.
+    pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Stream, SockAddr)>> {
+        loop {
+            match std::task::ready!(self.reg.poll_io(cx, Dir::Read, || self.sock.accept())) {
+                Ok((conn, peer)) => return Poll::Ready(Stream::new(&self.reg.reactor, conn).map(|s| (s, peer))),
+                // A connection reset while queued (as libuv): try the next one.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Leaves the epoll set and hands the socket back, in blocking mode (as std makes sockets). This engine
+    /// never accepts ahead, so no connection is left behind.
+    pub(crate) fn into_socket(self) -> io::Result<(Socket, Vec<Socket>)> {
+        let Listener { reg, sock } = self;
+        drop(reg);
+        sock.set_nonblocking(false)?;
+        Ok((sock, Vec::new()))
+    }
+}
