@@ -142,12 +142,15 @@ fn linux_names() -> &'static str {
 
 /// The engine a runtime runs, resolved from the requested [`Backend`] (never `Auto`). An explicit
 /// `Backend::IoUring` that is not available here is an error saying why.
-fn resolve(requested: Backend) -> io::Result<Backend> {
+fn resolve(requested: Backend, #[cfg(target_os = "linux")] options: &RingOptions) -> io::Result<Backend> {
     let chosen = match requested {
+        #[cfg(target_os = "linux")]
+        Backend::Auto => auto(options),
+        #[cfg(not(target_os = "linux"))]
         Backend::Auto => auto(),
         #[cfg(target_os = "linux")]
         Backend::IoUring => {
-            io_uring::check_available()?;
+            io_uring::check_available(options)?;
             Backend::IoUring
         }
         other => other,
@@ -157,22 +160,22 @@ fn resolve(requested: Backend) -> io::Result<Backend> {
 }
 
 /// What `Auto` picks here, and why (logged).
-fn auto() -> Backend {
-    #[cfg(target_os = "linux")]
-    {
-        match io_uring::check_available() {
-            Ok(()) => Backend::IoUring,
-            Err(e) => {
-                log::info!(target: "uvio", "auto: epoll engine, since {e}");
-                Backend::Epoll
-            }
+#[cfg(target_os = "linux")]
+fn auto(options: &RingOptions) -> Backend {
+    match io_uring::check_available(options) {
+        Ok(()) => Backend::IoUring,
+        Err(e) => {
+            log::info!(target: "uvio", "auto: epoll engine, since {e}");
+            Backend::Epoll
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        log::debug!(target: "uvio", "auto: libuv (the only engine on this OS)");
-        Backend::Libuv
-    }
+}
+
+/// What `Auto` picks here, and why (logged).
+#[cfg(not(target_os = "linux"))]
+fn auto() -> Backend {
+    log::debug!(target: "uvio", "auto: libuv (the only engine on this OS)");
+    Backend::Libuv
 }
 
 /// The io_uring engine of one runtime ([`io_uring::Driver`]); uninhabited where there is no io_uring.
@@ -211,6 +214,11 @@ impl Engine {
         requested: Backend,
         #[cfg(target_os = "linux")] options: RingOptions,
     ) -> io::Result<Engine> {
+        #[cfg(target_os = "linux")]
+        let options = options.with_env()?; // the failure to simulate, if any, is read once, here
+        #[cfg(target_os = "linux")]
+        let backend = resolve(requested, &options)?;
+        #[cfg(not(target_os = "linux"))]
         let backend = resolve(requested)?;
         let ring = match backend {
             #[cfg(target_os = "linux")]
