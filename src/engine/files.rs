@@ -17,7 +17,9 @@ use std::io;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::libuv::fs::{request, send};
+use super::libuv::fs::request;
+/// The libuv request bridge, for the callers of [`Files::pool`] and [`Files::start_pool`].
+pub(crate) use super::libuv::fs::{received, send, wait};
 #[cfg(target_os = "linux")]
 use super::Driver;
 use super::Engine;
@@ -76,7 +78,7 @@ impl Files {
         request(&self.lp, submit).await
     }
 
-    /// Starts one libuv request now; wait for it with [`super::libuv::fs::wait`]. For callers that must not
+    /// Starts one libuv request now; wait for it with [`wait`]. For callers that must not
     /// hold a borrow across the wait.
     pub(crate) fn start_pool<T: 'static>(
         &self,
@@ -96,7 +98,7 @@ impl Files {
     ) -> io::Result<(usize, Vec<u8>)> {
         let (tx, rx) = crate::reply::reply();
         uv::fs::read(&self.lp, file, buf, offset, super::libuv::fs::send2(tx))?;
-        let (res, buf) = super::libuv::fs::received(rx.await)?;
+        let (res, buf) = received(rx.await)?;
         Ok((res?, buf))
     }
 
@@ -110,7 +112,7 @@ impl Files {
     ) -> io::Result<(usize, Vec<u8>)> {
         let (tx, rx) = crate::reply::reply();
         uv::fs::write(&self.lp, file, buf, offset, super::libuv::fs::send2(tx))?;
-        let (res, buf) = super::libuv::fs::received(rx.await)?;
+        let (res, buf) = received(rx.await)?;
         Ok((res?, buf))
     }
 
@@ -358,7 +360,7 @@ async fn ring<T: 'static>(
     let (tx, rx) = crate::reply::reply();
     submit(&driver, tx)?;
     drop(driver);
-    super::libuv::fs::received(rx.await)?
+    received(rx.await)?
 }
 
 /// Opens `path` on the io_uring `driver`. A write-only open of a FIFO without a reader fails with `ENXIO` on the

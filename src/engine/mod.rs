@@ -52,10 +52,42 @@
 //!   slot owns its buffer, path, statx struct and file until the completion arrives; a runtime that shuts down
 //!   waits for the operations still in flight. File operations are not cancelled (they complete quickly).
 //!
-//! A hidden test switch, the environment variable `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX|NO_NET`,
-//! makes the ring setup fail with that error (or hides the statx opcode, or ring networking), so the fallback
-//! paths are tested on machines that have io_uring. It is read when a runtime is built; it is not a stable
-//! interface.
+//!
+//! ### Files
+//! The files role is dispatched in one place, `engine/files.rs`: `fs` looks the runtime up, and hands its
+//! engine and loop down as a `Files` value (a `fs::File` keeps one, holding the ring weakly so that it never
+//! keeps the engine alive); nothing under `engine/` looks the runtime up.
+//! - **Operations.** open (`openat` with `O_CLOEXEC`), close, reads and writes at an offset (or at the
+//!   kernel's position, for FIFOs, pipes, terminals and appends), stat/lstat/fstat (`statx`), fsync and
+//!   fdatasync, ftruncate, rename, unlink, rmdir, mkdir, link and symlink are asked of the engine first.
+//!   Everything else (copyfile, realpath, readlink, chmod, directories, the whole-file helpers' reads and
+//!   writes) runs on libuv's thread pool on every engine.
+//! - **"Not handled" falls back.** An engine that does not carry an operation — any engine but io_uring, or a
+//!   kernel without that operation's opcode (probed per operation at startup) — leaves it to a libuv fs request
+//!   on the thread pool (`engine/libuv/fs.rs`), as libuv's own `uv__iou_fs_*` fall back to its thread pool. The
+//!   results and errors are the same on both paths (`EINVAL` for an offset past `i64::MAX`, `InvalidInput` for
+//!   a NUL in a path, …). A ring `open` that fails with `ENXIO` (a write-only FIFO without a reader, which the
+//!   kernel's non-waiting first attempt refuses) is retried as an open that waits, as `open(2)` does.
+//! - **Page cache first.** On Linux, on every engine, a read of a `File` first tries `preadv2(RWF_NOWAIT)` on
+//!   the loop thread (`engine/files/cached.rs`) and becomes a request only when the data is not cached.
+//! - **Cancellation.** Dropping a file future never frees what the kernel or a pool thread may still touch: the
+//!   request (a libuv request, or a ring slot) owns its buffer, paths, statx struct and a clone of the file
+//!   until it completes, and its result is dropped then. File operations are not cancelled (they complete
+//!   quickly), except that a runtime shutting down cancels ring reads, opens and writes to pipes (which may
+//!   wait forever) and waits for the rest; shutdown also waits for the thread pool's requests. Once the runtime
+//!   is gone, file operations fail at once instead of starting.
+//! - **Speed.** Each operation is a plain (generic) call into the engine; nothing is boxed per operation beyond
+//!   the callback the request itself keeps.
+//!
+//! ### Simulating failures (tests only)
+//! The hidden `Builder::simulate_ring_failure(what)` (Linux) makes the io_uring setup of that one runtime act
+//! as if the kernel failed: `ENOSYS`, `EPERM` or `ENOMEM` (the ring setup fails with that error), `NO_STATX`
+//! (no statx opcode), `NO_FS_PATH_OPS` (no path-operation or ftruncate opcodes), `SQPOLL_EPERM` (SQPOLL rings
+//! refused) or `NO_NET` (no ring networking); another name makes `build` fail with `InvalidInput`. So the
+//! fallback paths are tested on machines that have io_uring, without touching the process environment. For
+//! child processes (the benches compare engines that way), the environment variable `UVIO_IO_URING_SIMULATE`
+//! takes the same names; it is read once per runtime built, and only when the builder set nothing (an unknown
+//! value there is ignored). Neither is a stable interface.
 
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
@@ -220,6 +252,8 @@ impl Engine {
         let backend = resolve(requested, &options)?;
         #[cfg(not(target_os = "linux"))]
         let backend = resolve(requested)?;
+        #[cfg(not(target_os = "linux"))]
+        let _ = lp; // only the Linux engines watch the loop themselves
         let ring = match backend {
             #[cfg(target_os = "linux")]
             Backend::IoUring => Some(Driver::new(lp, options, requested == Backend::IoUring)?),
@@ -241,6 +275,8 @@ impl Engine {
     }
 
     /// The io_uring driver, when the engine is io_uring.
+    // Read only by Linux code: elsewhere there is no ring.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn ring(&self) -> Option<&std::rc::Rc<Driver>> {
         self.ring.as_ref()
     }

@@ -12,7 +12,7 @@ use futures::Stream;
 
 use super::{files, ignore_not_found, metadata, remove_dir, remove_file, symlink_metadata};
 use super::{FileType, Metadata};
-use crate::engine::libuv::fs::{received, send};
+use crate::engine::files::{received, send};
 use crate::reply::{reply, Reply};
 use crate::uv::fs::{Dir, Dirent, DirentType};
 use crate::uv::{self, Loop};

@@ -25,7 +25,7 @@ use futures::io::{AsyncRead, AsyncSeek, AsyncWrite};
 use super::{Metadata, OpenOptions, Permissions};
 use crate::engine::files::cached::{self, Attempts};
 use crate::engine::files::Files;
-use crate::engine::libuv::fs::{send, wait};
+use crate::engine::files::{send, wait};
 use crate::reply::{reply, Replier, Reply};
 use crate::runtime::coop;
 use crate::uv::{self, Loop};
@@ -87,7 +87,8 @@ pub struct File {
 }
 
 struct Inner {
-    /// Shared with the write requests in flight, which finish short writes themselves (see [`write_all_at`]).
+    /// Shared with the write requests in flight, which finish short writes themselves (see
+    /// `Files::write_all_at`).
     file: Rc<uv::fs::File>,
     /// The runtime's engine for files: its loop and, on io_uring, a weak handle to its ring (a `File` must not
     /// keep the engine alive).

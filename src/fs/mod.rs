@@ -40,8 +40,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::engine::files::send;
 use crate::engine::files::Files;
-use crate::engine::libuv::fs::send;
 use crate::uv;
 
 mod dir;

@@ -20,9 +20,9 @@
 //!   closes and path operations are left to finish — then waits (`io_uring_enter` with `min_complete`) until
 //!   every operation in flight has completed (the cancelled ones with `ECANCELED`), before the slots' buffers
 //!   are freed and the ring's memory is unmapped. Should waiting fail, the slots are leaked rather than freed.
-//! - **Detection.** [`Driver::new`] creates the ring (ENOSYS, EPERM and ENOMEM mean "not available", with an
-//!   error naming the cause and the knob) and probes the opcodes: an operation whose opcode is missing runs on
-//!   libuv's thread pool instead ([`Driver::supports`]).
+//! - **Detection** ([`ring`]). [`Driver::new`] creates the ring (ENOSYS, EPERM and ENOMEM mean "not
+//!   available", with an error naming the cause and the knob) and probes the opcodes: an operation whose opcode
+//!   is missing runs on libuv's thread pool instead ([`Driver::supports`], asked by `engine::files`).
 //!
 //! - **Knobs** ([`RingOptions`], from `uvio::linux::BuilderExt`). The ring size is passed to `io_uring_setup`,
 //!   which rounds it up to a power of two (`EINVAL`, out of range, becomes an `InvalidInput` error). With SQPOLL
@@ -38,13 +38,15 @@
 //!   reused the key. Completion handlers may queue new entries: the flush submits again before the loop blocks.
 //!   Dropping the driver cancels every socket operation still in flight, then waits, as above.
 //!
-//! - **Path operations** ([`fs`]): rename, unlink, rmdir, mkdir, symlink, link and ftruncate, each behind its
-//!   own probed opcode; their slots own the paths.
+//! - **File operations** ([`fs`]): reads and writes at offsets, open, close, statx and fsync (Linux 5.6), and
+//!   rename, unlink, rmdir, mkdir, symlink, link and ftruncate, each behind its own probed opcode; their slots
+//!   own the buffers, paths and statx structs.
 //!
-//! Test switch (hidden): `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX|NO_FS_PATH_OPS|SQPOLL_EPERM|NO_NET`
-//! makes [`Driver::new`] act as if the ring setup failed with that error, as if `IORING_OP_STATX` (or the
-//! opcodes of [`fs`]) were missing, as if the kernel refused SQPOLL rings with `EPERM`, or as if ring
-//! networking were missing (sockets then use the epoll engine's code).
+//! Failure injection (hidden, tests only): a [`Simulate`] in [`RingOptions`] (from
+//! `Builder::simulate_ring_failure`, or `UVIO_IO_URING_SIMULATE` for child processes: see [`ring`]) makes
+//! [`Driver::new`] act as if the ring setup failed with `ENOSYS`, `EPERM` or `ENOMEM`, as if `IORING_OP_STATX`
+//! (or the path-operation opcodes) were missing, as if the kernel refused SQPOLL rings with `EPERM`, or as if
+//! ring networking were missing (sockets then use the epoll engine's code).
 
 #![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
