@@ -78,8 +78,8 @@ impl Files {
         request(&self.lp, submit).await
     }
 
-    /// Starts one libuv request now; wait for it with [`wait`]. For callers that must not
-    /// hold a borrow across the wait.
+    /// Starts one libuv request now; wait for it with [`wait`]. For callers that must not hold a borrow across
+    /// the wait.
     pub(crate) fn start_pool<T: 'static>(
         &self,
         submit: impl FnOnce(&Loop, Replier<crate::Result<T>>) -> crate::Result<()>,

@@ -121,7 +121,7 @@ impl Op {
         Op::Ftruncate,
     ];
 
-    /// The operations of [`fs`] (what `UVIO_IO_URING_SIMULATE=NO_FS_PATH_OPS` marks missing).
+    /// The operations of [`super::fs`] (what a simulated `NO_FS_PATH_OPS` marks missing).
     const FS_PATH_OPS: [Op; 6] = [Op::RenameAt, Op::UnlinkAt, Op::MkDirAt, Op::SymlinkAt, Op::LinkAt, Op::Ftruncate];
 
     pub(super) fn code(self) -> u8 {
@@ -147,7 +147,8 @@ impl Op {
 }
 
 /// The socket opcodes ring networking needs (`IORING_OP_ACCEPT` must also take the multishot flag: Linux 5.19,
-/// the same release as the provided-buffer rings that [`Driver::new`] registers, which is how it is detected).
+/// the same release as the provided-buffer rings that [`super::Driver::new`] registers, which is how it is
+/// detected).
 pub(super) const NET_OPCODES: [u8; 6] = [
     opcode::Recv::CODE,
     opcode::Send::CODE,
