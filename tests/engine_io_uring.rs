@@ -1,9 +1,8 @@
 //! The io_uring engine (Linux): files through the ring, byte-exact and equal to std's view; cancellation
-//! without use-after-free; detection and fallback with the hidden `UVIO_IO_URING_SIMULATE` switch.
+//! without use-after-free; detection and fallback with the hidden `Builder::simulate_ring_failure` switch.
 //!
-//! Environment variables are process-wide, so every test here holds `ENV` while it runs: the fallback tests
-//! set `UVIO_IO_URING_SIMULATE` under it, and `UVIO_BACKEND` (which would override the explicit engine these
-//! tests ask for) is cleared under it.
+//! `UVIO_BACKEND` (which would override the explicit engine these tests ask for) is process-wide: every test
+//! here holds `ENV` while it runs, with the variable cleared.
 #![cfg(target_os = "linux")]
 mod common;
 
@@ -224,9 +223,7 @@ fn missing_statx_opcode_falls_back_per_operation() {
     let path = tmp.path().join("f");
     std::fs::write(&path, b"abc").unwrap();
     let _env = env_lock();
-    std::env::set_var("UVIO_IO_URING_SIMULATE", "NO_STATX");
-    let built = Builder::new().backend(Backend::IoUring).build();
-    std::env::remove_var("UVIO_IO_URING_SIMULATE");
+    let built = Builder::new().backend(Backend::IoUring).simulate_ring_failure("NO_STATX").build();
     let Ok(rt) = built else {
         eprintln!("note: skipping, io_uring is not available here");
         return;
@@ -251,11 +248,9 @@ fn simulated_unavailable_ring_falls_back_or_errors() {
     for (cause, kind) in
         [("ENOSYS", ErrorKind::Unsupported), ("EPERM", ErrorKind::PermissionDenied), ("ENOMEM", ErrorKind::OutOfMemory)]
     {
-        std::env::set_var("UVIO_IO_URING_SIMULATE", cause);
-        let auto = Builder::new().build();
-        let explicit = Builder::new().backend(Backend::IoUring).build();
-        let epoll = Builder::new().backend(Backend::Epoll).build();
-        std::env::remove_var("UVIO_IO_URING_SIMULATE");
+        let auto = Builder::new().simulate_ring_failure(cause).build();
+        let explicit = Builder::new().backend(Backend::IoUring).simulate_ring_failure(cause).build();
+        let epoll = Builder::new().backend(Backend::Epoll).simulate_ring_failure(cause).build();
 
         let auto = auto.unwrap();
         assert_eq!(auto.backend(), Backend::Epoll, "{cause}: Auto falls back to epoll");
@@ -315,4 +310,33 @@ fn more_operations_in_flight_than_the_rings_queues_hold() {
         }
         assert_eq!(total, 3000 * 10);
     });
+}
+
+#[test]
+fn unknown_simulated_failure_is_an_error() {
+    let err = Builder::new().simulate_ring_failure("NO_SUCH_FAILURE").build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+/// Child processes (the benches' engine comparisons) still get a simulated failure from the environment, read
+/// when a runtime is built: this test runs itself again in a child with `UVIO_IO_URING_SIMULATE=EPERM`.
+#[test]
+fn simulated_failure_from_the_environment_in_a_child_process() {
+    const NAME: &str = "simulated_failure_from_the_environment_in_a_child_process";
+    if std::env::var_os("UVIO_IO_URING_SIMULATE").is_some() {
+        // The child: io_uring "is forbidden", so Auto picks epoll.
+        let rt = Builder::new().build().unwrap();
+        assert_eq!(rt.backend(), Backend::Epoll);
+        rt.close().unwrap();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--test-threads=1"])
+        .env("UVIO_IO_URING_SIMULATE", "EPERM")
+        .env_remove("UVIO_BACKEND")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("test result: ok. 1 passed"), "the child ran the test:\n{stdout}");
 }

@@ -1,10 +1,10 @@
 //! The io_uring engine's path operations and `set_len` (rename, remove_file, remove_dir, create_dir, symlink,
 //! hard_link, `File::set_len`): real outcomes in a temporary directory, errors identical to the libuv engine's
-//! for the same inputs, futures dropped mid-flight, and the per-operation fallback (`UVIO_IO_URING_SIMULATE=
-//! NO_FS_PATH_OPS`) giving the same results.
+//! for the same inputs, futures dropped mid-flight, and the per-operation fallback (the hidden
+//! `Builder::simulate_ring_failure("NO_FS_PATH_OPS")`) giving the same results.
 //!
-//! Environment variables are process-wide, so every test holds `ENV` while it builds runtimes (see
-//! tests/engine_io_uring.rs).
+//! `UVIO_BACKEND` would override the engine these tests ask for: every test holds `ENV` while it builds
+//! runtimes, with the variable cleared (see tests/common/ring.rs).
 #![cfg(target_os = "linux")]
 mod common;
 
@@ -22,14 +22,14 @@ use uvio::{Backend, Builder, Runtime};
 
 use common::ring::env_lock;
 
-/// A runtime on `backend`, with `UVIO_IO_URING_SIMULATE` set to `simulate` while it is built; `None` (with a
-/// note) where this machine has no io_uring.
+/// A runtime on `backend`, its ring simulating the failure `simulate` names; `None` (with a note) where this
+/// machine has no io_uring.
 fn runtime(backend: Backend, simulate: Option<&str>) -> Option<Runtime> {
-    if let Some(value) = simulate {
-        std::env::set_var("UVIO_IO_URING_SIMULATE", value);
-    }
-    let built = Builder::new().backend(backend).build();
-    std::env::remove_var("UVIO_IO_URING_SIMULATE");
+    let builder = Builder::new().backend(backend);
+    let built = match simulate {
+        Some(what) => builder.simulate_ring_failure(what).build(),
+        None => builder.build(),
+    };
     match built {
         Ok(rt) => {
             assert_eq!(rt.backend(), backend);

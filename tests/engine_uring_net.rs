@@ -1,9 +1,9 @@
 //! TCP and Unix stream sockets on the io_uring engine's ring (Linux): byte-exact echo, many connections, the
 //! provided-buffer ring running dry, cancellation of reads, writes, accepts and connects mid-flight, errors, and
-//! the fallback to the epoll engine's code (`UVIO_IO_URING_SIMULATE=NO_NET`).
+//! the fallback to the epoll engine's code (the hidden `Builder::simulate_ring_failure("NO_NET")`).
 //!
-//! Every runtime asks for `Backend::IoUring` explicitly. Environment variables are process-wide, so every test
-//! holds `ENV` while it runs, with `UVIO_BACKEND` (which would override the explicit engine) cleared.
+//! Every runtime asks for `Backend::IoUring` explicitly. `UVIO_BACKEND` is process-wide, so every test holds
+//! `ENV` while it runs, with that variable (which would override the explicit engine) cleared.
 #![cfg(target_os = "linux")]
 mod common;
 
@@ -525,9 +525,7 @@ fn no_net_simulation_falls_back_to_the_epoll_code() {
     rt.close().unwrap();
 
     // Then NO_NET: the ring is there for files, sockets run on the epoll engine's (non-blocking) code.
-    std::env::set_var("UVIO_IO_URING_SIMULATE", "NO_NET");
-    let rt = Builder::new().backend(Backend::IoUring).build();
-    std::env::remove_var("UVIO_IO_URING_SIMULATE");
+    let rt = Builder::new().backend(Backend::IoUring).simulate_ring_failure("NO_NET").build();
     let rt = rt.expect("NO_NET only disables ring networking");
     assert_eq!(rt.backend(), Backend::IoUring);
     rt.block_on(async {

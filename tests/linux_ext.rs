@@ -3,26 +3,16 @@
 //!
 //! `UVIO_BACKEND` is respected: when it forces another engine, the ring knobs are ignored and the tests check
 //! that the runtime reports no ring (the last test runs the others in a child process once per engine so forced).
-//! The hidden `UVIO_IO_URING_SIMULATE=SQPOLL_EPERM` switch is process-wide, so every test holds `ENV` while it
-//! runs.
+//! A refused SQPOLL ring is simulated per runtime with the hidden `Builder::simulate_ring_failure("SQPOLL_EPERM")`.
 #![cfg(target_os = "linux")]
 mod common;
 
 use std::io::ErrorKind;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use common::TempDir;
 use uvio::linux::{BuilderExt, RuntimeExt};
 use uvio::{Backend, Builder, Runtime};
-
-static ENV: Mutex<()> = Mutex::new(());
-
-fn env_lock() -> MutexGuard<'static, ()> {
-    let guard = ENV.lock().unwrap_or_else(PoisonError::into_inner);
-    std::env::remove_var("UVIO_IO_URING_SIMULATE");
-    guard
-}
 
 /// The engine `UVIO_BACKEND` forces on every runtime of this process, if any.
 fn forced() -> Option<Backend> {
@@ -53,7 +43,6 @@ fn files_roundtrip(rt: Runtime) {
 
 #[test]
 fn entries_64_reported_and_files_work() {
-    let _env = env_lock();
     let rt = Builder::new().io_uring_entries(64).build().expect("build");
     if rt.backend() == Backend::IoUring {
         assert_eq!(rt.io_uring_entries(), Some(64));
@@ -68,7 +57,6 @@ fn entries_64_reported_and_files_work() {
 
 #[test]
 fn entries_not_a_power_of_two_is_handled_cleanly() {
-    let _env = env_lock();
     match Builder::new().io_uring_entries(3).build() {
         Ok(rt) => {
             if rt.backend() == Backend::IoUring {
@@ -85,7 +73,6 @@ fn entries_not_a_power_of_two_is_handled_cleanly() {
 
 #[test]
 fn entries_zero_is_invalid_input_on_io_uring() {
-    let _env = env_lock();
     if forced().is_some_and(|b| b != Backend::IoUring) || !io_uring_available() {
         eprintln!("note: skipping, the engine is not io_uring here");
         return;
@@ -99,7 +86,6 @@ fn entries_zero_is_invalid_input_on_io_uring() {
 
 #[test]
 fn sqpoll_explicit_ring_works_or_is_refused_cleanly() {
-    let _env = env_lock();
     if forced().is_some_and(|b| b != Backend::IoUring) || !io_uring_available() {
         eprintln!("note: skipping, the engine is not io_uring here");
         return;
@@ -121,7 +107,6 @@ fn sqpoll_explicit_ring_works_or_is_refused_cleanly() {
 
 #[test]
 fn sqpoll_with_small_ring_survives_a_full_queue() {
-    let _env = env_lock();
     if forced().is_some_and(|b| b != Backend::IoUring) || !io_uring_available() {
         eprintln!("note: skipping, the engine is not io_uring here");
         return;
@@ -154,12 +139,10 @@ fn sqpoll_with_small_ring_survives_a_full_queue() {
 
 #[test]
 fn sqpoll_refused_auto_falls_back_explicit_errors() {
-    let _env = env_lock();
-    std::env::set_var("UVIO_IO_URING_SIMULATE", "SQPOLL_EPERM");
-    let sqpoll = || Builder::new().io_uring_sqpoll(Some(Duration::from_millis(10)));
+    let sqpoll =
+        || Builder::new().io_uring_sqpoll(Some(Duration::from_millis(10))).simulate_ring_failure("SQPOLL_EPERM");
     let auto = sqpoll().build();
     let explicit = sqpoll().backend(Backend::IoUring).build();
-    std::env::remove_var("UVIO_IO_URING_SIMULATE");
 
     match forced() {
         // UVIO_BACKEND=io_uring makes Auto explicit: the refusal is an error then.
@@ -194,7 +177,6 @@ fn sqpoll_refused_auto_falls_back_explicit_errors() {
 
 #[test]
 fn auto_with_sqpoll_request_builds() {
-    let _env = env_lock();
     if forced() == Some(Backend::IoUring) {
         eprintln!("note: UVIO_BACKEND=io_uring makes this request explicit; covered above");
         return;
@@ -209,7 +191,6 @@ fn auto_with_sqpoll_request_builds() {
 
 #[test]
 fn recv_buffers_knob_is_reported_and_a_tiny_ring_stays_byte_exact() {
-    let _env = env_lock();
     if forced().is_some_and(|b| b != Backend::IoUring) || !io_uring_available() {
         eprintln!("note: skipping, the engine is not io_uring here");
         return;
@@ -277,7 +258,6 @@ rt_test! {
         if forced().is_some() {
             return; // this process is such a child
         }
-        let _env = env_lock(); // no test changes the environment while the child inherits it
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--skip", "the_tests_pass_with_the_engine_forced", "--test-threads=1"])
             .env("UVIO_BACKEND", ENGINE)

@@ -110,10 +110,42 @@
 //!   slot owns its buffer, path, statx struct and file until the completion arrives; a runtime that shuts down
 //!   waits for the operations still in flight. File operations are not cancelled (they complete quickly).
 //!
-//! A hidden test switch, the environment variable `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX|NO_NET`,
-//! makes the ring setup fail with that error (or hides the statx opcode, or ring networking), so the fallback
-//! paths are tested on machines that have io_uring. It is read when a runtime is built; it is not a stable
-//! interface.
+//!
+//! ### Files
+//! The files role is dispatched in one place, `engine/files.rs`: `fs` looks the runtime up, and hands its
+//! engine and loop down as a `Files` value (a `fs::File` keeps one, holding the ring weakly so that it never
+//! keeps the engine alive); nothing under `engine/` looks the runtime up.
+//! - **Operations.** open (`openat` with `O_CLOEXEC`), close, reads and writes at an offset (or at the
+//!   kernel's position, for FIFOs, pipes, terminals and appends), stat/lstat/fstat (`statx`), fsync and
+//!   fdatasync, ftruncate, rename, unlink, rmdir, mkdir, link and symlink are asked of the engine first.
+//!   Everything else (copyfile, realpath, readlink, chmod, directories, the whole-file helpers' reads and
+//!   writes) runs on libuv's thread pool on every engine.
+//! - **"Not handled" falls back.** An engine that does not carry an operation — any engine but io_uring, or a
+//!   kernel without that operation's opcode (probed per operation at startup) — leaves it to a libuv fs request
+//!   on the thread pool (`engine/libuv/fs.rs`), as libuv's own `uv__iou_fs_*` fall back to its thread pool. The
+//!   results and errors are the same on both paths (`EINVAL` for an offset past `i64::MAX`, `InvalidInput` for
+//!   a NUL in a path, …). A ring `open` that fails with `ENXIO` (a write-only FIFO without a reader, which the
+//!   kernel's non-waiting first attempt refuses) is retried as an open that waits, as `open(2)` does.
+//! - **Page cache first.** On Linux, on every engine, a read of a `File` first tries `preadv2(RWF_NOWAIT)` on
+//!   the loop thread (`engine/files/cached.rs`) and becomes a request only when the data is not cached.
+//! - **Cancellation.** Dropping a file future never frees what the kernel or a pool thread may still touch: the
+//!   request (a libuv request, or a ring slot) owns its buffer, paths, statx struct and a clone of the file
+//!   until it completes, and its result is dropped then. File operations are not cancelled (they complete
+//!   quickly), except that a runtime shutting down cancels ring reads, opens and writes to pipes (which may
+//!   wait forever) and waits for the rest; shutdown also waits for the thread pool's requests. Once the runtime
+//!   is gone, file operations fail at once instead of starting.
+//! - **Speed.** Each operation is a plain (generic) call into the engine; nothing is boxed per operation beyond
+//!   the callback the request itself keeps.
+//!
+//! ### Simulating failures (tests only)
+//! The hidden `Builder::simulate_ring_failure(what)` (Linux) makes the io_uring setup of that one runtime act
+//! as if the kernel failed: `ENOSYS`, `EPERM` or `ENOMEM` (the ring setup fails with that error), `NO_STATX`
+//! (no statx opcode), `NO_FS_PATH_OPS` (no path-operation or ftruncate opcodes), `SQPOLL_EPERM` (SQPOLL rings
+//! refused) or `NO_NET` (no ring networking); another name makes `build` fail with `InvalidInput`. So the
+//! fallback paths are tested on machines that have io_uring, without touching the process environment. For
+//! child processes (the benches compare engines that way), the environment variable `UVIO_IO_URING_SIMULATE`
+//! takes the same names; it is read once per runtime built, and only when the builder set nothing (an unknown
+//! value there is ignored). Neither is a stable interface.
 
 mod datagram;
 #[cfg(target_os = "linux")]
@@ -207,12 +239,15 @@ fn linux_names() -> &'static str {
 
 /// The engine a runtime runs, resolved from the requested [`Backend`] (never `Auto`). An explicit
 /// `Backend::IoUring` that is not available here is an error saying why.
-fn resolve(requested: Backend) -> io::Result<Backend> {
+fn resolve(requested: Backend, #[cfg(target_os = "linux")] options: &RingOptions) -> io::Result<Backend> {
     let chosen = match requested {
+        #[cfg(target_os = "linux")]
+        Backend::Auto => auto(options),
+        #[cfg(not(target_os = "linux"))]
         Backend::Auto => auto(),
         #[cfg(target_os = "linux")]
         Backend::IoUring => {
-            io_uring::check_available()?;
+            io_uring::check_available(options)?;
             Backend::IoUring
         }
         other => other,
@@ -222,22 +257,22 @@ fn resolve(requested: Backend) -> io::Result<Backend> {
 }
 
 /// What `Auto` picks here, and why (logged).
-fn auto() -> Backend {
-    #[cfg(target_os = "linux")]
-    {
-        match io_uring::check_available() {
-            Ok(()) => Backend::IoUring,
-            Err(e) => {
-                log::info!(target: "uvio", "auto: epoll engine, since {e}");
-                Backend::Epoll
-            }
+#[cfg(target_os = "linux")]
+fn auto(options: &RingOptions) -> Backend {
+    match io_uring::check_available(options) {
+        Ok(()) => Backend::IoUring,
+        Err(e) => {
+            log::info!(target: "uvio", "auto: epoll engine, since {e}");
+            Backend::Epoll
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        log::debug!(target: "uvio", "auto: libuv (the only engine on this OS)");
-        Backend::Libuv
-    }
+}
+
+/// What `Auto` picks here, and why (logged).
+#[cfg(not(target_os = "linux"))]
+fn auto() -> Backend {
+    log::debug!(target: "uvio", "auto: libuv (the only engine on this OS)");
+    Backend::Libuv
 }
 
 /// The io_uring engine of one runtime ([`io_uring::Driver`]); uninhabited where there is no io_uring.
@@ -287,6 +322,11 @@ impl Engine {
         requested: Backend,
         #[cfg(target_os = "linux")] options: RingOptions,
     ) -> io::Result<Engine> {
+        #[cfg(target_os = "linux")]
+        let options = options.with_env()?; // the failure to simulate, if any, is read once, here
+        #[cfg(target_os = "linux")]
+        let backend = resolve(requested, &options)?;
+        #[cfg(not(target_os = "linux"))]
         let backend = resolve(requested)?;
         let ring = match backend {
             #[cfg(target_os = "linux")]

@@ -10,8 +10,9 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::{ignore_not_found, metadata, received, remove_dir, remove_file, request, send, symlink_metadata};
+use super::{files, ignore_not_found, metadata, remove_dir, remove_file, symlink_metadata};
 use super::{FileType, Metadata};
+use crate::engine::files::{received, send};
 use crate::reply::{reply, Reply};
 use crate::uv::fs::{Dir, Dirent, DirentType};
 use crate::uv::{self, Loop};
@@ -23,7 +24,7 @@ const BATCH: usize = 64;
 /// and `..`, in the order the file system gives them.
 pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
     let path = path.as_ref();
-    let dir = request(|lp, tx| uv::fs::opendir(lp, path, send(tx))).await?;
+    let dir = files().pool(|lp, tx| uv::fs::opendir(lp, path, send(tx))).await?;
     Ok(ReadDir {
         root: Arc::from(path),
         lp: crate::runtime::current().lp.clone(),
@@ -277,7 +278,7 @@ pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
             }
             continue;
         }
-        let entries = match request(|lp, tx| uv::fs::scandir(lp, &dir, send(tx))).await {
+        let entries = match files().pool(|lp, tx| uv::fs::scandir(lp, &dir, send(tx))).await {
             Err(e) if e.kind() == io::ErrorKind::NotFound && dir != root => continue,
             res => res?,
         };

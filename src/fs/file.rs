@@ -22,32 +22,16 @@ use std::task::{ready, Context, Poll, Wake, Waker};
 
 use futures::io::{AsyncRead, AsyncSeek, AsyncWrite};
 
-use super::cached::{self, Attempts};
-use super::{send, start, wait, Metadata, OpenOptions, Permissions};
-#[cfg(target_os = "linux")]
-use crate::engine::io_uring::Op;
-use crate::engine::Driver;
+use super::{Metadata, OpenOptions, Permissions};
+use crate::engine::files::cached::{self, Attempts};
+use crate::engine::files::Files;
+use crate::engine::files::{send, wait};
 use crate::reply::{reply, Replier, Reply};
 use crate::runtime::coop;
 use crate::uv::{self, Loop};
 
-/// The file operations an io_uring engine may carry (named where there is none, so call sites stay uniform).
-#[cfg(not(target_os = "linux"))]
-#[derive(Clone, Copy)]
-enum Op {
-    Read,
-    Write,
-    Statx,
-    Fsync,
-    Ftruncate,
-}
-
 /// The most one read or write request moves, and the size of the file's buffer.
 const CHUNK: usize = 64 * 1024;
-
-/// The most one `read_at` asks of the io_uring engine (whose spare capacity is zero-filled first).
-#[cfg(target_os = "linux")]
-const RING_READ_MAX: usize = 8 << 20;
 
 /// An open file on the runtime's loop, like `tokio::fs::File`.
 ///
@@ -103,9 +87,12 @@ pub struct File {
 }
 
 struct Inner {
-    /// Shared with the write requests in flight, which finish short writes themselves (see [`write_all_at`]).
+    /// Shared with the write requests in flight, which finish short writes themselves (see
+    /// `Files::write_all_at`).
     file: Rc<uv::fs::File>,
-    lp: Loop,
+    /// The runtime's engine for files: its loop and, on io_uring, a weak handle to its ring (a `File` must not
+    /// keep the engine alive).
+    files: Files,
     append: bool,
     /// Whether the file takes offsets (not a FIFO, pipe or terminal; see `uv::fs::File::is_seekable`), asked
     /// once at open. Reads and writes of a file that does not use the kernel's position, and it has no cursor.
@@ -130,9 +117,6 @@ struct Inner {
     waiters: Arc<Waiters>,
     /// Wakes every waiter; the waker the request's `Reply` holds.
     fan_out: Waker,
-    /// The runtime's io_uring driver, when it has one (weak: a `File` must not keep the engine alive).
-    #[cfg(target_os = "linux")]
-    uring: Option<std::rc::Weak<crate::engine::Driver>>,
 }
 
 /// The result of the request in flight, with the buffer it borrowed.
@@ -144,13 +128,13 @@ enum Done {
 }
 
 impl File {
-    pub(super) fn new(file: uv::fs::File, lp: Loop, append: bool) -> File {
+    pub(super) fn new(file: uv::fs::File, files: Files, append: bool) -> File {
         let waiters = Arc::new(Waiters::default());
         let seekable = file.is_seekable();
         File {
             inner: RefCell::new(Inner {
                 file: Rc::new(file),
-                lp,
+                files,
                 append,
                 seekable,
                 pos: Some(0),
@@ -164,8 +148,6 @@ impl File {
                 cached: Attempts::new(seekable),
                 fan_out: Waker::from(waiters.clone()),
                 waiters,
-                #[cfg(target_os = "linux")]
-                uring: crate::runtime::current().engine.ring().map(Rc::downgrade),
             }),
         }
     }
@@ -204,7 +186,7 @@ impl File {
     ) -> io::Result<T> {
         let rx = {
             let inner = self.inner.borrow();
-            start(&inner.lp, |lp, tx| submit(lp, &inner.file, tx))?
+            inner.files.start_pool(|lp, tx| submit(lp, &inner.file, tx))?
         };
         wait(rx).await
     }
@@ -233,42 +215,21 @@ impl File {
             inner.ahead = 0..0; // the bytes read ahead may be gone
             inner.read_end = None;
         }
-        let driver = self.inner.borrow().uring(Op::Ftruncate);
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = driver {
-            let file = self.inner.borrow().file.clone();
-            return super::ring(driver, |d, tx| d.ftruncate(&file, size, send(tx))).await;
-        }
-        drop(driver);
-        self.call(|lp, f, tx| uv::fs::ftruncate(lp, f, size, send(tx))).await
+        let (files, file) = self.inner.borrow().handles();
+        files.ftruncate(&file, size).await
     }
 
     /// The file's metadata, after the writes already accepted (`uv_fs_fstat`).
     pub async fn metadata(&self) -> io::Result<Metadata> {
         poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
-        let driver = self.inner.borrow().uring(Op::Statx);
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = driver {
-            let file = self.inner.borrow().file.clone();
-            return super::ring(driver, |d, tx| d.fstatx(&file, send(tx))).await.map(Metadata::from_stat);
-        }
-        drop(driver);
-        self.call(|lp, f, tx| uv::fs::fstat(lp, f, send(tx))).await.map(Metadata::from_stat)
+        let (files, file) = self.inner.borrow().handles();
+        files.fstat(&file).await.map(Metadata::from_stat)
     }
 
-    /// fsync (`data_only`: fdatasync) on the ring, or on libuv's thread pool.
+    /// fsync (`data_only`: fdatasync).
     async fn sync(&self, data_only: bool) -> io::Result<()> {
-        let driver = self.inner.borrow().uring(Op::Fsync);
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = driver {
-            let file = self.inner.borrow().file.clone();
-            return super::ring(driver, |d, tx| d.fsync(&file, data_only, send(tx))).await;
-        }
-        drop(driver);
-        match data_only {
-            false => self.call(|lp, f, tx| uv::fs::fsync(lp, f, send(tx))).await,
-            true => self.call(|lp, f, tx| uv::fs::fdatasync(lp, f, send(tx))).await,
-        }
+        let (files, file) = self.inner.borrow().handles();
+        files.fsync(&file, data_only).await
     }
 
     /// Reads at `pos` into the spare capacity of `buf` (at most `buf.capacity() - buf.len()` bytes, and at most
@@ -311,28 +272,9 @@ impl File {
         }
         let (tx, rx) = reply();
         let done = move |res: io::Result<usize>, buf: Vec<u8>| tx.send((res, buf));
-        let (file, driver) = {
+        let started = {
             let inner = self.inner.borrow();
-            (inner.file.clone(), inner.uring(Op::Read))
-        };
-        let started = match driver {
-            #[cfg(target_os = "linux")]
-            Some(driver) => {
-                let start = buf.len();
-                let mut buf = buf;
-                buf.resize(buf.capacity().min(start + RING_READ_MAX), 0);
-                driver.read_at(&file, buf, start, Some(pos), move |res, mut buf| {
-                    if res.is_err() {
-                        buf.truncate(start); // the zeroed spare capacity is not data
-                    }
-                    done(res, buf)
-                })
-            }
-            _ => {
-                let lp = self.inner.borrow().lp.clone();
-                uv::fs::read(&lp, &file, buf, Some(pos), move |res, buf| done(res.map_err(Into::into), buf))
-                    .map_err(Into::into)
-            }
+            inner.files.read_at(&inner.file, buf, pos, done)
         };
         positional_result(started, rx).await
     }
@@ -353,20 +295,11 @@ impl File {
         poll_fn(|cx| self.inner.borrow_mut().poll_idle(cx)).await;
         let (tx, rx) = reply();
         let done = move |res: io::Result<usize>, buf: Vec<u8>| tx.send((res, buf));
-        let (file, driver) = {
+        let started = {
             let mut inner = self.inner.borrow_mut();
             inner.ahead = 0..0;
             inner.read_end = None;
-            (inner.file.clone(), inner.uring(Op::Write))
-        };
-        let started = match driver {
-            #[cfg(target_os = "linux")]
-            Some(driver) => driver.write_at(&file, buf, Some(pos), done),
-            _ => {
-                let lp = self.inner.borrow().lp.clone();
-                uv::fs::write(&lp, &file, buf, Some(pos), move |res, buf| done(res.map_err(Into::into), buf))
-                    .map_err(Into::into)
-            }
+            inner.files.write_at(&inner.file, buf, Some(pos), done)
         };
         positional_result(started, rx).await
     }
@@ -378,16 +311,9 @@ impl File {
 }
 
 impl Inner {
-    /// The runtime's io_uring driver, if this file's runtime has one that carries `op` (else libuv does).
-    #[cfg(target_os = "linux")]
-    fn uring(&self, op: Op) -> Option<Rc<Driver>> {
-        self.uring.as_ref()?.upgrade().filter(|driver| driver.supports(op))
-    }
-
-    /// Without io_uring, libuv does everything.
-    #[cfg(not(target_os = "linux"))]
-    fn uring(&self, _op: Op) -> Option<Rc<Driver>> {
-        None
+    /// The engine and the file, for an operation that waits without borrowing the `File`.
+    fn handles(&self) -> (Files, Rc<uv::fs::File>) {
+        (self.files.clone(), self.file.clone())
     }
 
     /// Waits until no request is in flight, taking in the result of the one that was.
@@ -446,7 +372,7 @@ impl Inner {
     /// ring would take -1 for "the current position").
     /// Also fails once the runtime is gone: nothing would complete the request.
     fn check_offset(&self, pos: u64) -> io::Result<()> {
-        if self.lp.inner().runtime_gone.get() {
+        if self.files.runtime_gone() {
             return Err(crate::error::runtime_gone());
         }
         if !self.seekable {
@@ -483,31 +409,13 @@ impl Inner {
     /// a file that is not seekable).
     fn start_read(&mut self, pos: Option<u64>, len: usize) -> io::Result<()> {
         let want = len.min(CHUNK);
-        let mut buf = self.take_buf();
+        let buf = self.take_buf();
         // Both engines leave the bytes read at the end of the buffer (see `poll_idle`); those in front are stale
         // and ignored.
         let keep = buf.capacity() - want;
         let (tx, rx) = reply();
         let done = move |res: io::Result<usize>, buf| tx.send(Done::Read(res, buf));
-        match self.uring(Op::Read) {
-            #[cfg(target_os = "linux")]
-            Some(driver) => {
-                // The ring reads into initialised bytes, `buf[keep..]`: the buffer is zeroed at its first use
-                // (and after a short read), not before every read.
-                buf.resize(buf.capacity(), 0);
-                driver.read_at(&self.file, buf, keep, pos, done)?
-            }
-            _ => {
-                // libuv reads into the spare capacity, all of it: leave exactly `want` bytes spare. In steady
-                // state this truncates and writes nothing.
-                if buf.len() > keep {
-                    buf.truncate(keep);
-                } else {
-                    buf.resize(keep, 0);
-                }
-                uv::fs::read(&self.lp, &self.file, buf, pos, move |res, buf| done(res.map_err(Into::into), buf))?
-            }
-        }
+        self.files.read_tail(&self.file, buf, keep, pos, done)?;
         self.busy = Some(rx);
         self.ahead = 0..0;
         self.read_end = None;
@@ -519,7 +427,7 @@ impl Inner {
     /// at the kernel's position on a file that is not seekable). `EINVAL` if the cursor would pass `i64::MAX`, as
     /// the kernel says for such a write.
     fn start_write(&mut self, src: &[u8]) -> io::Result<usize> {
-        if self.lp.inner().runtime_gone.get() {
+        if self.files.runtime_gone() {
             return Err(crate::error::runtime_gone());
         }
         let n = src.len().min(CHUNK);
@@ -531,7 +439,7 @@ impl Inner {
         buf.clear();
         buf.extend_from_slice(&src[..n]);
         let (tx, rx) = reply();
-        write_all_at(&self.lp, &self.file, buf, offset, tx, self.uring(Op::Write))?;
+        self.files.write_all_at(&self.file, buf, offset, move |res, buf| tx.send(Done::Write(res, buf)))?;
         self.busy = Some(rx);
         self.ahead = 0..0;
         self.read_end = None;
@@ -547,11 +455,7 @@ impl Inner {
     fn start_stat(&mut self, from_end: i64) -> io::Result<()> {
         let (tx, rx) = reply();
         let done = move |res: io::Result<uv::fs::Stat>| tx.send(Done::Stat(res, from_end));
-        match self.uring(Op::Statx) {
-            #[cfg(target_os = "linux")]
-            Some(driver) => driver.fstatx(&self.file, done)?,
-            _ => uv::fs::fstat(&self.lp, &self.file, move |res| done(res.map_err(Into::into)))?,
-        }
+        self.files.start_fstat(&self.file, done)?;
         self.busy = Some(rx);
         self.ahead = 0..0;
         self.read_end = None;
@@ -570,7 +474,7 @@ impl Inner {
         if dst.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if self.lp.inner().runtime_gone.get() {
+        if self.files.runtime_gone() {
             return Poll::Ready(Err(crate::error::runtime_gone())); // also for bytes the page cache has
         }
         loop {
@@ -694,37 +598,6 @@ async fn positional_result(
         return (Err(e), Vec::new());
     }
     rx.await.unwrap_or_else(|| (Err(io::Error::other("a file request ended without a result")), Vec::new()))
-}
-
-/// Writes all of `buf` at `offset` (at the end when `None`), sending the outcome to `done`: the first request
-/// on the io_uring `driver` if given, else (and for what a short write left) on libuv. A short write continues
-/// from the callback, so the bytes a `poll_write` accepted are written even if the `File` is gone.
-fn write_all_at(
-    lp: &Loop,
-    file: &Rc<uv::fs::File>,
-    buf: Vec<u8>,
-    offset: Option<u64>,
-    done: Replier<Done>,
-    driver: Option<Rc<Driver>>,
-) -> io::Result<()> {
-    let (lp_again, file_again) = (lp.clone(), file.clone());
-    let written = move |res: io::Result<usize>, mut buf: Vec<u8>| match res {
-        Err(e) => done.send(Done::Write(Err(e), buf)),
-        Ok(n) if n == buf.len() => done.send(Done::Write(Ok(()), buf)),
-        Ok(0) => done.send(Done::Write(Err(io::ErrorKind::WriteZero.into()), buf)),
-        Ok(n) => {
-            buf.drain(..n);
-            // The first write checked that `offset + buf.len()` is at most `i64::MAX`.
-            let rest = offset.map(|o| o.saturating_add(n as u64));
-            // Should this fail, `done` is dropped unsent and the `File` reports a lost write.
-            let _ = write_all_at(&lp_again, &file_again, buf, rest, done, None);
-        }
-    };
-    match driver {
-        #[cfg(target_os = "linux")]
-        Some(driver) => driver.write_at(file, buf, offset, written),
-        _ => Ok(uv::fs::write(lp, file, buf, offset, move |res, buf| written(res.map_err(Into::into), buf))?),
-    }
 }
 
 /// The wakers of every task waiting for a file's request in flight. Several may wait at once (a read in one

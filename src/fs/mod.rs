@@ -40,10 +40,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::reply::{reply, Replier, Reply};
-use crate::uv::{self, Loop};
+use crate::engine::files::send;
+use crate::engine::files::Files;
+use crate::uv;
 
-mod cached;
 mod dir;
 mod file;
 mod metadata;
@@ -54,82 +54,11 @@ pub use file::File;
 pub use metadata::{FileType, Metadata, Permissions};
 pub use open_options::OpenOptions;
 
-// ---- The bridge from a libuv callback to a future ----
-
-/// Starts one libuv request on `lp`: `submit` gets the loop and the replier its callback sends the result to.
-fn start<T: 'static>(
-    lp: &Loop,
-    submit: impl FnOnce(&Loop, Replier<crate::Result<T>>) -> crate::Result<()>,
-) -> io::Result<Reply<crate::Result<T>>> {
-    if lp.inner().runtime_gone.get() {
-        return Err(crate::error::runtime_gone()); // nothing would ever complete the request
-    }
-    let (tx, rx) = reply();
-    submit(lp, tx)?;
-    Ok(rx)
-}
-
-/// Waits for the result of a request started with [`start`].
-async fn wait<T>(rx: Reply<crate::Result<T>>) -> io::Result<T> {
-    Ok(received(rx.await)??)
-}
-
-/// A reply's value; `None` means the callback was dropped without sending (it panicked).
-fn received<T>(value: Option<T>) -> io::Result<T> {
-    value.ok_or_else(|| io::Error::other("libuv request ended without a result"))
-}
-
-/// Runs one libuv request on the current runtime's loop and waits for its result.
-async fn request<T: 'static>(
-    submit: impl FnOnce(&Loop, Replier<crate::Result<T>>) -> crate::Result<()>,
-) -> io::Result<T> {
-    // The executor is released before waiting: a pending fs future must not keep the runtime alive.
-    let rx = start(&crate::runtime::current().lp, submit)?;
-    wait(rx).await
-}
-
-/// The current runtime's io_uring driver, if this runtime has one and it carries `op` (else libuv does).
-#[cfg(target_os = "linux")]
-fn uring(op: crate::engine::io_uring::Op) -> Option<std::rc::Rc<crate::engine::Driver>> {
-    crate::runtime::current().engine.ring().cloned().filter(|driver| driver.supports(op))
-}
-
-/// Starts one operation on the io_uring `driver` and waits for its result. The driver is released before
-/// waiting: a pending fs future must not keep it alive (it waits for its own operations when dropped).
-#[cfg(target_os = "linux")]
-async fn ring<T: 'static>(
-    driver: std::rc::Rc<crate::engine::Driver>,
-    submit: impl FnOnce(&crate::engine::Driver, Replier<io::Result<T>>) -> io::Result<()>,
-) -> io::Result<T> {
-    let (tx, rx) = reply();
-    submit(&driver, tx)?;
-    drop(driver);
-    received(rx.await)?
-}
-
-/// Opens `path` on the io_uring `driver`. A write-only open of a FIFO without a reader fails with `ENXIO` on the
-/// kernel's first, non-waiting attempt (see `Driver::open`): that one is retried as an open that waits for the
-/// reader, as `open(2)` and libuv's thread pool do. (A device without its driver also says `ENXIO`, again.)
-#[cfg(target_os = "linux")]
-async fn ring_open(
-    driver: std::rc::Rc<crate::engine::Driver>,
-    path: &Path,
-    flags: uv::fs::OpenFlags,
-    mode: u32,
-) -> io::Result<uv::fs::File> {
-    let again = std::rc::Rc::downgrade(&driver); // weak while waiting, as `ring` holds it
-    match ring(driver, |d, tx| d.open(path, flags, mode, false, send(tx))).await {
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => match again.upgrade() {
-            Some(driver) => ring(driver, |d, tx| d.open(path, flags, mode, true, send(tx))).await,
-            None => Err(e),
-        },
-        res => res,
-    }
-}
-
-/// The callback that sends a request's result to its future.
-fn send<T: 'static>(tx: Replier<T>) -> impl FnOnce(T) + 'static {
-    move |value| tx.send(value)
+/// The current runtime's engine for files (handed down to `engine::files`, which dispatches each operation).
+/// The runtime itself is not kept: a pending fs future must not keep it alive.
+fn files() -> Files {
+    let rt = crate::runtime::current();
+    Files::new(&rt.engine, &rt.lp)
 }
 
 /// Ignores `NotFound`, for removals racing with someone else's.
@@ -142,32 +71,15 @@ fn ignore_not_found(res: io::Result<()>) -> io::Result<()> {
 
 // ---- Whole-file helpers ----
 
-/// Opens a file for one of the whole-file helpers.
-async fn open_raw(path: &Path, flags: uv::fs::OpenFlags, mode: u32) -> io::Result<uv::fs::File> {
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::OpenAt) {
-        return ring_open(driver, path, flags, mode).await;
-    }
-    request(|lp, tx| uv::fs::open(lp, path, flags, mode, send(tx))).await
-}
-
-/// Closes a file without blocking the loop (`uv_fs_close`).
-async fn close_raw(file: uv::fs::File) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::Close) {
-        return ring(driver, |d, tx| d.close(file, send(tx))).await;
-    }
-    request(|lp, tx| uv::fs::close(lp, file, send(tx))).await
-}
-
 /// Reads the entire contents of a file (`uv_fs_open`, `uv_fs_fstat` for a size hint, then `uv_fs_read` until
 /// the end). Reads land directly in the returned vector: nothing is copied. A FIFO, a pipe or a terminal is read
 /// until its end of file too (at the current position: they take no offsets; their size says nothing).
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
-    let file = open_raw(path.as_ref(), uv::fs::OpenFlags::RDONLY, 0).await?;
+    let files = files();
+    let file = files.open(path.as_ref(), uv::fs::OpenFlags::RDONLY, 0).await?;
     let seekable = file.is_seekable();
     let hint = match seekable {
-        true => request(|lp, tx| uv::fs::fstat(lp, &file, send(tx))).await.map_or(0, |st| st.size),
+        true => files.pool(|lp, tx| uv::fs::fstat(lp, &file, send(tx))).await.map_or(0, |st| st.size),
         false => 0,
     };
     // One byte more than the size, so that the read seeing the end needs no reallocation.
@@ -179,24 +91,14 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
             buf.try_reserve(buf.len().max(8 * 1024)).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
         }
         let offset = seekable.then_some(buf.len() as u64);
-        let rx = {
-            let (tx, rx) = reply();
-            uv::fs::read(&crate::runtime::current().lp, &file, buf, offset, send2(tx))?;
-            rx
-        };
-        let (res, back) = received(rx.await)?;
+        let (n, back) = files.pool_read(&file, buf, offset).await?;
         buf = back;
-        if res? == 0 {
+        if n == 0 {
             break;
         }
     }
-    drop(close_raw(file).await); // the data is complete: a close error cannot change it
+    drop(files.close(file).await); // the data is complete: a close error cannot change it
     Ok(buf)
-}
-
-/// The callback of a read or write, which gets its buffer back with the result.
-fn send2<A: 'static, B: 'static>(tx: Replier<(A, B)>) -> impl FnOnce(A, B) + 'static {
-    move |a, b| tx.send((a, b))
 }
 
 /// Reads the entire contents of a file as UTF-8; invalid UTF-8 is an `InvalidData` error.
@@ -211,17 +113,13 @@ pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
     use uv::fs::OpenFlags as F;
     let mut buf = contents.as_ref().to_vec();
-    let file = open_raw(path.as_ref(), F::WRONLY | F::CREAT | F::TRUNC, 0o666).await?;
+    let files = files();
+    let file = files.open(path.as_ref(), F::WRONLY | F::CREAT | F::TRUNC, 0o666).await?;
     let mut offset = file.is_seekable().then_some(0u64);
     while !buf.is_empty() {
-        let rx = {
-            let (tx, rx) = reply();
-            uv::fs::write(&crate::runtime::current().lp, &file, buf, offset, send2(tx))?;
-            rx
-        };
-        let (res, back) = received(rx.await)?;
+        let (n, back) = files.pool_write(&file, buf, offset).await?;
         buf = back;
-        match res? {
+        match n {
             0 => return Err(io::ErrorKind::WriteZero.into()),
             n if n == buf.len() => break,
             n => {
@@ -231,7 +129,7 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
             }
         }
     }
-    close_raw(file).await
+    files.close(file).await
 }
 
 // ---- Path operations ----
@@ -241,29 +139,19 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 /// of `to` afterwards, `uv_fs_stat`).
 pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
     let (from, to) = (from.as_ref(), to.as_ref());
-    request(|lp, tx| uv::fs::copyfile(lp, from, to, uv::fs::CopyFlags::empty(), send(tx))).await?;
+    files().pool(|lp, tx| uv::fs::copyfile(lp, from, to, uv::fs::CopyFlags::empty(), send(tx))).await?;
     Ok(metadata(to).await?.len())
 }
 
 /// Renames `from` to `to`, replacing `to` if it is a file (`uv_fs_rename`; `IORING_OP_RENAMEAT` on the
 /// io_uring engine).
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
-    let (from, to) = (from.as_ref(), to.as_ref());
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::RenameAt) {
-        return ring(driver, |d, tx| d.rename(from, to, send(tx))).await;
-    }
-    request(|lp, tx| uv::fs::rename(lp, from, to, send(tx))).await
+    files().rename(from.as_ref(), to.as_ref()).await
 }
 
 /// Removes a file or a symbolic link (`uv_fs_unlink`; `IORING_OP_UNLINKAT` on the io_uring engine).
 pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref();
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::UnlinkAt) {
-        return ring(driver, |d, tx| d.unlink(path, false, send(tx))).await;
-    }
-    request(|lp, tx| uv::fs::unlink(lp, path, send(tx))).await
+    files().unlink(path.as_ref(), false).await
 }
 
 /// Creates a directory (`uv_fs_mkdir`, permission bits `0o777` before the umask; `IORING_OP_MKDIRAT` on the
@@ -275,69 +163,40 @@ pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
 
 /// One directory with the permission bits `mode` before the umask: on the ring, or on libuv's thread pool.
 async fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::MkDirAt) {
-        return ring(driver, |d, tx| d.mkdir(path, mode, send(tx))).await;
-    }
-    request(|lp, tx| uv::fs::mkdir(lp, path, mode, send(tx))).await
+    files().mkdir(path, mode).await
 }
 
 /// Removes an empty directory (`uv_fs_rmdir`; `IORING_OP_UNLINKAT` with `AT_REMOVEDIR` on the io_uring
 /// engine); see [`remove_dir_all`].
 pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref();
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::UnlinkAt) {
-        return ring(driver, |d, tx| d.unlink(path, true, send(tx))).await;
-    }
-    request(|lp, tx| uv::fs::rmdir(lp, path, send(tx))).await
+    files().unlink(path.as_ref(), true).await
 }
 
 /// Metadata of a path, following symbolic links (`uv_fs_stat`; `statx` on the io_uring engine).
 pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
-    let path = path.as_ref();
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::Statx) {
-        return ring(driver, |d, tx| d.statx(path, true, send(tx))).await.map(Metadata::from_stat);
-    }
-    request(|lp, tx| uv::fs::stat(lp, path, send(tx))).await.map(Metadata::from_stat)
+    files().stat(path.as_ref(), true).await.map(Metadata::from_stat)
 }
 
 /// Metadata of a path; a symbolic link is described itself, not followed (`uv_fs_lstat`; `statx` with
 /// `AT_SYMLINK_NOFOLLOW` on the io_uring engine).
 pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
-    let path = path.as_ref();
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::Statx) {
-        return ring(driver, |d, tx| d.statx(path, false, send(tx))).await.map(Metadata::from_stat);
-    }
-    request(|lp, tx| uv::fs::lstat(lp, path, send(tx))).await.map(Metadata::from_stat)
+    files().stat(path.as_ref(), false).await.map(Metadata::from_stat)
 }
 
 /// The canonical absolute form of a path, with every symbolic link, `.` and `..` resolved (`uv_fs_realpath`).
 pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
     let path = path.as_ref();
-    request(|lp, tx| uv::fs::realpath(lp, path, send(tx))).await
+    files().pool(|lp, tx| uv::fs::realpath(lp, path, send(tx))).await
 }
 
 /// Creates a hard link `link` to the file `original` (`uv_fs_link`; `IORING_OP_LINKAT` on the io_uring
 /// engine).
 pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
-    let (original, link) = (original.as_ref(), link.as_ref());
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::LinkAt) {
-        return ring(driver, |d, tx| d.link(original, link, send(tx))).await;
-    }
-    request(|lp, tx| uv::fs::link(lp, original, link, send(tx))).await
+    files().link(original.as_ref(), link.as_ref()).await
 }
 
 async fn symlink_with(original: &Path, link: &Path, flags: uv::fs::SymlinkFlags) -> io::Result<()> {
-    // The flags only matter on Windows: on Linux they are always empty.
-    #[cfg(target_os = "linux")]
-    if let Some(driver) = uring(crate::engine::io_uring::Op::SymlinkAt) {
-        return ring(driver, |d, tx| d.symlink(original, link, send(tx))).await;
-    }
-    request(|lp, tx| uv::fs::symlink(lp, original, link, flags, send(tx))).await
+    files().symlink(original, link, flags).await
 }
 
 /// Creates a symbolic link `link` pointing to `original` (`uv_fs_symlink`; `IORING_OP_SYMLINKAT` on the
@@ -365,13 +224,13 @@ pub async fn symlink_dir(original: impl AsRef<Path>, link: impl AsRef<Path>) -> 
 /// The target of a symbolic link (`uv_fs_readlink`).
 pub async fn read_link(path: impl AsRef<Path>) -> io::Result<PathBuf> {
     let path = path.as_ref();
-    request(|lp, tx| uv::fs::readlink(lp, path, send(tx))).await
+    files().pool(|lp, tx| uv::fs::readlink(lp, path, send(tx))).await
 }
 
 /// Sets the permissions of a path, following symbolic links (`uv_fs_chmod`).
 pub async fn set_permissions(path: impl AsRef<Path>, perm: Permissions) -> io::Result<()> {
     let path = path.as_ref();
-    request(|lp, tx| uv::fs::chmod(lp, path, perm.bits(), send(tx))).await
+    files().pool(|lp, tx| uv::fs::chmod(lp, path, perm.bits(), send(tx))).await
 }
 
 /// Whether a path exists, following symbolic links (`uv_fs_stat`): `Ok(false)` only for `NotFound`; other

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::Path;
 
-use super::{request, send, File};
+use super::{files, File};
 use crate::uv::fs::OpenFlags;
 
 /// Options for opening a [`File`] (`uv_fs_open`), with the same meaning and the same validity rules as
@@ -104,14 +104,9 @@ impl OpenOptions {
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let flags = self.flags()?;
         let (path, mode) = (path.as_ref(), self.mode);
-        let lp = crate::runtime::current().lp.clone();
-        #[cfg(target_os = "linux")]
-        if let Some(driver) = super::uring(crate::engine::io_uring::Op::OpenAt) {
-            let file = super::ring_open(driver, path, flags, mode).await?;
-            return Ok(File::new(file, lp, self.append));
-        }
-        let file = request(|lp, tx| crate::uv::fs::open(lp, path, flags, mode, send(tx))).await?;
-        Ok(File::new(file, lp, self.append))
+        let files = files();
+        let file = files.open(path, flags, mode).await?;
+        Ok(File::new(file, files, self.append))
     }
 
     /// The libuv flags, validated like std does.

@@ -89,6 +89,17 @@ impl Builder {
         self
     }
 
+    /// Makes the io_uring ring setup act as if the kernel failed as `what` names (`ENOSYS`, `EPERM`, `ENOMEM`,
+    /// `NO_STATX`, `NO_FS_PATH_OPS`, `SQPOLL_EPERM`, `NO_NET`; another name makes [`build`](Builder::build)
+    /// fail with `InvalidInput`), so that the fallback paths can be tested on a machine that has io_uring. For
+    /// uvio's own tests: not a stable interface. See [`crate::engine`].
+    #[cfg(target_os = "linux")]
+    #[doc(hidden)]
+    pub fn simulate_ring_failure(mut self, what: &str) -> Builder {
+        self.ring.simulate = Some(crate::engine::io_uring::Simulate::named(what));
+        self
+    }
+
     /// Creates the runtime, with a new loop, on the current thread.
     pub fn build(self) -> std::io::Result<Runtime> {
         self.build_on(Loop::new()?)

@@ -7,11 +7,10 @@ use uvio::{Backend, Builder, Runtime};
 /// One per test binary (each compiles this module on its own).
 static ENV: Mutex<()> = Mutex::new(());
 
-/// Serialises the tests of this binary and clears the variables that would change their engine.
+/// Serialises the tests of this binary and clears `UVIO_BACKEND`, which would override the engine they ask for.
 pub fn env_lock() -> MutexGuard<'static, ()> {
     let guard = ENV.lock().unwrap_or_else(PoisonError::into_inner);
     std::env::remove_var("UVIO_BACKEND");
-    std::env::remove_var("UVIO_IO_URING_SIMULATE");
     guard
 }
 

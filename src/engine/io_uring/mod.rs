@@ -20,9 +20,9 @@
 //!   closes and path operations are left to finish — then waits (`io_uring_enter` with `min_complete`) until
 //!   every operation in flight has completed (the cancelled ones with `ECANCELED`), before the slots' buffers
 //!   are freed and the ring's memory is unmapped. Should waiting fail, the slots are leaked rather than freed.
-//! - **Detection.** [`Driver::new`] creates the ring (ENOSYS, EPERM and ENOMEM mean "not available", with an
-//!   error naming the cause and the knob) and probes the opcodes: an operation whose opcode is missing runs on
-//!   libuv's thread pool instead ([`Driver::supports`]).
+//! - **Detection** ([`ring`]). [`Driver::new`] creates the ring (ENOSYS, EPERM and ENOMEM mean "not
+//!   available", with an error naming the cause and the knob) and probes the opcodes: an operation whose opcode
+//!   is missing runs on libuv's thread pool instead ([`Driver::supports`], asked by `engine::files`).
 //!
 //! - **Knobs** ([`RingOptions`], from `uvio::linux::BuilderExt`). The ring size is passed to `io_uring_setup`,
 //!   which rounds it up to a power of two (`EINVAL`, out of range, becomes an `InvalidInput` error). With SQPOLL
@@ -38,13 +38,15 @@
 //!   reused the key. Completion handlers may queue new entries: the flush submits again before the loop blocks.
 //!   Dropping the driver cancels every socket operation still in flight, then waits, as above.
 //!
-//! - **Path operations** ([`fs`]): rename, unlink, rmdir, mkdir, symlink, link and ftruncate, each behind its
-//!   own probed opcode; their slots own the paths.
+//! - **File operations** ([`fs`]): reads and writes at offsets, open, close, statx and fsync (Linux 5.6), and
+//!   rename, unlink, rmdir, mkdir, symlink, link and ftruncate, each behind its own probed opcode; their slots
+//!   own the buffers, paths and statx structs.
 //!
-//! Test switch (hidden): `UVIO_IO_URING_SIMULATE=ENOSYS|EPERM|ENOMEM|NO_STATX|NO_FS_PATH_OPS|SQPOLL_EPERM|NO_NET`
-//! makes [`Driver::new`] act as if the ring setup failed with that error, as if `IORING_OP_STATX` (or the
-//! opcodes of [`fs`]) were missing, as if the kernel refused SQPOLL rings with `EPERM`, or as if ring
-//! networking were missing (sockets then use the epoll engine's code).
+//! Failure injection (hidden, tests only): a [`Simulate`] in [`RingOptions`] (from
+//! `Builder::simulate_ring_failure`, or `UVIO_IO_URING_SIMULATE` for child processes: see [`ring`]) makes
+//! [`Driver::new`] act as if the ring setup failed with `ENOSYS`, `EPERM` or `ENOMEM`, as if `IORING_OP_STATX`
+//! (or the path-operation opcodes) were missing, as if the kernel refused SQPOLL rings with `EPERM`, or as if
+//! ring networking were missing (sockets then use the epoll engine's code).
 
 #![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -53,103 +55,23 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::{Rc, Weak};
-use std::time::Duration;
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, IoUring};
 use slab::Slab;
 
-use crate::uv::fs::{OpenFlags, Stat, Timespec};
+use crate::uv::fs::Stat;
 use crate::uv::{self, Handle as _, Loop, PollEvents};
 
 mod bufring;
 mod fs;
 pub(crate) mod net;
+mod ring;
 
-/// Submission queue entries per ring unless [`RingOptions::entries`] says otherwise (the completion queue gets
-/// twice as many).
-const ENTRIES: u32 = 256;
-
-/// How to set the ring up (the Linux knobs of `uvio::linux::BuilderExt`); the default is a plain ring of
-/// [`ENTRIES`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct RingOptions {
-    /// Submission queue entries (`None`: [`ENTRIES`]).
-    pub(crate) entries: Option<u32>,
-    /// `IORING_SETUP_SQPOLL` with this idle time before the kernel thread sleeps (`None`: no SQPOLL).
-    pub(crate) sqpoll_idle: Option<Duration>,
-    /// Buffers in the provided-buffer ring for socket reads (`None`: [`bufring::COUNT`]).
-    pub(crate) recv_buffers: Option<u16>,
-}
-
-/// What a statx asks for: `STATX_BASIC_STATS | STATX_BTIME`, like libuv.
-const STATX_MASK: u32 = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
-
-/// The file operations this engine can carry, each behind its own opcode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    Read,
-    Write,
-    Statx,
-    Fsync,
-    OpenAt,
-    Close,
-    /// rename (`IORING_OP_RENAMEAT`).
-    RenameAt,
-    /// unlink and rmdir (`IORING_OP_UNLINKAT`).
-    UnlinkAt,
-    /// mkdir (`IORING_OP_MKDIRAT`).
-    MkDirAt,
-    /// symlink (`IORING_OP_SYMLINKAT`).
-    SymlinkAt,
-    /// link (`IORING_OP_LINKAT`).
-    LinkAt,
-    /// ftruncate (`IORING_OP_FTRUNCATE`, Linux 6.9).
-    Ftruncate,
-}
-
-impl Op {
-    const ALL: [Op; 12] = [
-        Op::Read,
-        Op::Write,
-        Op::Statx,
-        Op::Fsync,
-        Op::OpenAt,
-        Op::Close,
-        Op::RenameAt,
-        Op::UnlinkAt,
-        Op::MkDirAt,
-        Op::SymlinkAt,
-        Op::LinkAt,
-        Op::Ftruncate,
-    ];
-
-    /// The operations of [`fs`] (what `UVIO_IO_URING_SIMULATE=NO_FS_PATH_OPS` marks missing).
-    const FS_PATH_OPS: [Op; 6] = [Op::RenameAt, Op::UnlinkAt, Op::MkDirAt, Op::SymlinkAt, Op::LinkAt, Op::Ftruncate];
-
-    fn code(self) -> u8 {
-        match self {
-            Op::Read => opcode::Read::CODE,
-            Op::Write => opcode::Write::CODE,
-            Op::Statx => opcode::Statx::CODE,
-            Op::Fsync => opcode::Fsync::CODE,
-            Op::OpenAt => opcode::OpenAt::CODE,
-            Op::Close => opcode::Close::CODE,
-            Op::RenameAt => opcode::RenameAt::CODE,
-            Op::UnlinkAt => opcode::UnlinkAt::CODE,
-            Op::MkDirAt => opcode::MkDirAt::CODE,
-            Op::SymlinkAt => opcode::SymlinkAt::CODE,
-            Op::LinkAt => opcode::LinkAt::CODE,
-            Op::Ftruncate => opcode::Ftruncate::CODE,
-        }
-    }
-
-    fn bit(self) -> u32 {
-        1 << self as u32
-    }
-}
+use fs::stat_from_statx;
+use ring::setup;
+pub(crate) use ring::{check_available, Op, RingOptions, Simulate};
 
 /// A read or write's callback: the result and the buffer back.
 type BufDone = Box<dyn FnOnce(io::Result<usize>, Vec<u8>)>;
@@ -182,17 +104,6 @@ struct Slot {
 
 /// The slab key in a `user_data` (the generation is above it).
 const KEY_MASK: u64 = 0xffff_ffff;
-
-/// The socket opcodes ring networking needs (`IORING_OP_ACCEPT` must also take the multishot flag: Linux 5.19,
-/// the same release as the provided-buffer rings that [`Driver::new`] registers, which is how it is detected).
-const NET_OPCODES: [u8; 6] = [
-    opcode::Recv::CODE,
-    opcode::Send::CODE,
-    opcode::AcceptMulti::CODE,
-    opcode::Connect::CODE,
-    opcode::Shutdown::CODE,
-    opcode::AsyncCancel::CODE,
-];
 
 impl Pending {
     /// Whether the operation may wait forever (on a peer, or on the other end of a pipe): it is cancelled when
@@ -231,29 +142,6 @@ impl Pending {
     }
 }
 
-/// libuv's `uv__statx_to_stat`, so both engines report the same [`Stat`].
-fn stat_from_statx(s: &libc::statx) -> Stat {
-    let ts = |t: &libc::statx_timestamp| Timespec { sec: t.tv_sec, nsec: t.tv_nsec };
-    Stat {
-        dev: libc::makedev(s.stx_dev_major, s.stx_dev_minor),
-        mode: u64::from(s.stx_mode),
-        nlink: u64::from(s.stx_nlink),
-        uid: u64::from(s.stx_uid),
-        gid: u64::from(s.stx_gid),
-        rdev: libc::makedev(s.stx_rdev_major, s.stx_rdev_minor),
-        ino: s.stx_ino,
-        size: s.stx_size,
-        blksize: u64::from(s.stx_blksize),
-        blocks: s.stx_blocks,
-        flags: 0,
-        gen: 0,
-        atime: ts(&s.stx_atime),
-        mtime: ts(&s.stx_mtime),
-        ctime: ts(&s.stx_ctime),
-        birthtime: ts(&s.stx_btime),
-    }
-}
-
 /// The io_uring engine of one runtime. `!Send`: it lives beside the loop.
 pub(crate) struct Driver {
     // Field order matters: the poll watcher stops watching the ring's fd before the ring closes it.
@@ -285,116 +173,6 @@ pub(crate) struct Driver {
     /// The provided-buffer ring for socket reads; `None` when sockets do not run on the ring. Last field: it is
     /// freed after the ring is closed.
     bufs: Option<bufring::BufRing>,
-}
-
-/// A ring set up as `options` ask and the opcodes it supports, or why there is none. A refused SQPOLL request
-/// is an error if `strict`, else a plain ring (logged).
-fn setup(options: RingOptions, strict: bool) -> io::Result<(IoUring, u32, bool)> {
-    let simulate = std::env::var("UVIO_IO_URING_SIMULATE").unwrap_or_default();
-    let simulated = match simulate.as_str() {
-        "ENOSYS" => Some(libc::ENOSYS),
-        "EPERM" => Some(libc::EPERM),
-        "ENOMEM" => Some(libc::ENOMEM),
-        _ => None,
-    };
-    let ring = match simulated {
-        Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-        None => build_ring(options, strict, simulate == "SQPOLL_EPERM"),
-    };
-    // Errors uvio made itself (a bad ring size, a refused SQPOLL) already name the knob; raw OS errors get the cause.
-    let ring = ring.map_err(|e| if e.raw_os_error().is_some() { not_available(e) } else { e })?;
-    let mut probe = Probe::new();
-    let (supported, net) = match ring.submitter().register_probe(&mut probe) {
-        Ok(()) => (
-            Op::ALL.iter().filter(|op| probe.is_supported(op.code())).fold(0, |bits, op| bits | op.bit()),
-            NET_OPCODES.iter().all(|&code| probe.is_supported(code)),
-        ),
-        Err(e) => {
-            log::info!(target: "uvio", "io_uring: opcode probe failed ({e}): files stay on libuv's thread pool");
-            (0, false)
-        }
-    };
-    let supported = match simulate.as_str() {
-        "NO_STATX" => supported & !Op::Statx.bit(),
-        "NO_FS_PATH_OPS" => Op::FS_PATH_OPS.iter().fold(supported, |bits, op| bits & !op.bit()),
-        _ => supported,
-    };
-    Ok((ring, supported, net && simulate != "NO_NET"))
-}
-
-/// The ring `options` ask for (see [`setup`] for `strict`); `refuse_sqpoll` simulates a kernel refusing SQPOLL.
-fn build_ring(options: RingOptions, strict: bool, refuse_sqpoll: bool) -> io::Result<IoUring> {
-    let entries = options.entries.unwrap_or(ENTRIES);
-    let bad_size = |e: io::Error| match e.raw_os_error() {
-        Some(libc::EINVAL) => io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("io_uring_entries({entries}) was rejected by the kernel: it must be 1 ..= 32768 ({e})"),
-        ),
-        _ => e,
-    };
-    if let Some(idle) = options.sqpoll_idle {
-        let idle_ms = u32::try_from(idle.as_millis()).unwrap_or(u32::MAX);
-        let sqpoll = if refuse_sqpoll {
-            Err(io::Error::from_raw_os_error(libc::EPERM))
-        } else {
-            IoUring::builder().setup_sqpoll(idle_ms).build(entries)
-        };
-        let sqpoll = sqpoll.and_then(|ring| {
-            if ring.params().is_feature_sqpoll_nonfixed() {
-                Ok(ring)
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "io_uring_sqpoll: this kernel needs registered files for SQPOLL (Linux < 5.11)",
-                ))
-            }
-        });
-        match sqpoll {
-            Ok(ring) => return Ok(ring),
-            Err(e) if strict => {
-                let e = bad_size(e);
-                return Err(match e.kind() {
-                    io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported => e,
-                    kind => {
-                        let hint =
-                            if kind == io::ErrorKind::PermissionDenied { " (CAP_SYS_NICE before 5.11)" } else { "" };
-                        io::Error::new(kind, format!("io_uring_sqpoll: the kernel refused an SQPOLL ring{hint}: {e}"))
-                    }
-                });
-            }
-            Err(e) => log::info!(target: "uvio", "io_uring: SQPOLL refused ({e}); using a plain ring"),
-        }
-    }
-    plain_ring(entries).map_err(bad_size)
-}
-
-/// A ring without SQPOLL. Completions that need the task's context (socket operations finish as task work)
-/// then run at the thread's next kernel entry instead of interrupting it (`IORING_SETUP_COOP_TASKRUN`, Linux
-/// 5.19; the loop enters the kernel once per iteration anyway, and a thread asleep in `epoll_wait` is still
-/// woken); older kernels reject the flag (`EINVAL`) and get the default.
-fn plain_ring(entries: u32) -> io::Result<IoUring> {
-    match IoUring::builder().setup_coop_taskrun().build(entries) {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::new(entries),
-        ring => ring,
-    }
-}
-
-/// The error of a ring that cannot be created, naming the cause and the knob.
-fn not_available(e: io::Error) -> io::Error {
-    let why = match e.raw_os_error() {
-        Some(libc::ENOSYS) => "ENOSYS: the kernel has no io_uring (older than 5.1, or built without CONFIG_IO_URING)",
-        Some(libc::EPERM) => {
-            "EPERM: io_uring is forbidden here (a seccomp filter, or the sysctl kernel.io_uring_disabled)"
-        }
-        Some(libc::ENOMEM) => "ENOMEM: the locked-memory limit is too low for the ring (ulimit -l, RLIMIT_MEMLOCK)",
-        _ => "the ring could not be created",
-    };
-    io::Error::new(e.kind(), format!("io_uring is not available: {why} ({e})"))
-}
-
-/// Whether a ring can be created here (an `Err` says why); the ring is closed again at once.
-pub(crate) fn check_available() -> io::Result<()> {
-    setup(RingOptions::default(), false).map(drop)
 }
 
 impl Driver {
@@ -486,133 +264,6 @@ impl Driver {
     /// Whether this kernel carries `op` on the ring (else it runs on libuv's thread pool).
     pub(crate) fn supports(&self, op: Op) -> bool {
         self.supported & op.bit() != 0
-    }
-
-    /// Reads at most `buf.len() - start` bytes (and at most 1 GiB) at `offset` (at the current position for
-    /// `None`: a file that is not seekable) into `buf[start..]`; `done` gets the count and the buffer, cut to
-    /// `start + count` bytes (so the bytes read are its last ones). The bytes are already initialised, so the
-    /// kernel's writes need no zero-filling first (memcheck cannot see writes through the ring: it keeps seeing
-    /// the old, defined values). `file` stays open until then. `EINVAL` for an offset past `i64::MAX`, as libuv
-    /// (the ring would take it for -1, "the current position").
-    pub(crate) fn read_at(
-        &self,
-        file: &Rc<uv::fs::File>,
-        mut buf: Vec<u8>,
-        start: usize,
-        offset: Option<u64>,
-        done: impl FnOnce(io::Result<usize>, Vec<u8>) + 'static,
-    ) -> io::Result<()> {
-        let offset = ring_offset(offset)?;
-        let start = start.min(buf.len());
-        let len = (buf.len() - start).min(1 << 30) as u32;
-        let dst = buf[start..].as_mut_ptr();
-        let entry = opcode::Read::new(types::Fd(file.fd()), dst, len).offset(offset).build();
-        let file: Rc<dyn Any> = file.clone();
-        // The Vec's heap block does not move when the Vec moves into the slot.
-        self.push(entry, Pending::Read { buf, start, _file: file, done: Box::new(done) })
-    }
-
-    /// Writes `buf` (at most 1 GiB of it) at `offset` (at the current position for `None`: a file that is not
-    /// seekable, or one in append mode, where the kernel writes at the end whatever the offset); `done` gets the
-    /// count written and the buffer. `EINVAL` for an offset past `i64::MAX`, as for [`Self::read_at`].
-    pub(crate) fn write_at(
-        &self,
-        file: &Rc<uv::fs::File>,
-        buf: Vec<u8>,
-        offset: Option<u64>,
-        done: impl FnOnce(io::Result<usize>, Vec<u8>) + 'static,
-    ) -> io::Result<()> {
-        let offset = ring_offset(offset)?;
-        let len = buf.len().min(1 << 30) as u32;
-        let entry = opcode::Write::new(types::Fd(file.fd()), buf.as_ptr(), len).offset(offset).build();
-        // A write to a pipe nobody reads may wait forever: such a write is cancelled at shutdown (see `Drop`).
-        let may_wait = !file.is_seekable();
-        let file: Rc<dyn Any> = file.clone();
-        self.push(entry, Pending::Write { buf, may_wait, _file: file, done: Box::new(done) })
-    }
-
-    /// Opens `path` (`openat` with `O_CLOEXEC`); `done` gets the file, owned by the uv layer.
-    ///
-    /// The kernel first tries an open inline with `O_NONBLOCK`, which it clears afterwards: for a FIFO that
-    /// does not wait for the other end, and a write-only open without a reader fails with `ENXIO`, where
-    /// `open(2)` would wait. `wait` sends the open to the kernel's workers at once (`IOSQE_ASYNC`), where it
-    /// waits as `open(2)` does (and can still be cancelled at shutdown); callers retry with it on `ENXIO`.
-    pub(crate) fn open(
-        &self,
-        path: &Path,
-        flags: OpenFlags,
-        mode: u32,
-        wait: bool,
-        done: impl FnOnce(io::Result<uv::fs::File>) + 'static,
-    ) -> io::Result<()> {
-        let path = c_path(path)?;
-        let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
-            .flags(flags.bits() | libc::O_CLOEXEC)
-            .mode(mode)
-            .build();
-        let entry = if wait { entry.flags(squeue::Flags::ASYNC) } else { entry };
-        self.push(entry, Pending::Open { _path: path, lp: self.lp.clone(), done: Box::new(done) })
-    }
-
-    /// The metadata of `path` (statx), following a final symbolic link if `follow`.
-    pub(crate) fn statx(
-        &self,
-        path: &Path,
-        follow: bool,
-        done: impl FnOnce(io::Result<Stat>) + 'static,
-    ) -> io::Result<()> {
-        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-        self.statx_at(libc::AT_FDCWD, c_path(path)?, flags, None, Box::new(done))
-    }
-
-    /// The metadata of an open file (statx with `AT_EMPTY_PATH`).
-    pub(crate) fn fstatx(
-        &self,
-        file: &Rc<uv::fs::File>,
-        done: impl FnOnce(io::Result<Stat>) + 'static,
-    ) -> io::Result<()> {
-        let keep: Rc<dyn Any> = file.clone();
-        self.statx_at(file.fd(), CString::default(), libc::AT_EMPTY_PATH, Some(keep), Box::new(done))
-    }
-
-    fn statx_at(
-        &self,
-        dirfd: i32,
-        path: CString,
-        flags: i32,
-        file: Option<Rc<dyn Any>>,
-        done: Box<dyn FnOnce(io::Result<Stat>)>,
-    ) -> io::Result<()> {
-        // SAFETY: `libc::statx` is a plain C struct of integers, for which all-zero bytes are a valid value.
-        let mut buf: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
-        let dst: *mut libc::statx = &mut *buf;
-        let entry = opcode::Statx::new(types::Fd(dirfd), path.as_ptr(), dst.cast::<types::statx>())
-            .flags(flags)
-            .mask(STATX_MASK)
-            .build();
-        self.push(entry, Pending::Statx { _path: path, buf, _file: file, done })
-    }
-
-    /// Flushes the file's data, and its metadata too unless `data_only` (fsync / fdatasync).
-    pub(crate) fn fsync(
-        &self,
-        file: &Rc<uv::fs::File>,
-        data_only: bool,
-        done: impl FnOnce(io::Result<()>) + 'static,
-    ) -> io::Result<()> {
-        let flags = if data_only { types::FsyncFlags::DATASYNC } else { types::FsyncFlags::empty() };
-        let entry = opcode::Fsync::new(types::Fd(file.fd())).flags(flags).build();
-        let keep: Rc<dyn Any> = file.clone();
-        self.push(entry, Pending::Status { _file: Some(keep), done: Box::new(done) })
-    }
-
-    /// Closes `file`; `EBUSY` (and the file is dropped, closing when its requests finish) while libuv requests
-    /// on it are in flight.
-    pub(crate) fn close(&self, file: uv::fs::File, done: impl FnOnce(io::Result<()>) + 'static) -> io::Result<()> {
-        let fd = file.into_owned_fd().map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))?;
-        // The descriptor is the kernel's to close from here on; until the completion, its number stays taken.
-        let entry = opcode::Close::new(types::Fd(fd.into_raw_fd())).build();
-        self.push(entry, Pending::Status { _file: None, done: Box::new(done) })
     }
 
     /// Puts `pending` in a slot and its entry in the submission queue (submitting first if the queue is full).
@@ -845,21 +496,4 @@ impl Drop for Driver {
             }
         }
     }
-}
-
-/// The offset of a read or write entry: `u64::MAX` (-1, "the current position") for `None`; `EINVAL` for an
-/// offset past `i64::MAX`, which the kernel would read as negative (-1 included), exactly as libuv reports it.
-fn ring_offset(offset: Option<u64>) -> io::Result<u64> {
-    match offset {
-        None => Ok(u64::MAX),
-        Some(offset) if i64::try_from(offset).is_ok() => Ok(offset),
-        Some(_) => Err(io::Error::from_raw_os_error(libc::EINVAL)),
-    }
-}
-
-/// A path as the kernel reads it; `EINVAL` (`InvalidInput`) for a NUL byte inside, exactly as the libuv
-/// engine reports it.
-fn c_path(path: &Path) -> io::Result<CString> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }

@@ -132,44 +132,6 @@ impl File {
     }
 }
 
-/// Reads served from the page cache only (Linux): see `fs::cached` for why.
-#[cfg(target_os = "linux")]
-impl File {
-    /// Reads at most `dst.len()` bytes at `pos` if the page cache holds them, never waiting for the disk
-    /// (`preadv2` with `RWF_NOWAIT`, Linux 4.14): `EAGAIN` if the first byte is not cached; fewer bytes than asked
-    /// if only the first ones are.
-    pub(crate) fn read_cached(&self, dst: &mut [u8], pos: u64) -> std::io::Result<usize> {
-        // SAFETY: `dst` is initialised memory, writable and exclusively borrowed for the call.
-        unsafe { self.preadv2_nowait(dst.as_mut_ptr(), dst.len(), pos) }
-    }
-
-    /// [`read_cached`](File::read_cached) into the spare capacity of `buf` (at most `max` bytes of it), whose
-    /// length grows by the bytes read.
-    pub(crate) fn read_cached_spare(&self, buf: &mut Vec<u8>, max: usize, pos: u64) -> std::io::Result<usize> {
-        let spare = buf.spare_capacity_mut();
-        let len = spare.len().min(max);
-        // SAFETY: the spare capacity is memory owned by `buf`, writable and exclusively borrowed for the call;
-        // `len` does not exceed it.
-        let n = unsafe { self.preadv2_nowait(spare.as_mut_ptr().cast(), len, pos)? };
-        // SAFETY: the kernel initialised the first `n <= len` bytes of the spare capacity.
-        unsafe { buf.set_len(buf.len() + n) };
-        Ok(n)
-    }
-
-    /// `preadv2(fd, {ptr, len}, pos, RWF_NOWAIT)`.
-    ///
-    /// # Safety
-    /// `ptr` must be valid for writes of `len` bytes for the duration of the call.
-    unsafe fn preadv2_nowait(&self, ptr: *mut u8, len: usize, pos: u64) -> std::io::Result<usize> {
-        let offset = libc::off_t::try_from(pos).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-        let iov = libc::iovec { iov_base: ptr.cast(), iov_len: len };
-        // SAFETY: `iov` describes `len` bytes at `ptr`, writable for the call (the caller's promise), and the
-        // kernel writes at most that many; the descriptor is open while `self` lives.
-        let n = unsafe { libc::preadv2(self.fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
-        usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
-    }
-}
-
 impl FileInner {
     fn take_fd(&mut self) -> sys::uv_file {
         std::mem::replace(&mut self.fd, -1)
