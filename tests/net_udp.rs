@@ -7,14 +7,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
+use common::udp::{datagram, recv_from};
 use uvio::net::UdpSocket;
 use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
-
-/// Waits at most a second: a lost datagram fails the test instead of hanging it.
-async fn recv_from(s: &UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
-    timeout(Duration::from_secs(1), s.recv_from(buf)).await.expect("datagram arrives").unwrap()
-}
 
 rt_test! {
     async fn round_trip_v4_with_sender_addresses() {
@@ -123,14 +119,6 @@ rt_test! {
         a.send_to(b"gone", to).await.unwrap();
         assert_eq!(recv_from(&b, &mut []).await.0, 0);
     }
-}
-
-/// Datagram `i`: its index, then a pattern of a length that varies with `i`.
-fn datagram(i: u32) -> Vec<u8> {
-    let len = 4 + (i as usize * 37) % 1400;
-    let mut d = i.to_le_bytes().to_vec();
-    d.extend((4..len).map(|k| (k as u32 ^ i.wrapping_mul(2654435761)) as u8));
-    d
 }
 
 rt_test! {
