@@ -4,12 +4,10 @@ mod common;
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::rc::Rc;
 use std::time::Duration;
 
 use common::udp::{datagram, recv_from};
 use uvio::net::UdpSocket;
-use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
 
 rt_test! {
@@ -188,28 +186,7 @@ rt_test! {
 
 rt_test! {
     async fn two_tasks_receiving_on_one_socket_both_get_a_datagram() {
-        let rx = Rc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let to = rx.local_addr().unwrap();
-        let tasks: Vec<_> = (0..2)
-            .map(|_| {
-                let rx = rx.clone();
-                spawn_local(async move {
-                    let mut buf = [0u8; 4];
-                    let (n, _) = recv_from(&rx, &mut buf).await;
-                    buf[..n].to_vec()
-                })
-            })
-            .collect();
-        sleep(Duration::from_millis(5)).await; // both are waiting now
-        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        tx.send_to(b"a", to).await.unwrap();
-        tx.send_to(b"b", to).await.unwrap();
-        let mut got = Vec::new();
-        for t in tasks {
-            got.push(t.await.unwrap());
-        }
-        got.sort();
-        assert_eq!(got, [b"a".to_vec(), b"b".to_vec()]);
+        common::udp::check_waiting_receivers_each_get_a_datagram(2).await;
     }
 }
 

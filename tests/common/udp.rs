@@ -18,3 +18,32 @@ pub fn datagram(i: u32) -> Vec<u8> {
     d.extend((4..len).map(|k| (k as u32 ^ i.wrapping_mul(2654435761)) as u8));
     d
 }
+
+/// `receivers` tasks wait on one socket at once, then as many one-byte datagrams arrive: each task gets one,
+/// none is lost or given twice.
+pub async fn check_waiting_receivers_each_get_a_datagram(receivers: u8) {
+    let rx = std::rc::Rc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let to = rx.local_addr().unwrap();
+    let tasks: Vec<_> = (0..receivers)
+        .map(|_| {
+            let rx = rx.clone();
+            uvio::spawn_local(async move {
+                let mut buf = [0u8; 4];
+                let (n, _) = recv_from(&rx, &mut buf).await;
+                buf[..n].to_vec()
+            })
+        })
+        .collect();
+    uvio::time::sleep(Duration::from_millis(5)).await; // every task waits now
+    let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sent: Vec<Vec<u8>> = (0..receivers).map(|i| vec![b'a' + i]).collect();
+    for d in &sent {
+        tx.send_to(d, to).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    got.sort();
+    assert_eq!(got, sent);
+}
