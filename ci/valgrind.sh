@@ -19,16 +19,16 @@ SKIP=(ten_thousand_concurrent_echo_tasks ${UVIO_VALGRIND_SKIP:-})
 #   and io_uring tests run where it is listed in EPOLL_BINS and RING_BINS (elsewhere they are skipped, to keep
 #   valgrind's run short: the same code paths run under valgrind in the listed binaries, and every engine runs
 #   natively in `cargo test`).
-# - Any other binary runs with UVIO_BACKEND=libuv, and again with epoll and io_uring where it is listed. The
-#   binaries that ask for io_uring themselves (engine_io_uring, engine_uring_net, uring_cancel_stress) run in the
-#   libuv pass. async_emfile runs on libuv only: valgrind emulates RLIMIT_NOFILE in its syscall wrappers (it keeps
+# - Any other binary runs with UVIO_BACKEND=libuv, and again with epoll and io_uring where it is listed. The binaries
+#   that ask for io_uring themselves (engine_io_uring, engine_io_uring_net, engine_io_uring_cancel) run in the libuv
+#   pass. net_tcp_emfile runs on libuv only: valgrind emulates RLIMIT_NOFILE in its syscall wrappers (it keeps
 #   descriptors of its own above the limit), so an accept4 it wraps, or an accept the ring does in the kernel, sees
 #   another limit than the test set, and the epoll and io_uring runs would test valgrind instead of uvio
 #   (UVIO_BACKEND=libuv makes its one test run once, on libuv).
 SKIP_BINS=()
-EPOLL_BINS=(net_tcp net_udp net_unix tokio_io engine_epoll engine_epoll_udp host_loop async_process rt_lifecycle faults
-    bad_input)
-RING_BINS=(net_tcp net_unix tokio_io async_fs rt_lifecycle faults bad_input)
+EPOLL_BINS=(net_tcp net_udp net_unix net_tokio_io engine_epoll engine_epoll_udp rt_host_loop process_unix rt_lifecycle
+    api_faults api_bad_input)
+RING_BINS=(net_tcp net_unix net_tokio_io fs_async rt_lifecycle api_faults api_bad_input)
 # The cancellation stress test runs fewer operations under valgrind (natively: 100 000).
 export UVIO_STRESS_OPS=${UVIO_STRESS_OPS:-5000}
 # The server tests drive fewer concurrent connections under valgrind (natively: 1000).

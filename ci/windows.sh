@@ -57,8 +57,8 @@ wine_limit() { WINE_LIMITS[$1]+=" $2"; }
 # Wine 8 does not set a file's access time: libuv's `fs_utime` and `fs_futime` fail the same way under Wine
 # ("Assertion failed in test/test-fs.c on line 893: `st_atim == atime` (1796437293.210196 == 400497753.250000)":
 # the access time stays "now").
-wine_limit fs utime_and_futime_round_trip
-wine_limit fs utime_now_sets_the_current_time
+wine_limit uv_fs utime_and_futime_round_trip
+wine_limit uv_fs utime_now_sets_the_current_time
 # Wine 8 lets a second server create a pipe instance under a name another server holds (Windows refuses with
 # ERROR_ACCESS_DENIED, which libuv reports as EADDRINUSE): libuv's `pipe_bind_error_addrinuse` fails the same
 # way under Wine ("test/test-pipe-bind-error.c on line 57: `r == UV_EADDRINUSE` (0 == -4091)").
@@ -233,14 +233,14 @@ for exe in "${test_exes[@]}"; do
     elif [ -z "$result" ] || [ $rc != 0 ]; then
         status="  FAILED (exit status $rc)"
     fi
-    printf '%-22s %4d passed %4d failed %4d listed as Wine limits%s\n' "$name" "$passed" "$failed" "$listed" "$status"
+    printf '%-26s %4d passed %4d failed %4d listed as Wine limits%s\n' "$name" "$passed" "$failed" "$listed" "$status"
     if [ -n "$status" ]; then
         bad_binaries+=("$name")
         grep -E '^(test .* FAILED|---- |thread .* panicked)' "$log" | head -n 40 | sed 's/^/    /' || true
         echo "    (full output: $log)"
     fi
 done
-printf '%-22s %4d passed %4d failed %4d listed as Wine limits\n' TOTAL "$total_passed" "$total_failed" "$total_listed"
+printf '%-26s %4d passed %4d failed %4d listed as Wine limits\n' TOTAL "$total_passed" "$total_failed" "$total_listed"
 tests_seconds=$((SECONDS - build_seconds))
 
 if [ $# -gt 0 ]; then

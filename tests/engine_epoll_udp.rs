@@ -16,19 +16,7 @@ use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
 
 use common::epoll::run;
-
-/// Waits at most a second: a lost datagram fails the test instead of hanging it.
-async fn recv_from(s: &UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
-    timeout(Duration::from_secs(1), s.recv_from(buf)).await.expect("datagram arrives").unwrap()
-}
-
-/// Datagram `i`: its index, then a pattern of a length that varies with `i` (4 to 1403 bytes).
-fn datagram(i: u32) -> Vec<u8> {
-    let len = 4 + (i as usize * 37) % 1400;
-    let mut d = i.to_le_bytes().to_vec();
-    d.extend((4..len).map(|k| (k as u32 ^ i.wrapping_mul(2654435761)) as u8));
-    d
-}
+use common::udp::{check_waiting_receivers_each_get_a_datagram, datagram, recv_from};
 
 #[test]
 fn round_trip_v4_byte_exact_with_sender_addresses() {
@@ -125,31 +113,7 @@ fn a_receiver_waiting_before_the_sender_sends_gets_woken() {
 
 #[test]
 fn several_tasks_waiting_on_one_socket_are_all_served() {
-    run(async {
-        let rx = Rc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let to = rx.local_addr().unwrap();
-        let tasks: Vec<_> = (0..3)
-            .map(|_| {
-                let rx = rx.clone();
-                spawn_local(async move {
-                    let mut buf = [0u8; 4];
-                    let (n, _) = recv_from(&rx, &mut buf).await;
-                    buf[..n].to_vec()
-                })
-            })
-            .collect();
-        sleep(Duration::from_millis(5)).await; // all three wait now
-        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        for d in [b"a", b"b", b"c"] {
-            tx.send_to(d, to).await.unwrap();
-        }
-        let mut got = Vec::new();
-        for t in tasks {
-            got.push(t.await.unwrap());
-        }
-        got.sort();
-        assert_eq!(got, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
-    });
+    run(check_waiting_receivers_each_get_a_datagram(3));
 }
 
 #[test]

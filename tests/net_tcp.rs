@@ -428,54 +428,15 @@ rt_test! {
 
 rt_test! {
     async fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
-        use std::io::{Read, Write};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        let (mut server, _) = listener.accept().await.unwrap();
-        client.write_all(b"hello world").await.unwrap();
-        client.flush().await.unwrap();
-        let mut first = [0u8; 5];
-        server.read_exact(&mut first).await.unwrap();
-        assert_eq!(&first, b"hello");
-        sleep(Duration::from_millis(20)).await; // the rest arrives, and the engine may take it in
-        // Bytes written through uvio just before the hand-over still reach the peer.
-        server.write_all(&[b'x'; 4_000]).await.unwrap();
-        let (mut std_server, unread) = server.into_std().await.unwrap();
-        client.write_all(b" and more").await.unwrap();
-        client.close().await.unwrap();
-        let mut rest = Vec::new();
-        std_server.read_to_end(&mut rest).unwrap(); // blocking mode
-        assert_eq!([unread, rest].concat(), b" world and more", "every byte once, in order");
-        std_server.write_all(b"!").unwrap();
-        drop(std_server);
-        let mut echoed = Vec::new();
-        client.read_to_end(&mut echoed).await.unwrap();
-        assert_eq!(echoed.len(), 4_001);
-        assert!(echoed[..4_000].iter().all(|&b| b == b'x'));
-        assert_eq!(echoed[4_000], b'!');
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        common::check_stream_into_std(client, server, TcpStream::into_std).await;
     }
 }
 
 /// The most one `write` call takes on any engine (documented on `TcpStream`).
 const WRITE_BOUND: usize = 256 * 1024;
-
-/// Runs the test named `name` alone in a child process (this test binary, filtered to that test), so what it
-/// measures about the process (its memory) is not blurred by other tests running beside it. Returns `true` in
-/// the child, where the caller runs the test body; in the parent, asserts that the child passed.
-fn alone_in_child(name: &str) -> bool {
-    const CHILD: &str = "UVIO_TEST_ALONE";
-    if std::env::var_os(CHILD).is_some() {
-        return true;
-    }
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--test-threads=1", "--nocapture"])
-        .env(CHILD, "1")
-        .status()
-        .unwrap();
-    assert!(status.success(), "{name} failed in its child process: {status}");
-    false
-}
 
 /// This process's resident memory, in bytes (Linux).
 fn rss() -> Option<usize> {
@@ -519,7 +480,7 @@ rt_test! {
 rt_test! {
     fn a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte() {
         use std::io::Read;
-        if !alone_in_child(&format!("a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte::{ENGINE}")) {
+        if !common::in_child(&format!("a_fast_writer_to_a_slow_reader_keeps_memory_bounded_and_every_byte::{ENGINE}")) {
             return;
         }
         const TOTAL: usize = 64 << 20;

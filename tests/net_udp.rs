@@ -4,17 +4,11 @@ mod common;
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::rc::Rc;
 use std::time::Duration;
 
+use common::udp::{datagram, recv_from};
 use uvio::net::UdpSocket;
-use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
-
-/// Waits at most a second: a lost datagram fails the test instead of hanging it.
-async fn recv_from(s: &UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
-    timeout(Duration::from_secs(1), s.recv_from(buf)).await.expect("datagram arrives").unwrap()
-}
 
 rt_test! {
     async fn round_trip_v4_with_sender_addresses() {
@@ -125,14 +119,6 @@ rt_test! {
     }
 }
 
-/// Datagram `i`: its index, then a pattern of a length that varies with `i`.
-fn datagram(i: u32) -> Vec<u8> {
-    let len = 4 + (i as usize * 37) % 1400;
-    let mut d = i.to_le_bytes().to_vec();
-    d.extend((4..len).map(|k| (k as u32 ^ i.wrapping_mul(2654435761)) as u8));
-    d
-}
-
 rt_test! {
     async fn a_thousand_datagrams_in_windows_of_50_arrive_byte_exact() {
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -200,28 +186,7 @@ rt_test! {
 
 rt_test! {
     async fn two_tasks_receiving_on_one_socket_both_get_a_datagram() {
-        let rx = Rc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let to = rx.local_addr().unwrap();
-        let tasks: Vec<_> = (0..2)
-            .map(|_| {
-                let rx = rx.clone();
-                spawn_local(async move {
-                    let mut buf = [0u8; 4];
-                    let (n, _) = recv_from(&rx, &mut buf).await;
-                    buf[..n].to_vec()
-                })
-            })
-            .collect();
-        sleep(Duration::from_millis(5)).await; // both are waiting now
-        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        tx.send_to(b"a", to).await.unwrap();
-        tx.send_to(b"b", to).await.unwrap();
-        let mut got = Vec::new();
-        for t in tasks {
-            got.push(t.await.unwrap());
-        }
-        got.sort();
-        assert_eq!(got, [b"a".to_vec(), b"b".to_vec()]);
+        common::udp::check_waiting_receivers_each_get_a_datagram(2).await;
     }
 }
 

@@ -347,29 +347,11 @@ rt_test! {
 
 rt_test! {
     async fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
-        use std::io::{Read, Write};
         let dir = TempDir::new("unix-stream-intostd");
         let path = sock(&dir);
         let listener = UnixListener::bind(&path).unwrap();
-        let mut client = UnixStream::connect(&path).await.unwrap();
-        let (mut server, _) = listener.accept().await.unwrap();
-        client.write_all(b"hello world").await.unwrap();
-        let mut first = [0u8; 5];
-        server.read_exact(&mut first).await.unwrap();
-        assert_eq!(&first, b"hello");
-        sleep(Duration::from_millis(20)).await;
-        server.write_all(&[b'x'; 4_000]).await.unwrap();
-        let (mut std_server, unread) = server.into_std().await.unwrap();
-        client.write_all(b" and more").await.unwrap();
-        client.close().await.unwrap();
-        let mut rest = Vec::new();
-        std_server.read_to_end(&mut rest).unwrap();
-        assert_eq!([unread, rest].concat(), b" world and more");
-        std_server.write_all(b"!").unwrap();
-        drop(std_server);
-        let mut echoed = Vec::new();
-        client.read_to_end(&mut echoed).await.unwrap();
-        assert_eq!(echoed.len(), 4_001);
-        assert_eq!(echoed[4_000], b'!');
+        let client = UnixStream::connect(&path).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        common::check_stream_into_std(client, server, UnixStream::into_std).await;
     }
 }

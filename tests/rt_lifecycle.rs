@@ -140,11 +140,6 @@ rt_test! {
     }
 }
 
-/// libuv's pool size: `UV_THREADPOOL_SIZE` (clamped to 1..=1024) or 4.
-fn pool_size() -> usize {
-    std::env::var("UV_THREADPOOL_SIZE").ok().and_then(|v| v.parse().ok()).map_or(4, |n: usize| n.clamp(1, 1024))
-}
-
 rt_test! {
     fn spawn_blocking_handles_resolve_when_their_runtime_is_dropped() {
         let (running, queued) = within(20, || {
@@ -154,7 +149,7 @@ rt_test! {
             let release_rx = std::sync::Arc::new(std::sync::Mutex::new(release_rx));
             let (running, queued) = rt.block_on(async {
                 // Every pool thread runs one of these until released; the last job waits in the queue.
-                let running: Vec<_> = (0..pool_size())
+                let running: Vec<_> = (0..common::pool_size())
                     .map(|i| {
                         let (started, release) = (started_tx.clone(), release_rx.clone());
                         uvio::task::spawn_blocking(move || {
@@ -167,7 +162,7 @@ rt_test! {
                 let queued = uvio::task::spawn_blocking(|| usize::MAX);
                 (running, queued)
             });
-            for _ in 0..pool_size() {
+            for _ in 0..common::pool_size() {
                 started_rx.recv_timeout(Duration::from_secs(10)).expect("every pool thread runs a job");
             }
             let releaser = std::thread::spawn(move || {
@@ -179,7 +174,7 @@ rt_test! {
             let running: Vec<_> = running.into_iter().map(|h| futures::executor::block_on(h).unwrap()).collect();
             (running, futures::executor::block_on(queued))
         });
-        assert_eq!(running, (0..pool_size()).collect::<Vec<_>>());
+        assert_eq!(running, (0..common::pool_size()).collect::<Vec<_>>());
         assert!(queued.unwrap_err().is_cancelled());
     }
 }

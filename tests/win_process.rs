@@ -1,4 +1,4 @@
-//! Windows child processes (the Unix suite, tests/async_process.rs, cannot speak for them): a program found on
+//! Windows child processes (the Unix suite, tests/process_unix.rs, cannot speak for them): a program found on
 //! PATH without its `.exe`, arguments quoted onto one command line and split back by the child, non-ASCII
 //! arguments (UTF-16), exit codes, and a child ended by `TerminateProcess`. The child is this test binary
 //! itself, started in a helper mode (an environment variable) that the normal run ignores.

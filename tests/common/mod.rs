@@ -1,4 +1,15 @@
 //! Shared test helpers: every test ends with `close_clean(lp)`, libuv's "no handle leaked" discipline.
+//!
+//! Test files (one binary each) are named `<layer>_<subject>.rs`, the layer being the part of uvio they test:
+//! - `uv_*`: the safe libuv layer (`uvio::uv`: loop, handles, requests, errors), driven by hand on a `Loop`;
+//! - `rt_*`: the runtime (block_on, tasks, lifecycle, timers, a runtime on a host's loop);
+//! - `net_*`, `fs_*`, `process_*`, `signal_*`: the public async types of `uvio::net`, `uvio::fs`,
+//!   `uvio::process`, `uvio::signal`, on every engine (`rt_test!`);
+//! - `api_*`: the whole public API at once (bad input, faults), on every engine;
+//! - `engine_<name>_*`: one engine asked for explicitly (`engine_select` is how an engine is chosen);
+//! - `win_*`: Windows only. A platform-only suite of another layer says so after the subject (`process_unix`).
+//!
+//! Property tests keep their layer first too (`uv_prop_handles`, `net_prop_streams`).
 #![allow(dead_code)]
 
 use uvio::uv::{Loop, RunMode};
@@ -8,6 +19,7 @@ pub mod epoll;
 #[cfg(target_os = "linux")]
 pub mod ring;
 pub mod rt;
+pub mod udp;
 
 /// Echoes everything `conn` reads back to it until EOF or an error, then closes it.
 pub async fn echo<S: futures::AsyncRead + futures::AsyncWrite + Unpin>(mut conn: S) {
@@ -172,4 +184,98 @@ impl Drop for LimitGuard {
 pub fn highest_open_fd() -> i32 {
     // SAFETY: F_GETFD only queries the descriptor table; invalid numbers fail with EBADF.
     (0..4096).rev().find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1).unwrap_or(2)
+}
+
+/// Opens `/dev/null` until the descriptor table is full (the open fails with EMFILE, asserted); returns the
+/// files that filled it (dropping them frees the table again).
+#[cfg(unix)]
+pub fn fill_descriptor_table() -> Vec<std::fs::File> {
+    let mut fillers = Vec::new();
+    let full = loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => fillers.push(f),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(full.raw_os_error(), Some(libc::EMFILE));
+    assert!(!fillers.is_empty(), "the limit left room for at least one file");
+    fillers
+}
+
+/// Runs the loop until `done()` holds. A repeating timer wakes the loop so the condition is re-checked; a
+/// generous deadline turns a hang into a failure.
+pub fn run_until(lp: &Loop, mut done: impl FnMut() -> bool) {
+    let tick = uvio::uv::Timer::new(lp).unwrap();
+    let every = std::time::Duration::from_millis(20);
+    tick.start(every, Some(every), |_| {}).unwrap();
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "run_until timed out");
+        lp.run(RunMode::Once).unwrap();
+    }
+}
+
+/// libuv's pool size: `UV_THREADPOOL_SIZE` (clamped to 1..=1024) or 4.
+pub fn pool_size() -> usize {
+    std::env::var("UV_THREADPOOL_SIZE").ok().and_then(|v| v.parse().ok()).map_or(4, |n: usize| n.clamp(1, 1024))
+}
+
+/// Runs the test named `name` (its full name, `module::engine` for an `rt_test!`) alone in a child process:
+/// this test binary, filtered to that one test. For a test whose failure mode is an abort (which must not take
+/// the whole binary down) or that measures the process (its memory, which other tests beside it would blur).
+/// Returns `true` in the child, where the caller runs the test body; in the parent, asserts that the child ran
+/// exactly that test and it passed, and returns `false`.
+pub fn in_child(name: &str) -> bool {
+    const CHILD: &str = "UVIO_TEST_IN_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} failed in its child process ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// The hand-over of a connected stream to std (`into_std`), for TCP and Unix sockets alike: `server` has read
+/// part of what `client` sent and queued writes of its own; `into_std` gives back the blocking std stream and
+/// the bytes the engine had already taken in. Checked: every byte `client` sent arrives once, in order (the
+/// unread ones, then the std stream's), and `client` gets what was queued before the hand-over and then what
+/// std writes.
+pub async fn check_stream_into_std<S, Std, Fut>(mut client: S, mut server: S, into_std: impl FnOnce(S) -> Fut)
+where
+    S: futures::AsyncRead + futures::AsyncWrite + Unpin,
+    Std: std::io::Read + std::io::Write,
+    Fut: std::future::Future<Output = std::io::Result<(Std, Vec<u8>)>>,
+{
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    client.write_all(b"hello world").await.unwrap();
+    client.flush().await.unwrap();
+    let mut first = [0u8; 5];
+    server.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"hello");
+    uvio::time::sleep(std::time::Duration::from_millis(20)).await; // the rest arrives, and the engine may take it in
+                                                                   // Bytes written through uvio just before the hand-over still reach the peer.
+    server.write_all(&[b'x'; 4_000]).await.unwrap();
+    let (mut std_server, unread) = into_std(server).await.unwrap();
+    client.write_all(b" and more").await.unwrap();
+    client.close().await.unwrap();
+    let mut rest = Vec::new();
+    std_server.read_to_end(&mut rest).unwrap(); // blocking mode
+    assert_eq!([unread, rest].concat(), b" world and more", "every byte once, in order");
+    std_server.write_all(b"!").unwrap();
+    drop(std_server);
+    let mut echoed = Vec::new();
+    client.read_to_end(&mut echoed).await.unwrap();
+    assert_eq!(echoed.len(), 4_001);
+    assert!(echoed[..4_000].iter().all(|&b| b == b'x'));
+    assert_eq!(echoed[4_000], b'!');
 }

@@ -327,29 +327,6 @@ fn libuv_version_is_1_x() {
     assert!(v.split('.').count() >= 3, "{v}");
 }
 
-/// Runs the test named `name` in a child process (this test binary, filtered to that test) and asserts that
-/// it passed there: a test whose failure mode is an abort must not take the whole test binary down with it.
-/// Returns `true` in the child, where the caller runs the test body.
-fn in_child(name: &str) -> bool {
-    const CHILD: &str = "UVIO_TEST_IN_CHILD";
-    if std::env::var_os(CHILD).is_some() {
-        return true;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--test-threads=1", "--nocapture"])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} failed in its child process ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    false
-}
-
 /// A panic payload whose destructor panics too.
 struct PanicsOnDrop(&'static str);
 
@@ -368,7 +345,7 @@ fn drop_caught(payload: Box<dyn std::any::Any + Send>) {
 
 #[test]
 fn two_callbacks_panicking_in_one_iteration_with_panicking_payloads_do_not_abort() {
-    if !in_child("two_callbacks_panicking_in_one_iteration_with_panicking_payloads_do_not_abort") {
+    if !common::in_child("two_callbacks_panicking_in_one_iteration_with_panicking_payloads_do_not_abort") {
         return;
     }
     let lp = Loop::new().unwrap();
@@ -393,7 +370,7 @@ fn two_callbacks_panicking_in_one_iteration_with_panicking_payloads_do_not_abort
 
 #[test]
 fn a_task_panicking_with_a_panicking_payload_neither_aborts_nor_escapes() {
-    if !in_child("a_task_panicking_with_a_panicking_payload_neither_aborts_nor_escapes") {
+    if !common::in_child("a_task_panicking_with_a_panicking_payload_neither_aborts_nor_escapes") {
         return;
     }
     let rt = uvio::Runtime::new().unwrap();

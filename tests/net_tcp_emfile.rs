@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{highest_open_fd, LimitGuard};
+use common::{fill_descriptor_table, highest_open_fd, LimitGuard};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use uvio::net::TcpListener;
 use uvio::spawn_local;
@@ -46,14 +46,7 @@ fn accept_out_of_descriptors_on(engine: &str) {
         let limit = LimitGuard::lower_to(highest_open_fd() as u64 + 1 + 16);
         // A client whose connection waits in the listen backlog, then a full descriptor table.
         let mut victim = std::net::TcpStream::connect(addr).unwrap();
-        let mut fillers = Vec::new();
-        let full = loop {
-            match std::fs::File::open("/dev/null") {
-                Ok(f) => fillers.push(f),
-                Err(e) => break e,
-            }
-        };
-        assert_eq!(full.raw_os_error(), Some(libc::EMFILE));
+        let fillers = fill_descriptor_table();
         // Now an echo server starts accepting (io_uring's multishot accept takes the descriptor limit in force
         // when it is submitted, so it must start after the limit is lowered). It records what `accept` returned
         // and backs off after an error, as a real server should (retrying at once would only meet EMFILE again).

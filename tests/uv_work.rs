@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::close_clean;
+use common::{close_clean, pool_size};
 use static_assertions::assert_not_impl_any;
 use uvio::uv::{queue_work, Loop, RunMode, WorkHandle};
 use uvio::Error;
@@ -19,11 +19,6 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Serialises the tests that occupy every pool thread (two of them at once could each wait for the other).
 static POOL: Mutex<()> = Mutex::new(());
-
-/// libuv's pool size: `UV_THREADPOOL_SIZE` (clamped to 1..=1024) or 4.
-fn pool_size() -> usize {
-    std::env::var("UV_THREADPOOL_SIZE").ok().and_then(|v| v.parse().ok()).map_or(4, |n: usize| n.clamp(1, 1024))
-}
 
 /// Occupies every pool thread with a job that waits for the returned sender (dropping it releases them), and
 /// returns only once all of them are running.

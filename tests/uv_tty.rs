@@ -9,10 +9,9 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use common::{close_clean, TempDir};
-use uvio::uv::{guess_handle, reset_mode, GuessedHandle, Handle, Loop, RunMode, Timer, Tty, TtyMode};
+use common::{close_clean, run_until, TempDir};
+use uvio::uv::{guess_handle, reset_mode, GuessedHandle, Handle, Loop, Tty, TtyMode};
 use uvio::Error;
 
 static_assertions::assert_not_impl_any!(Tty: Send, Sync);
@@ -21,16 +20,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn run_until(lp: &Loop, mut done: impl FnMut() -> bool) {
-    let tick = Timer::new(lp).unwrap();
-    tick.start(Duration::from_millis(20), Some(Duration::from_millis(20)), |_| {}).unwrap();
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "run_until timed out");
-        lp.run(RunMode::Once).unwrap();
-    }
 }
 
 /// A new pseudo-terminal: (master, slave). Call with the `SERIAL` lock held (`ptsname` is not reentrant).

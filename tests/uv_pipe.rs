@@ -9,25 +9,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
-use common::{close_clean, TempDir};
-use uvio::uv::{Handle, Loop, Pending, PendingType, Pipe, RunMode, SendHandle, Tcp, Timer};
+use common::{close_clean, run_until, TempDir};
+use uvio::uv::{Handle, Loop, Pending, PendingType, Pipe, RunMode, SendHandle, Tcp};
 use uvio::Error;
 
 static_assertions::assert_not_impl_any!(Pipe: Send, Sync);
-
-/// Runs the loop until `done()` holds; a repeating timer wakes it, a generous deadline turns hangs into
-/// failures.
-fn run_until(lp: &Loop, mut done: impl FnMut() -> bool) {
-    let tick = Timer::new(lp).unwrap();
-    tick.start(Duration::from_millis(20), Some(Duration::from_millis(20)), |_| {}).unwrap();
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "run_until timed out");
-        lp.run(RunMode::Once).unwrap();
-    }
-}
 
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len).map(|i| ((i as u32).wrapping_mul(17).wrapping_add(seed) % 253) as u8).collect()

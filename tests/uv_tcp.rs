@@ -7,27 +7,15 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::close_clean;
-use uvio::uv::{Handle, Loop, RunMode, Tcp, TcpBindFlags, Timer};
+use common::{close_clean, run_until};
+use uvio::uv::{Handle, Loop, RunMode, Tcp, TcpBindFlags};
 use uvio::Error;
 
 static_assertions::assert_not_impl_any!(Tcp: Send, Sync);
 
 const LOCAL4: &str = "127.0.0.1:0";
-
-/// Runs the loop until `done()` holds. A repeating timer wakes the loop so the condition is re-checked; a
-/// generous deadline turns a hang into a failure.
-fn run_until(lp: &Loop, mut done: impl FnMut() -> bool) {
-    let tick = Timer::new(lp).unwrap();
-    tick.start(Duration::from_millis(20), Some(Duration::from_millis(20)), |_| {}).unwrap();
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "run_until timed out");
-        lp.run(RunMode::Once).unwrap();
-    }
-}
 
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len).map(|i| ((i as u32).wrapping_mul(31).wrapping_add(seed) % 251) as u8).collect()

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::{close_clean, highest_open_fd, LimitGuard};
+use common::{close_clean, fill_descriptor_table, highest_open_fd, LimitGuard};
 use uvio::uv::{Loop, RunMode, Tcp, Timer};
 
 /// Runs the loop without blocking until `step` returns `Some`, sleeping briefly between rounds because the
@@ -74,15 +74,7 @@ fn listener_out_of_descriptors_sheds_load_then_recovers() {
     // A client whose connection waits in the listen backlog, then a full descriptor table.
     let mut victim = std::net::TcpStream::connect(addr).unwrap();
     victim.set_nonblocking(true).unwrap();
-    let mut fillers = Vec::new();
-    let full = loop {
-        match std::fs::File::open("/dev/null") {
-            Ok(f) => fillers.push(f),
-            Err(e) => break e,
-        }
-    };
-    assert_eq!(full.raw_os_error(), Some(libc::EMFILE));
-    assert!(!fillers.is_empty());
+    let fillers = fill_descriptor_table();
 
     // libuv's accept fails with EMFILE; it frees its spare descriptor, accepts and closes the pending
     // connection (shedding load), and does not call the connection callback: the victim sees the end.
