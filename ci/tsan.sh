@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 rustup toolchain install nightly --profile minimal --component rust-src >/dev/null
 bins=("$@")
-[ ${#bins[@]} -gt 0 ] || bins=(runtime rt_lifecycle async_ work loop_ net_server rt_health)
+[ ${#bins[@]} -gt 0 ] || bins=(rt_tasks rt_lifecycle uv_async uv_work uv_loop net_server rt_health)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/tsan}
 export RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" CFLAGS="-fsanitize=thread"
 export TSAN_OPTIONS="halt_on_error=0 report_signal_unsafe=0 exitcode=66"

@@ -5,7 +5,7 @@
 #![cfg(unix)]
 mod common;
 
-use common::{highest_open_fd, LimitGuard};
+use common::{fill_descriptor_table, highest_open_fd, LimitGuard};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use uvio::net::{TcpListener, TcpStream, UdpSocket, UnixStream};
 
@@ -32,14 +32,7 @@ fn out_of_descriptors_on(engine: &str) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limit = LimitGuard::lower_to(highest_open_fd() as u64 + 1 + 16);
-        let mut fillers = Vec::new();
-        let full = loop {
-            match std::fs::File::open("/dev/null") {
-                Ok(f) => fillers.push(f),
-                Err(e) => break e,
-            }
-        };
-        assert!(is_emfile(&full), "{full:?}");
+        let fillers = fill_descriptor_table();
 
         let err = TcpStream::connect(addr).await.expect_err("connect with no descriptor left");
         assert!(is_emfile(&err), "[{engine}] connect: {err:?}");
