@@ -47,7 +47,8 @@ Options:
   --max-seconds S          stop by itself after S seconds (fractions allowed) [default: run until Ctrl-C]
   -h, --help               print this help
 
-Ctrl-C stops accepting, lets open connections finish for up to 2 s, prints a summary and exits 0.
+Ctrl-C stops accepting, lets open connections finish for up to 2 s, prints a summary and exits 0; a second
+Ctrl-C ends it at once.
 ";
 
 /// How long open connections may take to finish once the server stops.
