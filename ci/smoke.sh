@@ -12,6 +12,51 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build --release --examples --features tokio-io
+examples=./target/release/examples
+
+# Runs an example, expecting exit status $1; its stdout and stderr land in $tmp/out and $tmp/err.
+expect_status() {
+    local want=$1 got=0
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err" </dev/null || got=$?
+    if [ "$got" != "$want" ]; then
+        echo "expected exit status $want from: $*; got $got"
+        cat "$tmp/out" "$tmp/err"
+        exit 1
+    fi
+}
+# Checks that $1 (out or err) of the last expect_status run has a line matching the fixed string $2.
+expect_line() {
+    grep -qF -- "$2" "$tmp/$1" || { echo "expected '$2' in $1 of the last run; got:"; cat "$tmp/out" "$tmp/err"; exit 1; }
+}
+
+echo "--- command lines: --help, usage errors"
+for ex in tour cat spawn echo_server http_server; do
+    for help in --help -h; do
+        expect_status 0 "$examples/$ex" "$help"
+        expect_line out "Usage: $ex"
+    done
+    expect_status 2 "$examples/$ex" --no-such-flag
+    expect_line err "error: invalid option '--no-such-flag'"
+    expect_line err "hint: run \`$ex --help\` for usage"
+done
+expect_status 2 "$examples/echo_server" --prot 1
+expect_line err "error: invalid option '--prot'"
+expect_status 2 "$examples/echo_server" --port abc
+expect_line err 'error: --port: invalid digit found in string "abc"'
+expect_status 2 "$examples/echo_server" --port
+expect_line err "error: missing argument for option '--port'"
+expect_status 2 "$examples/http_server" --max-seconds -1
+expect_line err "error: --max-seconds:"
+expect_status 2 "$examples/echo_server" --backend nonsense
+expect_line err 'error: --backend: unknown or unsupported uvio backend "nonsense"'
+expect_status 2 "$examples/echo_server" --api nonsense
+expect_line err 'error: --api: unknown API "nonsense"'
+expect_status 2 "$examples/cat"
+expect_line err "error: no FILE given"
+printf 'a file named like a flag\n' >"$tmp/--help"
+(cd "$tmp" && expect_status 0 "$OLDPWD/$examples/cat" -- --help)
+expect_line out "a file named like a flag"
 
 echo "--- tour"
 cargo run --release --quiet --example tour | tee "$tmp/tour.out"
@@ -33,9 +78,21 @@ cargo run --release --quiet --example spawn -- sh -c 'echo to-out; echo to-err >
 grep -q "to-out" "$tmp/spawn2.out"
 grep -q "to-err" "$tmp/spawn2.out"
 
+# Sends SIGINT (Ctrl-C) to the running server, which must exit 0 within its 2 s drain plus a margin, having
+# printed its summary line (matched against the basic regex $2).
+interrupt_server() {
+    local out=$1 summary=$2 status=0 started=$SECONDS
+    kill -INT "$server_pid"
+    wait "$server_pid" || status=$?
+    server_pid=""
+    [ "$status" = 0 ] || { echo "exit status $status after SIGINT (want 0)"; cat "$out"; exit 1; }
+    [ $((SECONDS - started)) -le 4 ] || { echo "took $((SECONDS - started)) s to stop after SIGINT"; cat "$out"; exit 1; }
+    grep -q "$summary" "$out" || { echo "no summary '$summary' after SIGINT"; cat "$out"; exit 1; }
+}
+
 for api in async callback; do
     echo "--- echo_server --api $api"
-    ./target/release/examples/echo_server --api "$api" --port 0 --max-seconds 60 >"$tmp/echo.out" &
+    "$examples/echo_server" --api "$api" --port 0 --max-seconds 60 >"$tmp/echo.out" &
     server_pid=$!
     for _ in $(seq 1 100); do
         grep -q "listening on" "$tmp/echo.out" 2>/dev/null && break
@@ -43,21 +100,25 @@ for api in async callback; do
     done
     port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/echo.out")
     [ -n "$port" ] || { echo "echo_server did not start"; cat "$tmp/echo.out"; exit 1; }
+    # A second server on the same port fails with the address in its message.
+    expect_status 1 "$examples/echo_server" --api "$api" --port "$port"
+    expect_line err "error: cannot listen on 127.0.0.1:$port: Address already in use"
+    sent=0
     for i in 1 2 3; do
         exec 3<>"/dev/tcp/127.0.0.1/$port"
         msg="hello uvio $api $i $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+        sent=$((sent + ${#msg}))
         printf '%s' "$msg" >&3
         reply=""
         IFS= read -r -t 5 -N "${#msg}" reply <&3 || true
         exec 3<&- 3>&-
         [ "$reply" = "$msg" ] || { echo "echo mismatch: '$reply' != '$msg'"; exit 1; }
     done
-    kill "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
+    interrupt_server "$tmp/echo.out" "^echo_server stopped (interrupted): 3 connections served, $sent bytes in, $sent bytes out$"
+    cat "$tmp/echo.out"
 done
 echo "--- http_server (hyper on uvio) under wrk -t1 -c50 -d5s"
-./target/release/examples/http_server --port 0 --max-seconds 60 >"$tmp/http.out" &
+"$examples/http_server" --port 0 --max-seconds 60 >"$tmp/http.out" &
 server_pid=$!
 for _ in $(seq 1 100); do
     grep -q "listening on" "$tmp/http.out" 2>/dev/null && break
@@ -69,8 +130,7 @@ curl -fsS "http://127.0.0.1:$port/" | grep -qx "Hello from uvio"
 wrk -t1 -c50 -d5s "http://127.0.0.1:$port/" | tee "$tmp/wrk.out"
 grep -q "Requests/sec" "$tmp/wrk.out"
 if grep -qE "Socket errors|Non-2xx" "$tmp/wrk.out"; then echo "wrk saw errors"; exit 1; fi
-kill "$server_pid"
-wait "$server_pid" 2>/dev/null || true
-server_pid=""
+interrupt_server "$tmp/http.out" "^http_server stopped (interrupted): [0-9]* connections served, [0-9]* bytes in"
+cat "$tmp/http.out"
 
 echo "smoke runs ok"

@@ -1,9 +1,10 @@
-//! `cargo run --example cat -- FILE...`: prints files to stdout with libuv fs requests, in callback style.
+//! `cargo run --example cat -- [--] FILE...`: prints files to stdout with libuv fs requests, in callback style.
 //!
 //! Each file is opened, read in chunks at explicit offsets, and each chunk written to stdout (descriptor 1) with
 //! an fs write; every step is started from the previous step's callback. One buffer travels the whole chain:
 //! a read fills it and hands it to the write, which hands it back for the next read, so nothing is copied.
-//! A missing file is reported on stderr and skipped (exit status 1); no arguments prints usage (status 2).
+//! A missing file is reported on stderr and skipped (exit status 1); no file, or an unknown flag, is a usage
+//! error (status 2); `--help` prints the usage. `cat -- --help` prints a file named `--help`.
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -12,6 +13,9 @@ use std::rc::Rc;
 
 use uvio::uv::fs::{self, File, OpenFlags};
 use uvio::uv::{Loop, RunMode};
+
+#[path = "common/args.rs"]
+mod args;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -94,12 +98,39 @@ fn finish(cat: Rc<Cat>, index: usize, file: Rc<File>) {
     submitted.expect("submit close");
 }
 
-fn main() -> ExitCode {
-    let paths: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    if paths.is_empty() {
-        eprintln!("usage: cat FILE...");
-        return ExitCode::from(2);
+const USAGE: &str = "\
+Prints files to stdout, read with libuv fs requests in callback style.
+
+Usage: cat [OPTIONS] FILE...
+
+Arguments:
+  FILE...       the files to print, in order; after `--` every argument is a file, even one named like a flag
+
+Options:
+  -h, --help    print this help
+
+Exit status: 0 if every file was printed, 1 if one could not be read (the others are still printed), 2 for a
+usage error.
+";
+
+fn parse_paths(parser: &mut args::Parser) -> Result<Vec<PathBuf>, args::Error> {
+    use args::{Long, Short, Value};
+    let mut paths = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => args::help(USAGE),
+            Value(path) => paths.push(PathBuf::from(path)),
+            _ => return Err(arg.unexpected()),
+        }
     }
+    if paths.is_empty() {
+        return Err("no FILE given".into());
+    }
+    Ok(paths)
+}
+
+fn main() -> ExitCode {
+    let paths = args::parse_or_exit("cat", parse_paths);
     let lp = Loop::new().expect("create loop");
     // SAFETY: descriptor 1 is open for the whole run; `into_raw` below gives it back before the File drops.
     let stdout = unsafe { File::from_raw(&lp, 1) };

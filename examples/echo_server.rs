@@ -12,21 +12,215 @@
 //! into a buffer from a small pool; the buffer goes back to the pool when its write completes (the write
 //! request owns it until then), so a busy server stops allocating. On EOF the server finishes its queued
 //! writes, shuts its side down gracefully and drops the connection; on an error it drops it at once.
-use std::cell::RefCell;
+//!
+//! Ctrl-C (or the `--max-seconds` limit) stops the server gracefully on both APIs: it stops accepting, gives the
+//! open connections up to 2 s to finish, then prints a one-line summary and exits 0.
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::fmt;
 use std::io::Write;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
-use uvio::net::TcpListener;
-use uvio::uv::{Loop, RunMode, Tcp, Timer};
+use futures::channel::mpsc;
+use futures::future::{select, Either};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use uvio::net::{TcpListener, TcpStream};
+use uvio::uv::{signum, Handle as _, Loop, RunMode, Signal, Tcp, Timer};
+
+#[path = "common/args.rs"]
+mod args;
+
+const USAGE: &str = "\
+A TCP echo server on 127.0.0.1, on uvio's async API or its callback (libuv) API.
+
+Usage: echo_server [OPTIONS]
+
+Options:
+  --api async|callback     which uvio API serves the connections [default: async]
+  --backend NAME           the async API's engine: auto, libuv, epoll or io_uring (the last two on Linux only)
+                           [default: $UVIO_BACKEND, else auto]
+  --port N                 the port to listen on; 0 picks a free one [default: 9123]
+  --max-seconds S          stop by itself after S seconds (fractions allowed) [default: run until Ctrl-C]
+  -h, --help               print this help
+
+Ctrl-C stops accepting, lets open connections finish for up to 2 s, prints a summary and exits 0; a second
+Ctrl-C ends it at once.
+";
+
+/// How long open connections may take to finish once the server stops.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// Buffers kept for reuse; beyond this, finished buffers are freed.
 const POOL_MAX: usize = 1024;
 
 type Pool = Rc<RefCell<Vec<Vec<u8>>>>;
 type Conns = Rc<RefCell<HashMap<u64, Tcp>>>;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    Async,
+    Callback,
+}
+
+struct Options {
+    api: Api,
+    backend: Option<uvio::Backend>,
+    port: u16,
+    max_seconds: Option<f64>,
+}
+
+fn parse_options(parser: &mut args::Parser) -> Result<Options, args::Error> {
+    use args::{Long, Short};
+    let mut opts = Options { api: Api::Async, backend: None, port: 9123, max_seconds: None };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => args::help(USAGE),
+            Long("api") => {
+                opts.api = match args::value::<String>(parser, "--api")?.as_str() {
+                    "async" => Api::Async,
+                    "callback" => Api::Callback,
+                    other => return Err(format!("--api: unknown API {other:?} (async or callback)").into()),
+                }
+            }
+            Long("backend") => opts.backend = Some(args::value(parser, "--backend")?),
+            Long("port") => opts.port = args::value(parser, "--port")?,
+            Long("max-seconds") => {
+                let secs: f64 = args::value(parser, "--max-seconds")?;
+                // Also keeps Duration::from_secs_f64 from panicking on a negative, huge or NaN value.
+                if !(0.0..=1e9).contains(&secs) {
+                    return Err(format!("--max-seconds: {secs} is not between 0 and 1e9").into());
+                }
+                opts.max_seconds = Some(secs);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    if opts.backend.is_none() {
+        opts.backend = uvio::Backend::from_env().map_err(|e| format!("UVIO_BACKEND: {e}"))?;
+    }
+    Ok(opts)
+}
+
+/// What the server did, for the summary line. Cells: every connection runs on the one thread.
+#[derive(Default)]
+struct Stats {
+    connections: Cell<u64>,
+    /// Connections still open when the drain deadline passed (closed under their clients).
+    cut_off: Cell<usize>,
+    bytes_in: Cell<u64>,
+    bytes_out: Cell<u64>,
+}
+
+fn add(counter: &Cell<u64>, n: usize) {
+    counter.set(counter.get() + n as u64);
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} connections served, {} bytes in, {} bytes out",
+            self.connections.get(),
+            self.bytes_in.get(),
+            self.bytes_out.get()
+        )?;
+        match self.cut_off.get() {
+            0 => Ok(()),
+            n => write!(f, ", {n} still open at the {} s deadline were closed", DRAIN.as_secs()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = args::parse_or_exit("echo_server", parse_options);
+    let stats = Rc::new(Stats::default());
+    let stopped = match opts.api {
+        Api::Async => serve_async(&opts, &stats),
+        Api::Callback => serve_callbacks(&opts, &stats),
+    };
+    match stopped {
+        Ok(why) => {
+            println!("echo_server stopped ({why}): {stats}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => args::failure(e),
+    }
+}
+
+fn listen_error(addr: SocketAddr, err: impl Into<std::io::Error>) -> String {
+    format!("cannot listen on {addr}: {}", err.into())
+}
+
+/// Resolves when the server should stop: Ctrl-C, or the time limit.
+async fn stop_requested(max_seconds: Option<f64>) -> std::io::Result<&'static str> {
+    let ctrl_c = pin!(uvio::signal::ctrl_c());
+    let Some(secs) = max_seconds else { return ctrl_c.await.map(|()| "interrupted") };
+    match select(ctrl_c, pin!(uvio::time::sleep(Duration::from_secs_f64(secs)))).await {
+        Either::Left((res, _)) => res.map(|()| "interrupted"),
+        Either::Right(_) => Ok("time limit reached"),
+    }
+}
+
+fn serve_async(opts: &Options, stats: &Rc<Stats>) -> Result<&'static str, String> {
+    // An explicit --backend wins over UVIO_BACKEND (which otherwise overrides the builder for the process).
+    if std::env::var_os("UVIO_BACKEND").is_some() {
+        std::env::remove_var("UVIO_BACKEND");
+    }
+    let rt = uvio::Builder::new().backend(opts.backend.unwrap_or_default()).build().map_err(|e| e.to_string())?;
+    let engine = rt.backend();
+    let addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
+    rt.block_on(async {
+        let listener = TcpListener::bind(addr).await.map_err(|e| listen_error(addr, e))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        // Every connection task holds a clone of `all_done`; the receiver's stream ends when the last is gone.
+        let (all_done, mut all_done_rx) = mpsc::channel::<()>(0);
+        let open = Rc::new(Cell::new(0usize));
+        let (accept_stats, accept_open) = (stats.clone(), open.clone());
+        let accept_loop = async move {
+            println!("echo_server listening on {local} (async API, {engine} engine)");
+            let _ = std::io::stdout().flush();
+            loop {
+                // A failed accept (out of descriptors, a reset before accept) is not fatal: keep serving.
+                let Ok((conn, _)) = listener.accept().await else { continue };
+                echo_task(conn, accept_stats.clone(), accept_open.clone(), all_done.clone());
+            }
+        };
+        // `select` polls the stop future first, so the Ctrl-C handler is in place before "listening" is printed
+        // (a Ctrl-C before the first poll would still end the process at once).
+        let why = match select(pin!(stop_requested(opts.max_seconds)), pin!(accept_loop)).await {
+            Either::Left((why, _accept_loop)) => why.map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?,
+            Either::Right(_) => unreachable!("the accept loop never ends"),
+        }; // the accept loop and its listener are dropped here: no new connections
+        if uvio::time::timeout(DRAIN, all_done_rx.next()).await.is_err() {
+            stats.cut_off.set(open.get()); // dropping the runtime below closes them
+        }
+        Ok(why)
+    })
+}
+
+/// Echoes one connection in a task of its own, counting what it moves.
+fn echo_task(mut conn: TcpStream, stats: Rc<Stats>, open: Rc<Cell<usize>>, done: mpsc::Sender<()>) {
+    conn.set_nodelay(true).ok();
+    add(&stats.connections, 1);
+    open.set(open.get() + 1);
+    uvio::spawn_local(async move {
+        let _done = done; // dropped with the task: the drain after Ctrl-C waits for it
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = conn.read(&mut buf).await {
+            add(&stats.bytes_in, n);
+            if conn.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            add(&stats.bytes_out, n);
+        }
+        let _ = conn.close().await; // EOF: flush and shut down our side
+        open.set(open.get() - 1);
+    });
+}
 
 /// A write buffer that returns to the pool when the write request that owns it is done.
 struct Pooled {
@@ -63,12 +257,19 @@ fn forget(conns: &Conns, id: u64) {
     drop(conn);
 }
 
-fn serve(conn: &Tcp, id: u64, conns: &Conns, pool: &Pool) -> uvio::Result<()> {
+fn serve(conn: &Tcp, id: u64, conns: &Conns, pool: &Pool, stats: &Rc<Stats>) -> uvio::Result<()> {
     conn.set_nodelay(true)?;
-    let (conns, pool) = (conns.clone(), pool.clone());
+    let (conns, pool, stats) = (conns.clone(), pool.clone(), stats.clone());
     conn.read_start(move |c, data| match data {
         Ok(bytes) => {
-            if c.write(copy_into_pooled(&pool, bytes), |_, _| {}).is_err() {
+            add(&stats.bytes_in, bytes.len());
+            let (stats, len) = (stats.clone(), bytes.len());
+            let on_written = move |_: &Tcp, res: uvio::Result<()>| {
+                if res.is_ok() {
+                    add(&stats.bytes_out, len);
+                }
+            };
+            if c.write(copy_into_pooled(&pool, bytes), on_written).is_err() {
                 forget(&conns, id);
             }
         }
@@ -83,108 +284,95 @@ fn serve(conn: &Tcp, id: u64, conns: &Conns, pool: &Pool) -> uvio::Result<()> {
     })
 }
 
-fn arg_value(args: &[String], name: &str) -> Option<String> {
-    let prefix = format!("{name}=");
-    args.iter().enumerate().find_map(|(i, a)| {
-        if a == name {
-            args.get(i + 1).cloned()
-        } else {
-            a.strip_prefix(&prefix).map(str::to_owned)
-        }
-    })
+fn serve_callbacks(opts: &Options, stats: &Rc<Stats>) -> Result<&'static str, String> {
+    let lp = Loop::new().map_err(|e| e.to_string())?;
+    let why = serve_on_loop(&lp, opts, stats);
+    lp.close().map_err(|e| e.error().to_string())?;
+    why
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let port: u16 = arg_value(&args, "--port").map_or(Ok(9123), |p| p.parse())?;
-    let max_seconds: Option<f64> = arg_value(&args, "--max-seconds").map(|s| s.parse()).transpose()?;
-    let backend: uvio::Backend = match arg_value(&args, "--backend") {
-        Some(name) => name.parse()?,
-        None => uvio::Backend::from_env()?.unwrap_or_default(),
-    };
-    match arg_value(&args, "--api").as_deref().unwrap_or("async") {
-        "async" => serve_async(port, max_seconds, backend),
-        "callback" => serve_callbacks(port, max_seconds),
-        other => Err(format!("unknown --api {other:?}: use async or callback").into()),
-    }
-}
-
-fn serve_async(port: u16, max_seconds: Option<f64>, backend: uvio::Backend) -> Result<(), Box<dyn std::error::Error>> {
-    // An explicit --backend wins over UVIO_BACKEND (which otherwise overrides the builder for the process).
-    if std::env::var_os("UVIO_BACKEND").is_some() {
-        std::env::remove_var("UVIO_BACKEND");
-    }
-    let rt = uvio::Builder::new().backend(backend).build()?;
-    let engine = rt.backend();
-    rt.block_on(async {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        println!("echo_server listening on {} (async API, {engine} engine)", listener.local_addr()?);
-        std::io::stdout().flush()?;
-        let accept_loop = async {
-            loop {
-                // A failed accept (out of descriptors, a reset before accept) is not fatal: keep serving.
-                let Ok((mut conn, _)) = listener.accept().await else { continue };
-                conn.set_nodelay(true).ok();
-                uvio::spawn_local(async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    while let Ok(n @ 1..) = conn.read(&mut buf).await {
-                        if conn.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                    let _ = conn.close().await; // EOF: flush and shut down our side
-                });
-            }
-        };
-        match max_seconds {
-            Some(secs) => {
-                let _ = uvio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), accept_loop).await;
-            }
-            None => accept_loop.await,
-        }
-        Ok::<(), std::io::Error>(())
-    })?;
-    Ok(())
-}
-
-fn serve_callbacks(port: u16, max_seconds: Option<f64>) -> Result<(), Box<dyn std::error::Error>> {
-    let lp = Loop::new()?;
-    let server = Rc::new(RefCell::new(Some(Tcp::new(&lp)?)));
+/// The callback server on `lp`; every handle it made is closed when it returns.
+fn serve_on_loop(lp: &Loop, opts: &Options, stats: &Rc<Stats>) -> Result<&'static str, String> {
+    let uv_err = |e: uvio::Error| e.to_string();
+    let server = Rc::new(RefCell::new(Some(Tcp::new(lp).map_err(uv_err)?)));
     let conns: Conns = Rc::default();
     let pool: Pool = Rc::default();
-    {
+    let addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
+    let local = {
         let guard = server.borrow();
         let listener = guard.as_ref().expect("just created");
-        listener.bind(([127, 0, 0, 1], port).into())?;
-        let (conns, pool) = (conns.clone(), pool.clone());
+        // libuv may report a port in use at bind or only at listen: both name the address.
+        listener.bind(addr).map_err(|e| listen_error(addr, e))?;
+        let (conns, pool, stats) = (conns.clone(), pool.clone(), stats.clone());
         let mut next_id = 0u64;
-        listener.listen(1024, move |srv, res| {
+        let on_connection = move |srv: &Tcp, res: uvio::Result<()>| {
             if res.is_err() {
                 return; // a failed accept: keep listening
             }
             let Ok(conn) = srv.accept() else { return };
             next_id += 1;
-            if serve(&conn, next_id, &conns, &pool).is_ok() {
+            add(&stats.connections, 1);
+            if serve(&conn, next_id, &conns, &pool, &stats).is_ok() {
                 conns.borrow_mut().insert(next_id, conn);
             }
-        })?;
-        println!("echo_server listening on {} (callback API)", listener.local_addr()?);
-        std::io::stdout().flush()?;
+        };
+        listener.listen(1024, on_connection).map_err(|e| listen_error(addr, e))?;
+        listener.local_addr().map_err(uv_err)?
+    };
+
+    // Stopping: close the listener, then let the connections finish. The drain timer is unref'd, so the loop
+    // ends as soon as the last connection is gone; if some are still open when it fires, they are closed.
+    // The closure holds the listener and the drain timer weakly: it lives in the callbacks of the Ctrl-C watcher
+    // and the deadline timer, freed while `Loop::close` delivers their close callbacks, which is too late to
+    // close further handles.
+    let why: Rc<Cell<Option<&'static str>>> = Rc::default();
+    let drain = Rc::new(Timer::new(lp).map_err(uv_err)?);
+    let stop = {
+        let (why, conns, stats) = (why.clone(), conns.clone(), stats.clone());
+        let (drain, server) = (Rc::downgrade(&drain), Rc::downgrade(&server));
+        Rc::new(move |reason: &'static str| {
+            let (Some(drain), Some(server)) = (drain.upgrade(), server.upgrade()) else { return };
+            if why.get().is_some() {
+                return;
+            }
+            why.set(Some(reason));
+            drop(server.borrow_mut().take());
+            let (open_conns, stats) = (conns.clone(), stats.clone());
+            let started = drain.start(DRAIN, None, move |_| {
+                let open: Vec<Tcp> = open_conns.borrow_mut().drain().map(|(_, c)| c).collect();
+                stats.cut_off.set(open.len());
+            });
+            if started.is_err() {
+                let open = std::mem::take(&mut *conns.borrow_mut());
+                drop(open); // no deadline possible: close them now rather than wait forever
+            }
+            drain.unref();
+        })
+    };
+
+    // Ctrl-C; stopping the watcher in its callback gives a second Ctrl-C its default action (end at once).
+    let ctrl_c = Signal::new(lp).map_err(uv_err)?;
+    let on_ctrl_c = stop.clone();
+    ctrl_c
+        .start(signum::SIGINT, move |sig, _| {
+            let _ = sig.stop();
+            on_ctrl_c("interrupted");
+        })
+        .map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?;
+    ctrl_c.unref(); // the listener and the connections keep the loop alive, not the watcher
+    let deadline = Timer::new(lp).map_err(uv_err)?;
+    if let Some(secs) = opts.max_seconds {
+        let stop = stop.clone();
+        deadline.start(Duration::from_secs_f64(secs), None, move |_| stop("time limit reached")).map_err(uv_err)?;
+        deadline.unref();
     }
 
-    // Optional time limit: close the listener and every connection; the loop then ends by itself.
-    let deadline = Timer::new(&lp)?;
-    if let Some(secs) = max_seconds {
-        let (server, conns) = (server.clone(), conns.clone());
-        deadline.start(Duration::from_secs_f64(secs.max(0.0)), None, move |_| {
-            drop(server.borrow_mut().take());
-            let all: Vec<Tcp> = conns.borrow_mut().drain().map(|(_, c)| c).collect();
-            drop(all);
-        })?;
-    }
-    lp.run(RunMode::Default)?;
-    drop(deadline);
-    drop(server);
-    lp.close().map_err(|e| e.error())?;
-    Ok(())
+    println!("echo_server listening on {local} (callback API, libuv loop)");
+    let _ = std::io::stdout().flush();
+    let ran = lp.run(RunMode::Default);
+    // The connections' callbacks hold the registry: empty it so nothing is left for `Loop::close`.
+    let leftover = std::mem::take(&mut *conns.borrow_mut());
+    drop((leftover, ctrl_c, deadline, stop, drain, server));
+    ran.map_err(uv_err)?;
+    Ok(why.get().unwrap_or("stopped"))
 }

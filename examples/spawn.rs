@@ -1,12 +1,16 @@
 //! Runs a program with its stdout and stderr piped back to us, labelled, then reports how it ended.
 //!
-//! `cargo run --example spawn -- PROGRAM [ARGS...]`; with no arguments it runs
+//! `cargo run --example spawn -- [--] PROGRAM [ARGS...]` (`--help` for usage); with no arguments it runs
 //! `echo hello from a child process` through the platform shell. Exits with the child's exit code.
 use std::cell::Cell;
+use std::ffi::OsString;
 use std::io::Write;
 use std::rc::Rc;
 
 use uvio::uv::{Loop, Pipe, Process, ProcessOptions, RunMode, Stdio};
+
+#[path = "common/args.rs"]
+mod args;
 
 /// Prints each chunk read from `pipe` with a `[label]` prefix, until the end of the stream.
 fn relay(pipe: &Pipe, label: &'static str) -> uvio::Result<()> {
@@ -20,8 +24,49 @@ fn relay(pipe: &Pipe, label: &'static str) -> uvio::Result<()> {
     })
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+const USAGE: &str = "\
+Runs a program with its stdout and stderr piped back, each line labelled, then reports how it ended.
+
+Usage: spawn [OPTIONS] [PROGRAM [ARGS...]]
+
+Arguments:
+  PROGRAM [ARGS...]   the program to run and its arguments, passed as they are (flags after PROGRAM are the
+                      program's) [default: `echo hello from a child process` through sh, or cmd on Windows]
+
+Options:
+  -h, --help          print this help
+
+Exits with the child's exit status (128 + the signal number if a signal ended it).
+";
+
+/// The program and its arguments: everything from the first non-flag argument on (or after `--`) is the
+/// child's, untouched, so `spawn sh -c 'echo hi'` passes `-c` to sh.
+fn parse_argv(parser: &mut args::Parser) -> Result<Vec<OsString>, args::Error> {
+    use args::{Long, Short, Value};
+    let mut argv = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => args::help(USAGE),
+            Value(program) => {
+                argv.push(program);
+                argv.extend(parser.raw_args()?);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(argv)
+}
+
+fn main() {
+    let argv = args::parse_or_exit("spawn", parse_argv);
+    match run(argv) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => std::process::exit(args::failure_status(e).into()),
+    }
+}
+
+/// Runs the child to its end; returns the exit status to pass on.
+fn run(mut argv: Vec<OsString>) -> Result<i32, Box<dyn std::error::Error>> {
     if argv.is_empty() {
         let script = "echo hello from a child process";
         argv = if cfg!(windows) {
@@ -52,5 +97,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     drop((child, stdout, stderr));
     lp.close().map_err(|e| e.error())?;
-    std::process::exit(code.get() as i32);
+    Ok(code.get() as i32)
 }

@@ -2,14 +2,38 @@
 //! loopback, timers, a temporary file written, read back and stat'ed, a DNS lookup of localhost, and a child
 //! process whose output is read. Then the same kinds of work with async/await on uvio's runtime.
 //!
-//! `cargo run --release --example tour`
+//! `cargo run --release --example tour` (it takes no arguments but `--help`)
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use uvio::uv::{self, fs, Handle, Loop, Pipe, Process, ProcessOptions, RunMode, Stdio, Tcp, Timer};
 
+#[path = "common/args.rs"]
+mod args;
+
+const USAGE: &str = "\
+A tour of uvio: TCP, timers, files, DNS and a child process, first with libuv callbacks, then async/await.
+Everything stays on this machine (loopback, a temporary file).
+
+Usage: tour [OPTIONS]
+
+Options:
+  -h, --help    print this help
+";
+
+/// The tour takes no arguments; `--help` is still answered, and anything else is a usage error.
+fn parse_no_arguments(parser: &mut args::Parser) -> Result<(), args::Error> {
+    use args::{Long, Short};
+    match parser.next()? {
+        Some(Short('h') | Long("help")) => args::help(USAGE),
+        Some(arg) => Err(arg.unexpected()),
+        None => Ok(()),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    args::parse_or_exit("tour", parse_no_arguments);
     println!("uvio tour on libuv {}", uvio::libuv_version());
     let lp = Loop::new()?;
     let started = Instant::now();
