@@ -31,7 +31,8 @@ mapfile -t hits < <(for f in $(git ls-files -- "${public[@]}" | grep '\.rs$'); d
 done)
 [ ${#hits[@]} -eq 0 ] || fail "engine-specific cfg(target_os = \"linux\") in the public types (rule 2):" "${hits[@]}"
 
-mapfile -t hits < <(git grep -nE 'runtime::|crate::runtime|Executor' -- src/engine || true)
+# (Comments may point at the runtime's docs; code may not use it.)
+mapfile -t hits < <(git grep -nE 'runtime::|crate::runtime|Executor' -- src/engine | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true)
 [ ${#hits[@]} -eq 0 ] || fail "src/engine/ reaches into the runtime (rule 3):" "${hits[@]}"
 
 mapfile -t hits < <(git ls-files -- 'src/*.rs' | xargs wc -l | awk '$2 != "total" && $1 > 700 { print $2 ": " $1 " lines" }')

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what a fresh Debian machine lacks, then runs the format
-# check, clippy, Windows and macOS type-checks, the whole test suite (doctests included) on every engine, the
-# examples' smoke runs, a short soak run (ci/soak.sh), the Windows build's tests and examples under Wine
-# (ci/windows.sh), valgrind, and a check with the oldest supported Rust (Cargo.toml's rust-version).
+# check, the layering check (ci/layering.sh), clippy, Windows and macOS type-checks, the whole test suite
+# (doctests included) on every engine, the packaged crate's build, the examples' smoke runs, a short soak run
+# (ci/soak.sh), the Windows build's tests and examples under Wine (ci/windows.sh), valgrind, and a check with the
+# oldest supported Rust (Cargo.toml's rust-version). ThreadSanitizer (ci/tsan.sh) runs on demand.
 #
 #   ci/test.sh              everything
 #   UVIO_SKIP_VALGRIND=1    skips the valgrind step (quick local runs)
@@ -50,6 +51,9 @@ export RUST_BACKTRACE=1
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "layering: only src/engine/ knows the engines (ci/layering.sh)"
+ci/layering.sh
+
 step "cargo clippy --all-targets -- -D warnings (default features, then tokio-io)"
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features tokio-io -- -D warnings
@@ -65,6 +69,9 @@ cargo test --doc --features tokio-io
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
+step "cargo package (the crate as published: it builds from its own files, licences included)"
+cargo package --offline --quiet --allow-dirty
 
 step "examples: smoke runs"
 ci/smoke.sh

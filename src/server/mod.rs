@@ -113,7 +113,7 @@ impl Default for Builder {
         Builder {
             pattern: Pattern::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            backend: Backend::Auto,
+            backend: Default::default(),
             backlog: 1024,
             balance: Balance::default(),
             health_interval: Duration::from_secs(1),
