@@ -117,6 +117,31 @@ for api in async callback; do
     interrupt_server "$tmp/echo.out" "^echo_server stopped (interrupted): 3 connections served, $sent bytes in, $sent bytes out$"
     cat "$tmp/echo.out"
 done
+for pattern in single-loop acceptor-workers shared-listener reuseport; do
+    echo "--- echo_server --pattern $pattern --threads 2"
+    "$examples/echo_server" --pattern "$pattern" --threads 2 --port 0 --max-seconds 60 >"$tmp/echo.out" &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        grep -q "listening on" "$tmp/echo.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/echo.out")
+    [ -n "$port" ] || { echo "echo_server did not start"; cat "$tmp/echo.out"; exit 1; }
+    sent=0
+    for i in 1 2 3 4; do
+        exec 3<>"/dev/tcp/127.0.0.1/$port"
+        msg="hello uvio $pattern $i"
+        sent=$((sent + ${#msg}))
+        printf '%s' "$msg" >&3
+        reply=""
+        IFS= read -r -t 5 -N "${#msg}" reply <&3 || true
+        exec 3<&- 3>&-
+        [ "$reply" = "$msg" ] || { echo "echo mismatch: '$reply' != '$msg'"; exit 1; }
+    done
+    interrupt_server "$tmp/echo.out" \
+        "^echo_server stopped (interrupted): 4 connections served ([0-9/]* per worker), $sent bytes echoed, 0 still open"
+    cat "$tmp/echo.out"
+done
 echo "--- http_server (hyper on uvio) under wrk -t1 -c50 -d5s"
 "$examples/http_server" --port 0 --max-seconds 60 >"$tmp/http.out" &
 server_pid=$!

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release --example echo_server -- [--api async|callback] [--backend auto|libuv|epoll|io_uring]
-//!     [--port 9123] [--max-seconds 10]
+//!     [--port 9123] [--max-seconds 10] [--pattern single-loop|acceptor-workers|shared-listener|reuseport]
+//!     [--threads 2]
 //! ```
 //!
 //! Async: one task per connection reading into a 16 KiB buffer and writing it back (`write_all`), on the engine
@@ -12,6 +13,9 @@
 //! into a buffer from a small pool; the buffer goes back to the pool when its write completes (the write
 //! request owns it until then), so a busy server stops allocating. On EOF the server finishes its queued
 //! writes, shuts its side down gracefully and drops the connection; on an error it drops it at once.
+//!
+//! `--pattern` (async API) serves on `--threads` threads with `uvio::server`, one runtime each, connections
+//! spread the way the pattern says; the summary then gives each worker's share.
 //!
 //! Ctrl-C (or the `--max-seconds` limit) stops the server gracefully on both APIs: it stops accepting, gives the
 //! open connections up to 2 s to finish, then prints a one-line summary and exits 0.
@@ -45,6 +49,9 @@ Options:
                            [default: $UVIO_BACKEND, else auto]
   --port N                 the port to listen on; 0 picks a free one [default: 9123]
   --max-seconds S          stop by itself after S seconds (fractions allowed) [default: run until Ctrl-C]
+  --pattern NAME           serve on several threads with uvio::server (async API): single-loop,
+                           acceptor-workers, shared-listener or reuseport [default: one runtime, no server]
+  --threads N              the pattern's worker threads [default: 2]
   -h, --help               print this help
 
 Ctrl-C stops accepting, lets open connections finish for up to 2 s, prints a summary and exits 0; a second
@@ -67,6 +74,8 @@ enum Api {
 }
 
 struct Options {
+    pattern: Option<uvio::server::Pattern>,
+    threads: usize,
     api: Api,
     backend: Option<uvio::Backend>,
     port: u16,
@@ -75,7 +84,7 @@ struct Options {
 
 fn parse_options(parser: &mut args::Parser) -> Result<Options, args::Error> {
     use args::{Long, Short};
-    let mut opts = Options { api: Api::Async, backend: None, port: 9123, max_seconds: None };
+    let mut opts = Options { pattern: None, threads: 2, api: Api::Async, backend: None, port: 9123, max_seconds: None };
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => args::help(USAGE),
@@ -88,6 +97,22 @@ fn parse_options(parser: &mut args::Parser) -> Result<Options, args::Error> {
             }
             Long("backend") => opts.backend = Some(args::value(parser, "--backend")?),
             Long("port") => opts.port = args::value(parser, "--port")?,
+            Long("pattern") => {
+                use uvio::server::Pattern;
+                opts.pattern = Some(match args::value::<String>(parser, "--pattern")?.as_str() {
+                    "single-loop" => Pattern::SingleLoop,
+                    "acceptor-workers" => Pattern::AcceptorWorkers,
+                    "shared-listener" => Pattern::SharedListener,
+                    "reuseport" => Pattern::ReusePort,
+                    other => return Err(format!("--pattern: unknown pattern {other:?} (single-loop, acceptor-workers, shared-listener or reuseport)").into()),
+                })
+            }
+            Long("threads") => {
+                opts.threads = args::value(parser, "--threads")?;
+                if !(1..=1024).contains(&opts.threads) {
+                    return Err(format!("--threads: {} is not between 1 and 1024", opts.threads).into());
+                }
+            }
             Long("max-seconds") => {
                 let secs: f64 = args::value(parser, "--max-seconds")?;
                 // Also keeps Duration::from_secs_f64 from panicking on a negative, huge or NaN value.
@@ -138,6 +163,12 @@ impl fmt::Display for Stats {
 fn main() -> ExitCode {
     let opts = args::parse_or_exit("echo_server", parse_options);
     let stats = Rc::new(Stats::default());
+    if let Some(pattern) = opts.pattern {
+        return match serve_pattern(&opts, pattern) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => args::failure(e),
+        };
+    }
     let stopped = match opts.api {
         Api::Async => serve_async(&opts, &stats),
         Api::Callback => serve_callbacks(&opts, &stats),
@@ -200,6 +231,63 @@ fn serve_async(opts: &Options, stats: &Rc<Stats>) -> Result<&'static str, String
         }
         Ok(why)
     })
+}
+
+/// `--pattern`: the same echo on `--threads` runtimes with `uvio::server`, until Ctrl-C or the time limit.
+fn serve_pattern(opts: &Options, pattern: uvio::server::Pattern) -> Result<(), String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    // As in serve_async: an explicit --backend wins over UVIO_BACKEND (no thread has started yet).
+    if std::env::var_os("UVIO_BACKEND").is_some() {
+        std::env::remove_var("UVIO_BACKEND");
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
+    let server = uvio::server::Server::builder()
+        .pattern(pattern)
+        .threads(opts.threads)
+        .backend(opts.backend.unwrap_or_default())
+        .bind(addr)
+        .map_err(|e| listen_error(addr, e))?;
+    let bytes = Arc::new(AtomicU64::new(0));
+    let counted = bytes.clone();
+    let running = server
+        .serve(move |mut conn: TcpStream, _worker| {
+            let bytes = counted.clone();
+            async move {
+                conn.set_nodelay(true)?;
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = conn.read(&mut buf).await?;
+                    if n == 0 {
+                        return conn.close().await;
+                    }
+                    conn.write_all(&buf[..n]).await?;
+                    bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let engine = opts.backend.unwrap_or_default();
+    println!(
+        "echo_server listening on {} ({:?} on {} threads, {engine} engine)",
+        running.local_addr(),
+        running.pattern(),
+        running.workers().len()
+    );
+    let _ = std::io::stdout().flush();
+    let why = uvio::block_on(stop_requested(opts.max_seconds)).map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?;
+    let shares: Vec<u64> = running.workers().iter().map(|w| w.accepted()).collect();
+    let summary = running.shutdown(DRAIN).map_err(|e| e.to_string())?;
+    println!(
+        "echo_server stopped ({why}): {} connections served ({} per worker), {} bytes echoed, {} still open at the \
+         {} s deadline were closed",
+        summary.accepted,
+        shares.iter().map(u64::to_string).collect::<Vec<_>>().join("/"),
+        bytes.load(Ordering::Relaxed),
+        summary.cut,
+        DRAIN.as_secs()
+    );
+    Ok(())
 }
 
 /// Echoes one connection in a task of its own, counting what it moves.
