@@ -45,3 +45,90 @@
 //! A C or C++ application that already runs libuv (Node.js add-ons, game engines, …) can lend its loop:
 //! `unsafe { Loop::from_raw(ptr) }` then [`Builder::build_on`](crate::Builder::build_on). uvio's tasks, sleeps
 //! and sockets then run inside the host's `uv_run`, and the host keeps full control of the loop's lifetime.
+//!
+//! ## From SYN to `accept()`
+//! A client's `connect` sends a SYN. The server's kernel answers SYN-ACK and keeps a small record of the
+//! half-open connection in the listening socket's *SYN queue*; when the client's ACK arrives, the connection
+//! is established and moves to the *accept queue*. The client's `connect` has already returned by then: a
+//! connection exists, and the client may send, before the server application has accepted anything. `accept()`
+//! only takes the oldest entry of the accept queue.
+//!
+//! The *backlog* passed to `listen` is the accept queue's length, capped by `net.core.somaxconn` (4096 on Linux
+//! since 5.4). When the accept queue is full, Linux by default ignores the client's final ACK (the client
+//! believes it is connected, and retransmits; the server retransmits its SYN-ACK until there is room), or resets
+//! the connection with `net.ipv4.tcp_abort_on_overflow = 1`; a full SYN queue falls back to SYN cookies. A
+//! listening socket that closes resets every connection still in its queues: a server that stops must take what
+//! is queued first ([`server`](crate::server) does). [`server::Builder::backlog`](crate::server::Builder::backlog)
+//! sets the backlog (default 1024).
+//!
+//! ## Buffers and windows
+//! Every connected socket has a receive buffer and a send buffer in the kernel (sized automatically within
+//! `net.ipv4.tcp_rmem`/`tcp_wmem`). The receive window a peer advertises is the free space of its receive
+//! buffer, so a reader that falls behind slows its sender down instead of losing data: flow control. A `write`
+//! returns once the bytes are in the send buffer, not when the peer has them; a full send buffer makes a
+//! non-blocking write fail with `EAGAIN` until the peer's window opens. uvio adds at most 256 KiB per stream
+//! on top of the kernel's buffers, so memory stays bounded however much a task writes to a slow peer. Small
+//! writes wait for the previous one's ACK under Nagle's algorithm: request/response protocols set
+//! [`TcpStream::set_nodelay`](crate::net::TcpStream::set_nodelay).
+//!
+//! ## Blocking, `select`, epoll, io_uring
+//! - **Blocking calls, one thread per connection**: the simplest code; each connection costs a thread's stack
+//!   and a context switch per wake-up, which limits a server to thousands of connections, not more.
+//! - **`select`/`poll`**: one thread waits for many sockets, but hands the whole set to the kernel on every call
+//!   and scans it on return: the cost grows with the number of connections, ready or not.
+//! - **epoll (readiness)**: sockets are registered once; `epoll_wait` returns only the ready ones, and the
+//!   program then makes the `read` or `write` itself. uvio's epoll engine tries the syscall first and waits for
+//!   readiness only after `EAGAIN`, so a busy socket costs one syscall per operation.
+//! - **io_uring (completion)**: the program queues whole operations (receive into this buffer, send these bytes,
+//!   accept) in a ring shared with the kernel, which runs them and queues their results; one `io_uring_enter`
+//!   submits and reaps many. The kernel owns the buffers until the completion arrives, which is why uvio parks
+//!   a dropped future's buffers until then.
+//! - libuv itself uses epoll (kqueue on macOS, IOCP on Windows) behind callbacks; the libuv engine is that.
+//!
+//! ## Spreading connections over cores: the four patterns
+//! One loop runs on one core. [`server`](crate::server) runs one runtime per thread and offers the four ways
+//! servers spread connections over them, behind one switch:
+//!
+//! ```
+//! use futures::{AsyncReadExt, AsyncWriteExt};
+//! use uvio::server::{Pattern, Server};
+//!
+//! for pattern in [Pattern::SingleLoop, Pattern::AcceptorWorkers, Pattern::SharedListener, Pattern::ReusePort] {
+//!     let running = Server::builder().pattern(pattern).threads(2).bind("127.0.0.1:0")?.serve(
+//!         |mut conn, worker| async move {
+//!             let mut byte = [0u8; 1];
+//!             conn.read_exact(&mut byte).await?;
+//!             conn.write_all(&[worker.index() as u8]).await // answers with the worker that served it
+//!         },
+//!     )?;
+//!     let mut client = std::net::TcpStream::connect(running.local_addr())?;
+//!     std::io::Write::write_all(&mut client, b"?")?;
+//!     let mut served_by = [0u8; 1];
+//!     std::io::Read::read_exact(&mut client, &mut served_by)?;
+//!     let summary = running.shutdown(std::time::Duration::from_secs(1))?;
+//!     assert_eq!((summary.accepted, summary.cut), (1, 0));
+//! }
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! - **Single loop** (Node's model): no hand-off, no sharing, no imbalance, one core. Wins whenever one core is
+//!   enough, and for state that must not be shared.
+//! - **Acceptor and workers** (memcached's; Node's cluster hands sockets over the same way): one loop accepts and
+//!   hands each connection to a worker, round robin or to the least loaded. The balance is exact and can follow
+//!   load; every connection pays a hand-off (a message to another thread and a wake-up there), which shows when
+//!   connections are short.
+//! - **Shared listener** (nginx's): every worker accepts from the same socket. No hand-off, but the kernel
+//!   decides who gets a connection, and it is not fair: on the epoll and libuv engines every idle worker wakes for
+//!   a connection and the first to call `accept` wins (a herd); libuv accepts everything queued at once, so one
+//!   loop can take a burst; on io_uring one ring's multishot accept completes most connections. Measured below,
+//!   the smaller worker got between 0% (io_uring) and about 40% (epoll) of the connections.
+//! - **SO_REUSEPORT shards**: every worker has its own listener on the same port and the kernel spreads
+//!   connections by a hash of their addresses: even for many clients, no herd, no hand-off; but blind to load (a
+//!   few heavy connections can land on one worker), and each shard has its own accept queue, so a shard that
+//!   closes resets what it holds: a stopping server drains first. Linux balances reuseport groups; macOS and the
+//!   BSDs do not, and Windows has no such option: there uvio falls back to a shared listener.
+//!
+//! Measured with `cargo bench --bench patterns` (two worker threads; one client thread on the same two cores,
+//! so the figures show per-connection costs and balance rather than scaling) on the machine described in
+//! `docs`-less terms: a 2-core x86_64 VM, Linux 6.18, December 2026; medians of 3 rounds of 2 s:
+//!

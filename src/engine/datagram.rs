@@ -22,6 +22,15 @@ pub(crate) enum AnyDatagram {
 }
 
 impl AnyDatagram {
+    /// Runs `f` on the socket: the same call on every engine.
+    pub(crate) fn with_socket<R>(&self, f: impl FnOnce(socket2::SockRef<'_>) -> io::Result<R>) -> io::Result<R> {
+        match self {
+            AnyDatagram::Libuv(d) => d.with_socket(f),
+            #[cfg(target_os = "linux")]
+            AnyDatagram::Epoll(d) => f(socket2::SockRef::from(d.socket())),
+        }
+    }
+
     /// A new socket bound to `addr` on `engine` (without `SO_REUSEADDR`: an address in use is `AddrInUse`).
     pub(crate) fn bind(engine: &Engine, addr: SocketAddr) -> io::Result<AnyDatagram> {
         Ok(match engine.socket_engine(false)? {

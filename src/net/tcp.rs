@@ -263,3 +263,7 @@ impl std::fmt::Debug for TcpStream {
 }
 
 owned_halves!(TcpStream, uv::Tcp, SocketAddr);
+
+crate::net::io::os_socket!(TcpStream, io);
+
+crate::net::io::os_socket!(TcpListener, inner);

@@ -250,3 +250,5 @@ impl std::fmt::Debug for UdpSocket {
         f.debug_struct("UdpSocket").field("local_addr", &self.local_addr().ok()).finish()
     }
 }
+
+crate::net::io::os_socket!(UdpSocket, io);

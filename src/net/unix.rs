@@ -284,3 +284,7 @@ impl std::fmt::Debug for UnixStream {
 }
 
 owned_halves!(UnixStream, uv::Pipe, SocketAddr);
+
+crate::net::io::os_socket!(UnixStream, io);
+
+crate::net::io::os_socket!(UnixListener, inner);

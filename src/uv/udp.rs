@@ -178,6 +178,16 @@ pub struct Udp {
 
 impl_handle!(Udp);
 
+impl Udp {
+    /// Runs `f` on the handle's socket (`uv_fileno`), borrowed for the call.
+    pub(crate) fn with_socket<T>(
+        &self,
+        f: impl FnOnce(socket2::SockRef<'_>) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        self.h.with_socket(f)
+    }
+}
+
 /// A C string for an address given as text; a NUL byte inside is `EINVAL`.
 fn cstring(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::EINVAL)

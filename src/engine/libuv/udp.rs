@@ -95,6 +95,13 @@ pub(crate) enum Sent {
 }
 
 impl Datagram {
+    /// Runs `f` on the socket (for the OS handle accessors).
+    pub(crate) fn with_socket<R>(&self, f: impl FnOnce(socket2::SockRef<'_>) -> io::Result<R>) -> io::Result<R> {
+        self.udp.with_socket(f)
+    }
+}
+
+impl Datagram {
     /// Takes over `udp`, of the engine whose registry is `lingering`.
     pub(crate) fn new(udp: uv::Udp, lingering: &Rc<Lingering>) -> Rc<Datagram> {
         Rc::new_cyclic(|me| Datagram {
