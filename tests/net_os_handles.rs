@@ -47,3 +47,31 @@ rt_test! {
         assert_eq!(SockRef::from(&server).local_addr().unwrap().as_pathname(), Some(path.as_path()));
     }
 }
+
+/// The backlog a listening TCP socket has (`TCP_INFO`'s `tcpi_sacked` while listening).
+#[cfg(target_os = "linux")]
+fn backlog(fd: &impl AsFd) -> u32 {
+    // SAFETY: plain integers, all-zero is valid; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: an open descriptor and a valid out-pointer with its length.
+    let ret = unsafe {
+        libc::getsockopt(fd.as_fd().as_raw_fd(), libc::SOL_TCP, libc::TCP_INFO, (&raw mut info).cast(), &mut len)
+    };
+    assert_eq!(ret, 0, "TCP_INFO");
+    info.tcpi_sacked
+}
+
+#[cfg(target_os = "linux")]
+rt_test! {
+    async fn from_std_keeps_the_backlog_the_listener_was_given() {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+        sock.listen(8).unwrap();
+        let listener = TcpListener::from_std(sock.into()).unwrap();
+        assert_eq!(backlog(&listener), 8, "the backlog asked for, not uvio's default");
+        let fresh = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim().parse().unwrap();
+        assert_eq!(backlog(&fresh), 1024.min(somaxconn), "uvio's default, capped by the kernel");
+    }
+}

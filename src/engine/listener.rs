@@ -13,6 +13,36 @@ use super::{epoll, io_uring::net as uring};
 use super::{libuv, AnyStream, Engine, SocketEngine};
 use crate::uv::stream::StreamKind;
 
+/// Connections the OS may queue before `accept` (the listen backlog) for a listener uvio makes.
+pub(crate) const BACKLOG: i32 = 1024;
+
+/// The backlog to listen again with for a socket handed over: the one it listens with already where the OS says
+/// (Linux: a listening TCP socket's `TCP_INFO` holds it), else [`BACKLOG`].
+fn backlog_of(sock: &Socket) -> i32 {
+    #[cfg(target_os = "linux")]
+    if let Some(backlog) = linux_tcp_backlog(sock) {
+        return backlog;
+    }
+    let _ = sock;
+    BACKLOG
+}
+
+/// A listening TCP socket's backlog (`tcpi_sacked` of `TCP_INFO` while in `TCP_LISTEN`), `None` for anything
+/// else (not TCP, not listening yet).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // one getsockopt into a plain C struct
+fn linux_tcp_backlog(sock: &Socket) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    const TCP_LISTEN: u8 = 10;
+    // SAFETY: `tcp_info` is plain integers: all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: an open descriptor, and a valid out-pointer with its length; the kernel writes at most `len` bytes.
+    let ret =
+        unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_TCP, libc::TCP_INFO, (&raw mut info).cast(), &mut len) };
+    (ret == 0 && info.tcpi_state == TCP_LISTEN).then(|| i32::try_from(info.tcpi_sacked).unwrap_or(i32::MAX))
+}
+
 /// A listening stream socket on some engine; `T` is the libuv handle kind of its connections.
 pub(crate) enum AnyListener<T: StreamKind> {
     Libuv(libuv::Listener<T>),
@@ -34,20 +64,22 @@ impl<T: libuv::SocketKind> AnyListener<T> {
             #[cfg(target_os = "linux")]
             SocketEngine::Epoll(reactor) => AnyListener::Epoll(epoll::Listener::bind(&reactor, addr, reuse_addr)?),
             SocketEngine::Libuv => {
-                AnyListener::Libuv(libuv::Listener::listen(T::bind(&engine.lp, addr)?, &engine.lingering)?)
+                AnyListener::Libuv(libuv::Listener::listen(T::bind(&engine.lp, addr)?, BACKLOG, &engine.lingering)?)
             }
         })
     }
 
     /// Takes over a bound socket (listening or not) and listens on `engine`, with uvio's backlog.
     pub(crate) fn from_std(engine: &Engine, sock: Socket) -> io::Result<AnyListener<T>> {
+        // Every engine listens again (libuv's `uv_listen` always does): with the backlog the socket already has.
+        let backlog = backlog_of(&sock);
         Ok(match engine.socket_engine(true)? {
             #[cfg(target_os = "linux")]
-            SocketEngine::Uring(driver) => AnyListener::Uring(uring::Listener::from_std(&driver, sock)?),
+            SocketEngine::Uring(driver) => AnyListener::Uring(uring::Listener::from_std(&driver, sock, backlog)?),
             #[cfg(target_os = "linux")]
-            SocketEngine::Epoll(reactor) => AnyListener::Epoll(epoll::Listener::from_std(&reactor, sock)?),
+            SocketEngine::Epoll(reactor) => AnyListener::Epoll(epoll::Listener::from_std(&reactor, sock, backlog)?),
             SocketEngine::Libuv => {
-                AnyListener::Libuv(libuv::Listener::listen(T::open(&engine.lp, sock)?, &engine.lingering)?)
+                AnyListener::Libuv(libuv::Listener::listen(T::open(&engine.lp, sock)?, backlog, &engine.lingering)?)
             }
         })
     }
@@ -120,7 +152,7 @@ impl AnyListener<crate::uv::Pipe> {
     pub(crate) fn bind_named_pipe(engine: &Engine, name: &std::path::Path) -> io::Result<Self> {
         let pipe = crate::uv::Pipe::new(&engine.lp, false)?;
         pipe.bind(name)?;
-        Ok(AnyListener::Libuv(libuv::Listener::listen(pipe, &engine.lingering)?))
+        Ok(AnyListener::Libuv(libuv::Listener::listen(pipe, BACKLOG, &engine.lingering)?))
     }
 
     /// The next client.

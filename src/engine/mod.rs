@@ -158,7 +158,7 @@ mod listener;
 mod stream;
 
 pub(crate) use datagram::AnyDatagram;
-pub(crate) use listener::AnyListener;
+pub(crate) use listener::{AnyListener, BACKLOG};
 pub(crate) use stream::AnyStream;
 
 use std::fmt;

@@ -9,9 +9,6 @@ use socket2::{SockAddr, Socket, Type};
 
 use super::{Dir, Reactor, Registration, Stream};
 
-/// Connections the OS may queue before `accept` (the listen backlog, as for the other engines).
-const BACKLOG: i32 = 1024;
-
 /// A non-blocking listening socket in the runtime's epoll set.
 pub(crate) struct Listener {
     // Field order matters: the registration leaves the epoll set before `sock` closes the fd.
@@ -28,12 +25,12 @@ impl Listener {
             sock.set_reuse_address(true)?;
         }
         sock.bind(addr)?;
-        Listener::from_std(reactor, sock)
+        Listener::from_std(reactor, sock, crate::engine::BACKLOG)
     }
 
-    /// Takes over a bound socket, listening or not (listens here, with uvio's backlog; made non-blocking).
-    pub(crate) fn from_std(reactor: &Rc<Reactor>, sock: Socket) -> io::Result<Listener> {
-        sock.listen(BACKLOG)?;
+    /// Takes over a bound socket, listening or not (listens here, with `backlog`; made non-blocking).
+    pub(crate) fn from_std(reactor: &Rc<Reactor>, sock: Socket, backlog: i32) -> io::Result<Listener> {
+        sock.listen(backlog)?;
         sock.set_nonblocking(true)?;
         Ok(Listener { reg: Registration::new(reactor, sock.as_raw_fd())?, sock })
     }

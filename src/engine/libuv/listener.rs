@@ -14,9 +14,6 @@ use super::Lingering;
 use crate::error::Error;
 use crate::uv::stream::{self as uvs, StreamKind};
 
-/// Connections the OS may queue before `accept` (the listen backlog).
-pub(crate) const BACKLOG: i32 = 1024;
-
 /// A listening uv stream and what its listen callback reported.
 pub(crate) struct Listener<T: StreamKind> {
     handle: T,
@@ -36,10 +33,10 @@ struct ListenState {
 
 impl<T: StreamKind> Listener<T> {
     /// Starts listening on a bound handle (`uv_listen`) of the engine whose registry is `lingering`.
-    pub(crate) fn listen(handle: T, lingering: &Rc<Lingering>) -> io::Result<Listener<T>> {
+    pub(crate) fn listen(handle: T, backlog: i32, lingering: &Rc<Lingering>) -> io::Result<Listener<T>> {
         let state: Rc<RefCell<ListenState>> = Rc::default();
         let s = Rc::downgrade(&state);
-        uvs::listen(&handle, BACKLOG, move |_, status| {
+        uvs::listen(&handle, backlog, move |_, status| {
             if let Some(s) = s.upgrade() {
                 let mut s = s.borrow_mut();
                 match status {

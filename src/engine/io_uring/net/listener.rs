@@ -17,9 +17,6 @@ use crate::error::runtime_gone;
 /// Accepted connections a listener queues before it stops accepting (until the queue drains).
 pub(crate) const ACCEPT_QUEUE: usize = 256;
 
-/// Connections the OS may queue before `accept` (the listen backlog, as for the other engines).
-const BACKLOG: i32 = 1024;
-
 struct ListenState {
     /// The `user_data` of the multishot accept in flight.
     accept: Option<u64>,
@@ -53,13 +50,13 @@ impl Listener {
             sock.set_reuse_address(true)?;
         }
         sock.bind(addr)?;
-        Listener::from_std(driver, sock)
+        Listener::from_std(driver, sock, crate::engine::BACKLOG)
     }
 
-    /// Takes over a bound socket (listens again here, with uvio's backlog).
-    pub(crate) fn from_std(driver: &Rc<Driver>, sock: Socket) -> io::Result<Listener> {
+    /// Takes over a bound socket (listens again here, with `backlog`).
+    pub(crate) fn from_std(driver: &Rc<Driver>, sock: Socket, backlog: i32) -> io::Result<Listener> {
         sock.set_nonblocking(false)?;
-        sock.listen(BACKLOG)?;
+        sock.listen(backlog)?;
         let st = ListenState {
             accept: None,
             cancelling: false,
