@@ -129,6 +129,7 @@
 //!   BSDs do not, and Windows has no such option: there uvio falls back to a shared listener.
 //!
 //! Measured with `cargo bench --bench patterns` (two worker threads; one client thread on the same two cores,
-//! so the figures show per-connection costs and balance rather than scaling) on the machine described in
-//! `docs`-less terms: a 2-core x86_64 VM, Linux 6.18, December 2026; medians of 3 rounds of 2 s:
+//! so the figures show per-connection costs and balance rather than scaling) on a 2-core x86_64 VM, Linux
+//! 6.18, December 2026, medians of 3 rounds of 2 s. The VM is noisy (±15% between runs): read the balance
+//! column and large gaps, not small ones.
 //!

@@ -188,6 +188,23 @@ impl<T: StreamKind> AnyStream<T> {
     }
 }
 
+impl AnyStream<crate::uv::Tcp> {
+    /// Connects `sock`, a TCP socket the caller made and configured (`net::TcpSocket`), to `addr` on `engine`.
+    pub(crate) async fn connect_socket(engine: &Engine, sock: Socket, addr: &SockAddr) -> io::Result<Self> {
+        Ok(match engine.socket_engine(true)? {
+            #[cfg(target_os = "linux")]
+            SocketEngine::Uring(driver) => {
+                AnyStream::Uring(Rc::new(uring::Stream::connect_socket(&driver, sock, addr).await?))
+            }
+            #[cfg(target_os = "linux")]
+            SocketEngine::Epoll(reactor) => {
+                AnyStream::Epoll(Rc::new(epoll::Stream::connect_socket(&reactor, sock, addr).await?))
+            }
+            SocketEngine::Libuv => AnyStream::libuv(engine, libuv::connect_tcp_socket(&engine.lp, sock, addr).await?),
+        })
+    }
+}
+
 /// Windows named pipes: libuv streams only (no socket, no other engine).
 #[cfg(windows)]
 impl AnyStream<crate::uv::Pipe> {

@@ -8,6 +8,7 @@
 mod addr;
 pub(crate) mod io;
 mod tcp;
+mod tcp_socket;
 mod udp;
 #[cfg(unix)]
 pub mod unix;
@@ -16,6 +17,7 @@ mod windows_pipe;
 
 pub use addr::{lookup_host, Resolve, ToSocketAddrs};
 pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
+pub use tcp_socket::TcpSocket;
 pub use udp::UdpSocket;
 #[cfg(unix)]
 pub use unix::{UnixListener, UnixStream};

@@ -181,6 +181,11 @@ impl TcpStream {
         Ok(TcpStream { io: AnyStream::from_std(&ex.engine, stream.into())? })
     }
 
+    /// A stream around a connection an engine made (`TcpSocket::connect`).
+    pub(crate) fn from_io(io: AnyStream<uv::Tcp>) -> TcpStream {
+        TcpStream { io }
+    }
+
     /// Hands the connection over to std, losing nothing: the bytes writes accepted are flushed first, reading
     /// stops, and the bytes already received but not yet read come back beside the std stream (read them
     /// before reading from it). The std stream is in blocking mode, as std makes them. `async` because of the
@@ -220,6 +225,32 @@ impl TcpStream {
     /// Disables (`true`) or enables Nagle's algorithm.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.io.with_socket(|s| s.set_nodelay(nodelay))
+    }
+
+    /// Whether Nagle's algorithm is off (`TCP_NODELAY`).
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.with_socket(|s| s.nodelay())
+    }
+
+    /// `SO_LINGER`: `Some(d)` makes the close wait up to `d` for unsent data (`Some(0)`: reset at close);
+    /// `None` (the default) closes in the background.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.io.with_socket(|s| s.set_linger(linger))
+    }
+
+    /// The `SO_LINGER` setting.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        self.io.with_socket(|s| s.linger())
+    }
+
+    /// `IP_TTL`: the time-to-live of outgoing packets.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.with_socket(|s| s.set_ttl(ttl))
+    }
+
+    /// The `IP_TTL` setting.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.with_socket(|s| s.ttl())
     }
 
     /// Enables keep-alive probes after `idle` without traffic, or disables them with `None`.

@@ -106,7 +106,12 @@ impl Stream {
     /// Connects a new stream socket to `addr` (non-blocking `connect(2)`, then writability and `SO_ERROR`).
     /// Dropping the future closes the socket, which abandons the connect.
     pub(crate) async fn connect(reactor: &Rc<Reactor>, addr: &SockAddr) -> io::Result<Stream> {
-        let sock = Stream::new(reactor, Socket::new(addr.domain(), Type::STREAM.nonblocking(), None)?)?;
+        Stream::connect_socket(reactor, Socket::new(addr.domain(), Type::STREAM.nonblocking(), None)?, addr).await
+    }
+
+    /// Connects `sock` (made by the caller, options set) to `addr`.
+    pub(crate) async fn connect_socket(reactor: &Rc<Reactor>, sock: Socket, addr: &SockAddr) -> io::Result<Stream> {
+        let sock = Stream::new(reactor, sock)?;
         match sock.sock.connect(addr) {
             Ok(()) => return Ok(sock),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

@@ -145,6 +145,16 @@ pub(crate) async fn connect<T: SocketKind>(lp: &uv::Loop, addr: &SockAddr) -> io
     Ok(handle)
 }
 
+/// Connects the TCP socket `sock` (made by the caller, options set) to `addr`, through a libuv handle opened on
+/// it (`uv_tcp_open`, then `uv_tcp_connect`). Dropping the future drops the handle, which cancels the connect.
+pub(crate) async fn connect_tcp_socket(lp: &uv::Loop, sock: Socket, addr: &SockAddr) -> io::Result<uv::Tcp> {
+    let tcp = uv::Tcp::open_stream(lp, sock.into())?;
+    let (replier, reply) = crate::reply::reply();
+    tcp.connect(inet(addr)?, move |_, res| replier.send(res))?;
+    reply.await.unwrap_or(Err(crate::error::Error::ECANCELED))?;
+    Ok(tcp)
+}
+
 /// Windows named pipes: connects a new handle to `name` (`uv_pipe_connect2`). Dropping the future drops the
 /// handle, which cancels the connect.
 #[cfg(windows)]

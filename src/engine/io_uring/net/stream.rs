@@ -123,7 +123,13 @@ impl Stream {
     /// Connects a new stream socket to `addr` (`IORING_OP_CONNECT`). Dropping the future cancels the connect;
     /// the socket closes once its completion arrived.
     pub(crate) async fn connect(driver: &Rc<Driver>, addr: &SockAddr) -> io::Result<Stream> {
-        let shared = ConnShared::new(driver, Socket::new(addr.domain(), Type::STREAM, None)?);
+        Stream::connect_socket(driver, Socket::new(addr.domain(), Type::STREAM, None)?, addr).await
+    }
+
+    /// Connects `sock` (made by the caller, options set) to `addr`, as [`connect`](Stream::connect).
+    pub(crate) async fn connect_socket(driver: &Rc<Driver>, sock: Socket, addr: &SockAddr) -> io::Result<Stream> {
+        sock.set_nonblocking(false)?;
+        let shared = ConnShared::new(driver, sock);
         let addr = Box::new(addr.clone());
         let entry = opcode::Connect::new(types::Fd(shared.sock.as_raw_fd()), addr.as_ptr(), addr.len()).build();
         let (replier, reply) = reply();
