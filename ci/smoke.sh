@@ -158,4 +158,23 @@ if grep -qE "Socket errors|Non-2xx" "$tmp/wrk.out"; then echo "wrk saw errors"; 
 interrupt_server "$tmp/http.out" "^http_server stopped (interrupted): [0-9]* connections served, [0-9]* bytes in"
 cat "$tmp/http.out"
 
+echo "--- http_server --pattern reuseport --threads 2 under wrk -t1 -c50 -d2s"
+"$examples/http_server" --pattern reuseport --threads 2 --port 0 --max-seconds 60 >"$tmp/http.out" &
+server_pid=$!
+for _ in $(seq 1 100); do
+    grep -q "listening on" "$tmp/http.out" 2>/dev/null && break
+    sleep 0.1
+done
+port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$tmp/http.out")
+[ -n "$port" ] || { echo "http_server did not start"; cat "$tmp/http.out"; exit 1; }
+wrk -t1 -c50 -d2s "http://127.0.0.1:$port/" | tee "$tmp/wrk.out"
+if grep -qE "Socket errors|Non-2xx" "$tmp/wrk.out"; then echo "wrk saw errors"; exit 1; fi
+# A keep-alive connection left open: told to stop (Worker::stopping), it closes gracefully, nothing is cut.
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&3
+interrupt_server "$tmp/http.out" \
+    "^http_server stopped (interrupted): [0-9]* connections served ([0-9/]* per worker), 0 still open"
+exec 3<&- 3>&-
+cat "$tmp/http.out"
+
 echo "smoke runs ok"

@@ -97,22 +97,8 @@ fn parse_options(parser: &mut args::Parser) -> Result<Options, args::Error> {
             }
             Long("backend") => opts.backend = Some(args::value(parser, "--backend")?),
             Long("port") => opts.port = args::value(parser, "--port")?,
-            Long("pattern") => {
-                use uvio::server::Pattern;
-                opts.pattern = Some(match args::value::<String>(parser, "--pattern")?.as_str() {
-                    "single-loop" => Pattern::SingleLoop,
-                    "acceptor-workers" => Pattern::AcceptorWorkers,
-                    "shared-listener" => Pattern::SharedListener,
-                    "reuseport" => Pattern::ReusePort,
-                    other => return Err(format!("--pattern: unknown pattern {other:?} (single-loop, acceptor-workers, shared-listener or reuseport)").into()),
-                })
-            }
-            Long("threads") => {
-                opts.threads = args::value(parser, "--threads")?;
-                if !(1..=1024).contains(&opts.threads) {
-                    return Err(format!("--threads: {} is not between 1 and 1024", opts.threads).into());
-                }
-            }
+            Long("pattern") => opts.pattern = Some(args::pattern(parser)?),
+            Long("threads") => opts.threads = args::threads(parser)?,
             Long("max-seconds") => {
                 let secs: f64 = args::value(parser, "--max-seconds")?;
                 // Also keeps Duration::from_secs_f64 from panicking on a negative, huge or NaN value.

@@ -47,6 +47,9 @@ Options:
   --backend NAME           the engine: auto, libuv, epoll or io_uring (the last two on Linux only)
                            [default: $UVIO_BACKEND, else auto]
   --max-seconds S          stop by itself after S seconds [default: run until Ctrl-C]
+  --pattern NAME           serve on several threads with uvio::server: single-loop, acceptor-workers,
+                           shared-listener or reuseport [default: one runtime, no server]
+  --threads N              the pattern's worker threads [default: 2]
   -h, --help               print this help
 
 Ctrl-C stops accepting, lets open connections finish for up to 2 s, prints a summary and exits 0; a second
@@ -194,6 +197,8 @@ impl tokio::io::AsyncWrite for Counted {
 }
 
 struct Options {
+    pattern: Option<uvio::server::Pattern>,
+    threads: usize,
     port: u16,
     backend: Option<uvio::Backend>,
     max_seconds: Option<f64>,
@@ -201,12 +206,14 @@ struct Options {
 
 fn parse_options(parser: &mut args::Parser) -> Result<Options, args::Error> {
     use args::{Long, Short};
-    let mut opts = Options { port: 8080, backend: None, max_seconds: None };
+    let mut opts = Options { pattern: None, threads: 2, port: 8080, backend: None, max_seconds: None };
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => args::help(USAGE),
             Long("port") => opts.port = args::value(parser, "--port")?,
             Long("backend") => opts.backend = Some(args::value(parser, "--backend")?),
+            Long("pattern") => opts.pattern = Some(args::pattern(parser)?),
+            Long("threads") => opts.threads = args::threads(parser)?,
             Long("max-seconds") => {
                 let secs: f64 = args::value(parser, "--max-seconds")?;
                 // Also keeps Duration::from_secs_f64 from panicking on a negative, huge or NaN value.
@@ -226,6 +233,12 @@ fn parse_options(parser: &mut args::Parser) -> Result<Options, args::Error> {
 
 fn main() -> ExitCode {
     let opts = args::parse_or_exit("http_server", parse_options);
+    if let Some(pattern) = opts.pattern {
+        return match run_pattern(&opts, pattern) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => args::failure(e),
+        };
+    }
     let stats = Rc::new(Stats::default());
     match run(&opts, &stats) {
         Ok(why) => {
@@ -294,4 +307,45 @@ fn run(opts: &Options, stats: &Rc<Stats>) -> Result<&'static str, String> {
         }
         Ok(why)
     })
+}
+
+/// `--pattern`: the same server on `--threads` runtimes with `uvio::server`. On Ctrl-C each connection hears of
+/// it through `Worker::stopping` and shuts down gracefully (hyper), within the same 2 s.
+fn run_pattern(opts: &Options, pattern: uvio::server::Pattern) -> Result<(), String> {
+    // As in `run`: an explicit --backend wins over UVIO_BACKEND (no thread has started yet).
+    if std::env::var_os("UVIO_BACKEND").is_some() {
+        std::env::remove_var("UVIO_BACKEND");
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
+    let running = uvio::server::Server::builder()
+        .pattern(pattern)
+        .threads(opts.threads)
+        .backend(opts.backend.unwrap_or_default())
+        .bind(addr)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?
+        .serve(|stream: TcpStream, worker| async move {
+            let _ = stream.set_nodelay(true);
+            serve_connection(stream, Box::pin(worker.stopping())).await;
+            Ok(())
+        })
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    println!(
+        "http_server listening on http://{} ({:?} on {} threads)",
+        running.local_addr(),
+        running.pattern(),
+        running.workers().len()
+    );
+    let _ = io::stdout().flush();
+    let why = uvio::block_on(stop_requested(opts.max_seconds)).map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?;
+    let shares: Vec<String> = running.workers().iter().map(|w| w.accepted().to_string()).collect();
+    let summary = running.shutdown(DRAIN).map_err(|e| e.to_string())?;
+    println!(
+        "http_server stopped ({why}): {} connections served ({} per worker), {} still open at the {} s deadline \
+         were closed",
+        summary.accepted,
+        shares.join("/"),
+        summary.cut,
+        DRAIN.as_secs()
+    );
+    Ok(())
 }

@@ -236,3 +236,32 @@ rt_test! {
         server.shutdown(Duration::ZERO).unwrap();
     }
 }
+
+rt_test! {
+    fn handlers_hear_of_the_shutdown_and_finish_instead_of_being_cut() {
+        for pattern in PATTERNS {
+            // An idle connection (think HTTP keep-alive): its handler waits for the shutdown, says goodbye, closes.
+            let server = Server::builder()
+                .pattern(pattern)
+                .threads(2)
+                .backend(ENGINE.parse().unwrap())
+                .bind("127.0.0.1:0")
+                .unwrap()
+                .serve(|mut conn: TcpStream, worker| async move {
+                    worker.stopping().await;
+                    conn.write_all(b"bye").await?;
+                    conn.close().await
+                })
+                .unwrap();
+            let mut client = std::net::TcpStream::connect(server.local_addr()).unwrap();
+            while server.workers().iter().map(|w| w.open()).sum::<u64>() < 1 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let summary = server.shutdown(Duration::from_secs(5)).unwrap();
+            assert_eq!((summary.accepted, summary.finished, summary.cut), (1, 1, 0), "[{ENGINE} {pattern:?}]");
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(&mut client, &mut back).unwrap();
+            assert_eq!(back, b"bye", "[{ENGINE} {pattern:?}]");
+        }
+    }
+}

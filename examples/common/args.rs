@@ -69,3 +69,29 @@ where
         }
     })
 }
+
+/// The value of `--pattern` (for the servers): one of `uvio::server`'s four patterns.
+pub fn pattern(parser: &mut Parser) -> Result<uvio::server::Pattern, Error> {
+    use uvio::server::Pattern;
+    Ok(match value::<String>(parser, "--pattern")?.as_str() {
+        "single-loop" => Pattern::SingleLoop,
+        "acceptor-workers" => Pattern::AcceptorWorkers,
+        "shared-listener" => Pattern::SharedListener,
+        "reuseport" => Pattern::ReusePort,
+        other => {
+            return Err(format!(
+                "--pattern: unknown pattern {other:?} (single-loop, acceptor-workers, shared-listener or reuseport)"
+            )
+            .into())
+        }
+    })
+}
+
+/// The value of `--threads` (for the servers): 1 to 1024.
+pub fn threads(parser: &mut Parser) -> Result<usize, Error> {
+    let threads: usize = value(parser, "--threads")?;
+    if !(1..=1024).contains(&threads) {
+        return Err(format!("--threads: {threads} is not between 1 and 1024").into());
+    }
+    Ok(threads)
+}

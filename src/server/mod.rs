@@ -239,10 +239,11 @@ impl Server {
 }
 
 /// What a handler knows about the worker that runs it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Worker {
     index: usize,
     handle: crate::Handle,
+    stopping: futures::future::Shared<futures::channel::oneshot::Receiver<()>>,
 }
 
 impl Worker {
@@ -254,6 +255,22 @@ impl Worker {
     /// The worker's runtime, to spawn `Send` futures onto it from elsewhere.
     pub fn handle(&self) -> &crate::Handle {
         &self.handle
+    }
+
+    /// Resolves once the server has begun to shut down (it no longer accepts): a handler that keeps idle
+    /// connections (HTTP keep-alive, say) can finish its current request and close, rather than be cut at the
+    /// deadline.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let stopping = self.stopping.clone();
+        async move {
+            let _ = stopping.await; // sent or dropped: either way the server is stopping
+        }
+    }
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("index", &self.index).finish_non_exhaustive()
     }
 }
 

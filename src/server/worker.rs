@@ -86,7 +86,9 @@ where
         };
         let (stats, handler, interval) = (stats.clone(), handler.clone(), builder.health_interval);
         let spawned = spawn_thread(&builder, format!("uvio-server-{index}"), move |stop| {
-            serve(Worker { index, handle: crate::Handle::current() }, source, stats, handler, interval, stop)
+            let (stopping_tx, stopping) = oneshot::channel();
+            let worker = Worker { index, handle: crate::Handle::current(), stopping: stopping.shared() };
+            serve(worker, stopping_tx, source, stats, handler, interval, stop)
         });
         match spawned {
             Ok(running) => threads.workers.push(running),
@@ -174,10 +176,11 @@ impl Drop for Open {
     }
 }
 
-/// A worker's life: take connections until told to stop, then take what is already queued, stop taking, and
-/// let open connections finish until the deadline. Returning ends the runtime, which cancels what still runs.
+/// A worker's life: take connections until told to stop, then take what is already queued, stop taking, tell
+/// the handlers (`Worker::stopping`), and let open connections finish until the deadline. Returning ends the runtime, which cancels what still runs.
 async fn serve<H, F>(
     worker: Worker,
+    stopping: oneshot::Sender<()>,
     source: Source,
     stats: Arc<WorkerStats>,
     handler: Shared<H>,
@@ -229,6 +232,8 @@ where
             deadline
         }
     };
+    // Handlers waiting on `Worker::stopping` finish now; the queued connections taken above see it at once.
+    drop(stopping);
     let until = Instant::now() + deadline;
     while stats.open() > 0 {
         let left = until.saturating_duration_since(Instant::now());
