@@ -142,6 +142,24 @@ for pattern in single-loop acceptor-workers shared-listener reuseport; do
         "^echo_server stopped (interrupted): 4 connections served ([0-9/]* per worker), $sent bytes echoed, 0 still open"
     cat "$tmp/echo.out"
 done
+echo "--- server (the one-screen pattern example)"
+"$examples/server" shared-listener 0 >"$tmp/server.out" &
+server_pid=$!
+for _ in $(seq 1 100); do
+    grep -q "echo on" "$tmp/server.out" 2>/dev/null && break
+    sleep 0.1
+done
+port=$(sed -n 's/^echo on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.out")
+[ -n "$port" ] || { echo "server did not start"; cat "$tmp/server.out"; exit 1; }
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'hello' >&3
+reply=""
+IFS= read -r -t 5 -N 5 reply <&3 || true
+exec 3<&- 3>&-
+[ "$reply" = hello ] || { echo "server echo mismatch: '$reply'"; exit 1; }
+interrupt_server "$tmp/server.out" "^stopped: 1 connections, 0 cut at the deadline$"
+cat "$tmp/server.out"
+
 echo "--- http_server (hyper on uvio) under wrk -t1 -c50 -d5s"
 "$examples/http_server" --port 0 --max-seconds 60 >"$tmp/http.out" &
 server_pid=$!

@@ -70,11 +70,13 @@
 //!    above).
 //! 2. A `Backend` variant (parsed in `FromStr`, resolved in `resolve`/`auto`), its state in `Engine`, and its rung
 //!    in `Engine::socket_engine` — all in `engine/mod.rs`.
-//! 3. One variant and one match arm per method in each role dispatch: `engine/stream.rs`, `engine/listener.rs`,
-//!    `engine/datagram.rs`.
+//! 3. One variant and one match arm per method in each role's dispatch (`AnyStream`, `AnyListener`,
+//!    `AnyDatagram`), all in `engine/sockets.rs`.
+//! 4. For files, if the engine carries any: its arm in each operation of `engine/files.rs`; an operation it
+//!    does not carry falls back to libuv there.
 //!
-//! That is four files outside the folder for sockets (`mod.rs` and the three dispatch files); `net/` does not
-//! change.
+//! That is two files outside the folder for sockets (`mod.rs` and `sockets.rs`), three with files; `net/` and
+//! `fs/` do not change.
 //!
 //! ## Choosing
 //! [`Backend::Auto`] (the default) picks the fastest engine that works here and logs (`log`, target `uvio`) what
@@ -147,19 +149,15 @@
 //! takes the same names; it is read once per runtime built, and only when the builder set nothing (an unknown
 //! value there is ignored). Neither is a stable interface.
 
-mod datagram;
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
 pub(crate) mod files;
 #[cfg(target_os = "linux")]
 pub(crate) mod io_uring;
 pub(crate) mod libuv;
-mod listener;
-mod stream;
+mod sockets;
 
-pub(crate) use datagram::AnyDatagram;
-pub(crate) use listener::{AnyListener, BACKLOG};
-pub(crate) use stream::AnyStream;
+pub(crate) use sockets::{AnyDatagram, AnyListener, AnyStream, BACKLOG};
 
 use std::fmt;
 use std::io;
