@@ -130,6 +130,29 @@
 //!
 //! Measured with `cargo bench --bench patterns` (two worker threads; one client thread on the same two cores,
 //! so the figures show per-connection costs and balance rather than scaling) on a 2-core x86_64 VM, Linux
-//! 6.18, December 2026, medians of 3 rounds of 2 s. The VM is noisy (±15% between runs): read the balance
-//! column and large gaps, not small ones.
+//! 6.18, December 2026, medians of 3 rounds of 1 s, with a build running beside it. The VM is noisy (±15% and
+//! more between runs): read the balance column and large gaps, not small ones.
 //!
+//! | server (2 threads) | keepalive round trips/s | CPU µs each | connects/s | CPU µs each | smaller worker's share (keepalive / connect) |
+//! |---|---:|---:|---:|---:|---:|
+//! | uvio io_uring single-loop | 62210 | 19.5 | 8489 | 110.4 | - |
+//! | uvio io_uring acceptor-workers | 63789 | 23.6 | 6112 | 146.3 | 50% / 50% |
+//! | uvio io_uring shared-listener | 45468 | 20.7 | 5975 | 144.5 | 0% / 0% |
+//! | uvio io_uring reuseport | 43502 | 22.6 | 7333 | 134.6 | 45% / 49% |
+//! | uvio epoll single-loop | 39750 | 25.1 | 7522 | 123.8 | - |
+//! | uvio epoll acceptor-workers | 41571 | 28.4 | 6963 | 153.4 | 50% / 50% |
+//! | uvio epoll shared-listener | 39098 | 27.0 | 7042 | 139.8 | 24% / 46% |
+//! | uvio epoll reuseport | 52282 | 25.4 | 6988 | 147.4 | 50% / 50% |
+//! | uvio libuv single-loop | 37277 | 25.0 | 6768 | 133.5 | - |
+//! | uvio libuv acceptor-workers | 42377 | 23.8 | 5960 | 159.7 | 50% / 50% |
+//! | uvio libuv shared-listener | 44653 | 24.0 | 6424 | 142.8 | 0% / 49% |
+//! | uvio libuv reuseport | 63548 | 23.5 | 6472 | 136.0 | 49% / 49% |
+//! | tokio multi-thread (2 workers) | 57249 | 23.3 | 6646 | 138.1 | - |
+//!
+//! What they show here: the balance column is the clearest signal. A shared listener on io_uring left one worker
+//! idle (0%: one ring's multishot accept took every connection), and so did libuv for the 100 long-lived
+//! connections, which arrive in one burst (libuv accepts all that is queued at once); on epoll the herd spread them unevenly (24–46%).
+//! `SO_REUSEPORT` and the acceptor split 45–50% everywhere. With two cores shared by the client, one loop is the
+//! cheapest per operation (no hand-off, no second thread to wake), the acceptor pays its hand-off on every new
+//! connection (the connect workload's CPU column), and no pattern can show scaling: that needs a machine with
+//! more cores than the client uses. Rerun `cargo bench --bench patterns` on the target machine before choosing.
