@@ -596,3 +596,40 @@ impl Drop for AnyDatagram {
         }
     }
 }
+
+/// The OS handle of a socket role (`AsFd`/`AsSocket` of the public types), borrowed for as long as the role
+/// value: every engine closes its socket only once the value is dropped or handed over (`into_socket`), and both
+/// take it by value.
+macro_rules! os_handle {
+    ($(impl$(<$t:ident: $bound:path>)? for $ty:ty;)*) => {$(
+        impl$(<$t: $bound>)? $ty {
+            #[cfg(unix)]
+            #[allow(unsafe_code)] // one borrow of the socket's own descriptor
+            pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                let raw = self
+                    .with_socket(|s| Ok(std::os::fd::AsRawFd::as_raw_fd(&*s)))
+                    .expect("an open socket has a descriptor");
+                // SAFETY: the descriptor is this value's own open socket (not -1), and it stays open while `self`
+                // is borrowed (see the macro's docs).
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }
+            }
+
+            #[cfg(windows)]
+            #[allow(unsafe_code)] // one borrow of the socket's own handle
+            pub(crate) fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+                let raw = self
+                    .with_socket(|s| Ok(std::os::windows::io::AsRawSocket::as_raw_socket(&*s)))
+                    .expect("an open socket has a handle");
+                // SAFETY: as for `as_fd`: this value's own open socket (not INVALID_SOCKET), open while `self`
+                // is borrowed.
+                unsafe { std::os::windows::io::BorrowedSocket::borrow_raw(raw) }
+            }
+        }
+    )*};
+}
+
+os_handle! {
+    impl<T: StreamKind> for AnyStream<T>;
+    impl<T: StreamKind> for AnyListener<T>;
+    impl for AnyDatagram;
+}

@@ -182,50 +182,36 @@ macro_rules! owned_halves {
 }
 pub(crate) use owned_halves;
 
-/// The OS handle accessors of a socket type whose field `$field` has `with_socket`: `AsFd`/`AsRawFd` on Unix,
-/// `AsSocket`/`AsRawSocket` on Windows, so that users can set any option (with `socket2::SockRef`, say).
+/// The OS handle accessors of a socket type whose field `$field` is an engine role (`as_fd`/`as_socket`):
+/// `AsFd`/`AsRawFd` on Unix, `AsSocket`/`AsRawSocket` on Windows, so that users can set any option (with
+/// `socket2::SockRef`, say).
 macro_rules! os_socket {
     ($ty:ty, $field:ident) => {
         #[cfg(unix)]
-        impl std::os::fd::AsRawFd for $ty {
-            fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                self.$field
-                    .with_socket(|s| Ok(std::os::fd::AsRawFd::as_raw_fd(&*s)))
-                    .expect("an open socket has a descriptor")
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.$field.as_fd()
             }
         }
 
         #[cfg(unix)]
-        impl std::os::fd::AsFd for $ty {
-            #[allow(unsafe_code)] // one borrow of the socket's own descriptor
-            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                // SAFETY: the engine closes the socket only once `self` is dropped or handed over (`into_std`),
-                // and both take `self` by value: the descriptor stays open while this borrow of `self` lives.
-                // It is not -1: it comes from an open socket.
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(self)) }
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.$field.as_fd())
+            }
+        }
+
+        #[cfg(windows)]
+        impl std::os::windows::io::AsSocket for $ty {
+            fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+                self.$field.as_socket()
             }
         }
 
         #[cfg(windows)]
         impl std::os::windows::io::AsRawSocket for $ty {
             fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
-                self.$field
-                    .with_socket(|s| Ok(std::os::windows::io::AsRawSocket::as_raw_socket(&*s)))
-                    .expect("an open socket has a handle")
-            }
-        }
-
-        #[cfg(windows)]
-        impl std::os::windows::io::AsSocket for $ty {
-            #[allow(unsafe_code)] // one borrow of the socket's own handle
-            fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
-                // SAFETY: as for `AsFd`: the socket stays open while `self` is borrowed, and it is a valid
-                // socket (not INVALID_SOCKET).
-                unsafe {
-                    std::os::windows::io::BorrowedSocket::borrow_raw(std::os::windows::io::AsRawSocket::as_raw_socket(
-                        self,
-                    ))
-                }
+                std::os::windows::io::AsRawSocket::as_raw_socket(&self.$field.as_socket())
             }
         }
     };
