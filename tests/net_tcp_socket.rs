@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use uvio::net::{TcpSocket, TcpStream};
+use uvio::net::TcpSocket;
 
 rt_test! {
     async fn options_before_listen_and_connect_hold_and_bytes_flow() {
@@ -75,7 +75,7 @@ rt_test! {
         let (a, b) = (first.listen(8).unwrap(), second.listen(8).unwrap());
         // Connections land on one or the other; each is served.
         for _ in 0..8 {
-            let _client = TcpStream::connect(addr).await.unwrap();
+            let _client = uvio::net::TcpStream::connect(addr).await.unwrap();
             futures::select! {
                 r = a.accept().fuse() => { r.unwrap(); }
                 r = b.accept().fuse() => { r.unwrap(); }

@@ -157,7 +157,7 @@ pub(crate) mod io_uring;
 pub(crate) mod libuv;
 mod sockets;
 
-pub(crate) use sockets::{AnyDatagram, AnyListener, AnyStream, BACKLOG};
+pub(crate) use sockets::{AnyDatagram, AnyListener, AnyStream};
 
 use std::fmt;
 use std::io;

@@ -25,7 +25,7 @@ impl Listener {
             sock.set_reuse_address(true)?;
         }
         sock.bind(addr)?;
-        Listener::from_std(reactor, sock, crate::engine::BACKLOG)
+        Listener::from_std(reactor, sock, crate::engine::sockets::BACKLOG)
     }
 
     /// Takes over a bound socket, listening or not (listens here, with `backlog`; made non-blocking).

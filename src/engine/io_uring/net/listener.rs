@@ -50,7 +50,7 @@ impl Listener {
             sock.set_reuse_address(true)?;
         }
         sock.bind(addr)?;
-        Listener::from_std(driver, sock, crate::engine::BACKLOG)
+        Listener::from_std(driver, sock, crate::engine::sockets::BACKLOG)
     }
 
     /// Takes over a bound socket (listens again here, with `backlog`).
