@@ -46,6 +46,55 @@
 //! `unsafe { Loop::from_raw(ptr) }` then [`Builder::build_on`](crate::Builder::build_on). uvio's tasks, sleeps
 //! and sockets then run inside the host's `uv_run`, and the host keeps full control of the loop's lifetime.
 //!
+//! ## Sharing state: which synchronisation to use
+//! uvio has no `sync` module of its own, on purpose: what to use depends only on whether the tasks that share
+//! the state run on one runtime or on several, and well-kept crates cover both.
+//! - **Within one runtime** every task runs on the loop's thread, one at a time, and
+//!   [`spawn_local`](crate::spawn_local) takes `!Send` futures: share with `Rc<RefCell<T>>` or `Rc<Cell<T>>`.
+//!   No lock is needed, and none can deadlock — but never hold a `RefCell` borrow across an `.await`, or
+//!   another task can find it borrowed and panic. For a queue between local tasks, `futures::channel::mpsc`
+//!   (or any executor-agnostic channel) works as well here as anywhere.
+//! - **Across runtimes** (one per thread, as [`server`](crate::server) runs them), use types that are `Send`
+//!   and wake through the [`Waker`](std::task::Waker), which every executor honours:
+//!   `futures::channel::{mpsc, oneshot}` (already a uvio dependency), `async-lock` or `async-channel` (small,
+//!   runtime-free), or `tokio::sync`: its `Mutex`, `RwLock`, `Semaphore`, `Notify`, `watch` and `broadcast` do not
+//!   need a tokio runtime and run under uvio unchanged. `std::sync::Mutex` is fine for short critical sections
+//!   that never hold the guard across an `.await`. To run work on another runtime, send it through its
+//!   [`Handle::spawn`](crate::Handle::spawn).
+//! - **Blocking code** (a synchronous library, a CPU-heavy step) belongs on
+//!   [`spawn_blocking`](crate::task::spawn_blocking), never in a task: it would stall the whole loop.
+//!
+//! ```
+//! use std::{cell::RefCell, rc::Rc};
+//! use futures::{channel::mpsc, SinkExt, StreamExt};
+//!
+//! // Two runtimes on two threads, joined by a `Send` channel.
+//! let (mut tx, mut rx) = mpsc::channel::<u32>(8);
+//! let producer = std::thread::spawn(move || {
+//!     uvio::block_on(async move {
+//!         for n in 1..=3 {
+//!             tx.send(n).await.unwrap();
+//!         }
+//!     })
+//! });
+//! let total = uvio::block_on(async move {
+//!     // Within this runtime, tasks share through `Rc<RefCell>`.
+//!     let seen = Rc::new(RefCell::new(Vec::new()));
+//!     let sink = seen.clone();
+//!     uvio::spawn_local(async move {
+//!         while let Some(n) = rx.next().await {
+//!             sink.borrow_mut().push(n);
+//!         }
+//!     })
+//!     .await
+//!     .unwrap();
+//!     let total: u32 = seen.borrow().iter().sum();
+//!     total
+//! });
+//! producer.join().unwrap();
+//! assert_eq!(total, 6);
+//! ```
+//!
 //! ## From SYN to `accept()`
 //! A client's `connect` sends a SYN. The server's kernel answers SYN-ACK and keeps a small record of the
 //! half-open connection in the listening socket's *SYN queue*; when the client's ACK arrives, the connection
