@@ -99,6 +99,26 @@ rt_test! {
 }
 
 rt_test! {
+    async fn unresolvable_names_are_errors() {
+        // A 70-byte label cannot be put in a DNS query (RFC 1035: 63 at most), so the resolver fails it without
+        // sending anything: the test stays on this machine.
+        let name = format!("{}.invalid", "a".repeat(70));
+        let with_port = format!("{name}:80");
+        let lookup = uvio::net::lookup_host(with_port.as_str()).await.map(|a| a.collect::<Vec<_>>());
+        assert!(lookup.is_err(), "lookup_host({name}) gave {lookup:?}");
+        assert!(TcpStream::connect(with_port.as_str()).await.is_err());
+        assert!(TcpStream::connect((name.as_str(), 80)).await.is_err());
+        assert!(TcpListener::bind(with_port.as_str()).await.is_err());
+        assert!(UdpSocket::bind(with_port.as_str()).await.is_err());
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert!(udp.send_to(b"x", with_port.as_str()).await.is_err());
+        // The error says what failed, in one line a user can act on.
+        let err = TcpStream::connect(with_port.as_str()).await.unwrap_err();
+        assert!(!err.to_string().is_empty());
+    }
+}
+
+rt_test! {
     async fn ports_zero_and_65535() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         assert_ne!(listener.local_addr().unwrap().port(), 0, "port 0 means an ephemeral port");
