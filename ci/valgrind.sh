@@ -26,7 +26,7 @@ SKIP=(ten_thousand_concurrent_echo_tasks ${UVIO_VALGRIND_SKIP:-})
 #   another limit than the test set, and the epoll and io_uring runs would test valgrind instead of uvio
 #   (UVIO_BACKEND=libuv makes its one test run once, on libuv).
 SKIP_BINS=()
-EPOLL_BINS=(net_tcp net_udp net_unix net_tokio_io engine_epoll engine_epoll_udp rt_host_loop process_unix rt_lifecycle
+EPOLL_BINS=(net_tcp net_udp net_unix net_tokio_io engine_epoll_udp rt_host_loop process_unix rt_lifecycle
     api_faults api_bad_input)
 RING_BINS=(net_tcp net_unix net_tokio_io fs_async rt_lifecycle api_faults api_bad_input)
 # The cancellation stress test runs fewer operations under valgrind (natively: 100 000).
@@ -41,25 +41,33 @@ mapfile -t bins < <(cargo test --tests --features tokio-io --no-run --message-fo
 skip_args=()
 for s in "${SKIP[@]}"; do skip_args+=(--skip "$s"); done
 
-failed=0
-run() { # run BACKEND BIN [HARNESS ARGS]: BACKEND "every" leaves UVIO_BACKEND unset
-    local backend=$1 bin=$2 name log start
-    shift 2
+# Valgrind runs a process's threads one at a time, so the runs go side by side, one per core (UVIO_VALGRIND_JOBS
+# overrides); each run's output is kept in its own log and printed when it ends.
+jobs_max=${UVIO_VALGRIND_JOBS:-$(nproc 2>/dev/null || echo 2)}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+job_count=0
+run() { # run BACKEND BIN [HARNESS ARGS]: BACKEND "every" leaves UVIO_BACKEND unset; runs in the background
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+    job_count=$((job_count + 1))
+    run_one "$logs/$job_count" "$@" &
+}
+run_one() { # run_one LOG BACKEND BIN [HARNESS ARGS]
+    local log=$1 backend=$2 bin=$3 name start
+    shift 3
     name=$(basename "$bin")
-    log=$(mktemp)
     start=$(date +%s)
     local env_args=("UVIO_BACKEND=$backend")
     [ "$backend" = every ] && env_args=(-u UVIO_BACKEND)
     if env "${env_args[@]}" valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
         --errors-for-leak-kinds=definite --track-fds=no \
-        "$bin" --test-threads=2 "${skip_args[@]}" "$@" >"$log" 2>&1; then
-        echo "valgrind ok   [$backend] ${name%-*} ($(( $(date +%s) - start ))s): $(grep -E '^test result' "$log" | tail -1)"
+        "$bin" --test-threads=2 "${skip_args[@]}" "$@" >"$log.out" 2>&1; then
+        echo "valgrind ok   [$backend] ${name%-*} ($(( $(date +%s) - start ))s): $(grep -E '^test result' "$log.out" | tail -1)"
     else
         echo "valgrind FAIL [$backend] ${name%-*}"
-        tail -60 "$log"
-        failed=1
+        tail -60 "$log.out"
+        touch "$log.failed"
     fi
-    rm -f "$log"
 }
 
 listed() { # listed ARRAY_NAME BINARY_FILE_NAME: whether the binary (hash suffix dropped) is in the array
@@ -85,4 +93,5 @@ for bin in "${bins[@]}"; do
     if [ "$(uname -s)" = Linux ] && listed EPOLL_BINS "$name"; then run epoll "$bin"; fi
     if [ "$(uname -s)" = Linux ] && listed RING_BINS "$name"; then run io_uring "$bin"; fi
 done
-exit $failed
+wait
+if compgen -G "$logs/*.failed" >/dev/null; then exit 1; fi

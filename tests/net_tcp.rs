@@ -198,7 +198,13 @@ rt_test! {
             let _ = futures::poll!(fut.as_mut()); // the connect request is in flight
             drop(fut);
         }
-        sleep(Duration::from_millis(5)).await;
+        // Abandoned connections the kernel completed read as closed; a real one still echoes.
+        spawn_echo(listener);
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"still here").await.unwrap();
+        let mut back = [0u8; 10];
+        c.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"still here");
     }
 }
 

@@ -185,15 +185,16 @@ impl<T: StreamKind> Stream<T> {
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        // An empty write does nothing, whatever the stream's state (as on the other engines).
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let mut wr = self.wr.borrow_mut();
         if let Some(e) = wr.err {
             return Poll::Ready(Err(e.into()));
         }
         if wr.shutdown != Shutdown::None {
             return Poll::Ready(Err(Error::EPIPE.into()));
-        }
-        if data.is_empty() {
-            return Poll::Ready(Ok(0));
         }
         if wr.queued >= WRITE_HIGH {
             set_waker(&mut wr.waker, cx);
