@@ -26,7 +26,7 @@ SKIP=(ten_thousand_concurrent_echo_tasks ${UVIO_VALGRIND_SKIP:-})
 #   another limit than the test set, and the epoll and io_uring runs would test valgrind instead of uvio
 #   (UVIO_BACKEND=libuv makes its one test run once, on libuv).
 SKIP_BINS=()
-EPOLL_BINS=(net_tcp net_udp net_unix net_tokio_io engine_epoll_udp rt_host_loop process_unix rt_lifecycle
+EPOLL_BINS=(net_tcp net_udp net_unix io_async_fd net_tokio_io engine_epoll_udp rt_host_loop process_unix rt_lifecycle
     api_faults api_bad_input)
 RING_BINS=(net_tcp net_unix net_tokio_io fs_async rt_lifecycle api_faults api_bad_input)
 # The cancellation stress test runs fewer operations under valgrind (natively: 100 000).

@@ -5,7 +5,8 @@
 //! libuv is used.
 //!
 //! - [`Runtime`], [`block_on`], [`spawn_local`], [`task`], [`time`], [`net`], [`fs`], [`process`],
-//!   [`signal`]: async/await on a libuv loop, shaped like tokio.
+//!   [`signal`]: async/await on a libuv loop, shaped like tokio; on Unix, `io::AsyncFd` for descriptors the
+//!   program reads and writes itself.
 //! - [`uv`]: safe libuv with libuv's semantics (loops, handles, requests, callbacks).
 //! - [`Error`]: libuv's error codes, convertible into [`std::io::Error`].
 //! - [`guide`]: how the event loop works and the patterns that follow from it.
@@ -43,6 +44,8 @@ use uv::error;
 pub mod fs;
 pub mod guide;
 pub mod health;
+#[cfg(unix)]
+pub mod io;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod net;

@@ -4,13 +4,13 @@ mod common;
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
-use std::os::unix::io::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 
 use common::close_clean;
-// Every `unsafe { Poll::new(..) }` here: the fd belongs to a socket or file that the test drops after the Poll
-// (or never opened: -1), so it stays open while watched.
+// `Poll::borrowed` wherever it fits; `unsafe { Poll::new(..) }` for an fd never opened, and for a watcher its own
+// 'static callback drops (a borrow cannot go there).
 use uvio::uv::{Handle, Loop, Poll, PollEvents, RunMode};
 use uvio::Error;
 
@@ -19,7 +19,7 @@ fn readable_after_peer_writes() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let a = Rc::new(a);
     let lp = Loop::new().unwrap();
-    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
+    let poll = Poll::borrowed(&lp, a.as_fd()).unwrap();
     b.write_all(b"hello").unwrap();
     let got = Rc::new(RefCell::new(Vec::new()));
     let (g2, a2) = (got.clone(), a.clone());
@@ -41,7 +41,7 @@ fn readable_after_peer_writes() {
 fn writable_at_once_and_level_triggered() {
     let (a, _b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
+    let poll = Poll::borrowed(&lp, a.as_fd()).unwrap();
     let n = Rc::new(Cell::new(0));
     let n2 = n.clone();
     poll.start(PollEvents::WRITABLE | PollEvents::READABLE, move |p, events| {
@@ -63,7 +63,7 @@ fn writable_at_once_and_level_triggered() {
 fn stopped_poll_is_not_called() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
+    let poll = Poll::borrowed(&lp, a.as_fd()).unwrap();
     poll.start(PollEvents::READABLE, |_, _| panic!("stopped poll was called")).unwrap();
     assert!(poll.is_active());
     b.write_all(b"x").unwrap();
@@ -82,7 +82,7 @@ fn stopped_poll_is_not_called() {
 fn disconnect_when_peer_closes() {
     let (a, b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
+    let poll = Poll::borrowed(&lp, a.as_fd()).unwrap();
     let seen = Rc::new(Cell::new(PollEvents::EMPTY));
     let s2 = seen.clone();
     poll.start(PollEvents::READABLE | PollEvents::DISCONNECT, move |p, events| {
@@ -106,7 +106,8 @@ fn drop_in_own_callback_then_start_is_einval() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
     let slot = Rc::new(RefCell::new(None::<Poll>));
-    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
+    // SAFETY: `a` is dropped last, after the poll (closed by its own callback) and the loop.
+    let poll = unsafe { Poll::new(&lp, std::os::fd::AsRawFd::as_raw_fd(&a)) }.unwrap();
     let (s2, n) = (slot.clone(), Rc::new(Cell::new(0)));
     let n2 = n.clone();
     poll.start(PollEvents::READABLE, move |p, _| {
@@ -128,7 +129,7 @@ fn drop_in_own_callback_then_start_is_einval() {
 fn restart_changes_events_and_callback() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
+    let poll = Poll::borrowed(&lp, a.as_fd()).unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     let l2 = log.clone();
     poll.start(PollEvents::WRITABLE, move |p, events| {
@@ -152,7 +153,7 @@ fn restart_changes_events_and_callback() {
 fn restart_keeps_callback_and_changes_interest() {
     let (a, mut b) = UnixStream::pair().unwrap();
     let lp = Loop::new().unwrap();
-    let poll = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
+    let poll = Poll::borrowed(&lp, a.as_fd()).unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     let l2 = log.clone();
     poll.start(PollEvents::WRITABLE, move |p, events| {
@@ -183,18 +184,58 @@ fn bad_fds_are_errors() {
     let lp = Loop::new().unwrap();
     assert_eq!(unsafe { Poll::new(&lp, -1) }.unwrap_err(), Error::EBADF);
     let (a, _b) = UnixStream::pair().unwrap();
-    let first = unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap();
+    let first = Poll::borrowed(&lp, a.as_fd()).unwrap();
     first.start(PollEvents::READABLE, |_, _| {}).unwrap();
     // One watcher per fd and loop.
-    assert_eq!(unsafe { Poll::new(&lp, a.as_raw_fd()) }.unwrap_err(), Error::EEXIST);
+    assert_eq!(Poll::borrowed(&lp, a.as_fd()).unwrap_err(), Error::EEXIST);
     #[cfg(target_os = "linux")]
     {
         // epoll refuses regular files.
         let dir = common::TempDir::new("poll");
         let file = std::fs::File::create(dir.path().join("f")).unwrap();
-        assert_eq!(unsafe { Poll::new(&lp, file.as_raw_fd()) }.unwrap_err(), Error::EPERM);
+        assert_eq!(Poll::borrowed(&lp, file.as_fd()).unwrap_err(), Error::EPERM);
     }
     drop(first);
+    close_clean(lp);
+}
+
+#[test]
+fn fd_closed_by_its_owner_after_the_watcher_is_dropped() {
+    let lp = Loop::new().unwrap();
+    for round in 0..3 {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let poll = Poll::borrowed(&lp, a.as_fd()).unwrap();
+        let seen = Rc::new(Cell::new(false));
+        let s2 = seen.clone();
+        poll.start(PollEvents::READABLE, move |p, events| {
+            assert!(events.unwrap().contains(PollEvents::READABLE));
+            s2.set(true);
+            p.stop().unwrap();
+        })
+        .unwrap();
+        b.write_all(b"x").unwrap();
+        lp.run(RunMode::Default).unwrap();
+        assert!(seen.get(), "round {round}");
+        // Still started when dropped on odd rounds: the drop takes the fd out of libuv's epoll set at once.
+        if round % 2 == 1 {
+            poll.restart(PollEvents::READABLE | PollEvents::WRITABLE).unwrap();
+        }
+        drop(poll);
+        drop(a); // the owner closes the fd; libuv never touches it again
+        drop(b);
+        // The loop keeps running: a fresh fd (likely the same number) is watched, and a timer fires.
+        let (c, mut d) = UnixStream::pair().unwrap();
+        let poll = Poll::borrowed(&lp, c.as_fd()).unwrap();
+        poll.start(PollEvents::READABLE, |p, _| p.stop().unwrap()).unwrap();
+        d.write_all(b"y").unwrap();
+        let timer = uvio::uv::Timer::new(&lp).unwrap();
+        let fired = Rc::new(Cell::new(false));
+        let f2 = fired.clone();
+        timer.start(std::time::Duration::from_millis(1), None, move |_| f2.set(true)).unwrap();
+        lp.run(RunMode::Default).unwrap();
+        assert!(fired.get());
+        drop((poll, timer));
+    }
     close_clean(lp);
 }
 

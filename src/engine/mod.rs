@@ -64,6 +64,21 @@
 //! - Drop: queued sends are still sent. `into_socket()` (async: waits for queued sends)
 //!   `-> (Socket, unread datagrams with their senders)`.
 //!
+//! ### Readiness (Unix)
+//! Readiness of a descriptor the program reads and writes itself (`io::AsyncFd`); dispatch `AnyReadiness` in
+//! `engine/readiness.rs`, one `Readiness` per engine (`libuv/readiness.rs`, `epoll/readiness.rs`).
+//! - `new(engine, BorrowedFd)`: makes the descriptor non-blocking and watches a *duplicate* of it
+//!   (`F_DUPFD_CLOEXEC`) that the engine owns and closes only after it stopped watching, so whatever the owner
+//!   does with its own descriptor, the engine never watches a closed or reused number. Nothing is ready at first.
+//! - `poll_ready(cx, Direction::{Read, Write})`: `Ready` while the direction is ready, else the task waits for
+//!   the engine's next report. Readiness is cached until `clear(dir)` (the user saw `WouldBlock`); hang-up and
+//!   errors stay ready. After shutdown, an error. Several tasks may wait; all are woken.
+//! - Drop: stops watching (synchronously: the descriptor may be closed right after).
+//! - libuv: a `uv_poll_t`, armed only for the directions some task waits for (it is level-triggered, so an
+//!   armed idle watcher would fire every iteration), re-armed after each event for what is still awaited.
+//!   epoll: an edge-triggered registration in the runtime's epoll set (the sockets' readiness flags, starting
+//!   clear). io_uring: the epoll engine's code (as UDP; see below for why).
+//!
 //! ### Adding an engine
 //! 1. A folder `engine/<name>/` with `mod.rs` (the engine's per-runtime state) and one file per role
 //!    (`stream.rs`, `listener.rs`, `datagram.rs`: types named `Stream`, `Listener`, `Datagram` with the methods
@@ -104,6 +119,10 @@
 //!   code (logged at `info`).
 //! - **UDP stays on the epoll engine's code** under `Backend::IoUring`: datagrams are one syscall each
 //!   straight into the caller's buffer already, and a ring recv would add a copy from a provided buffer.
+//! - **Readiness (`io::AsyncFd`) stays on the epoll engine's code** too: an edge-triggered registration is
+//!   made once and costs nothing per wait, where `IORING_OP_POLL_ADD` (one-shot) would cost a submission per
+//!   wait and an `IORING_OP_POLL_REMOVE` whose completion must be awaited before a dropped `AsyncFd` has
+//!   truly stopped watching (drop and `into_inner` are synchronous).
 //! - A dropped socket future never loses bytes and never frees what the kernel may touch: a dropped read leaves
 //!   the connection's recv armed (its bytes go to the next read), a dropped connect is cancelled
 //!   (`IORING_OP_ASYNC_CANCEL`) and its socket closed when the completion arrives, a dropped accept leaves
@@ -155,8 +174,14 @@ pub(crate) mod files;
 #[cfg(target_os = "linux")]
 pub(crate) mod io_uring;
 pub(crate) mod libuv;
+#[cfg(unix)]
+mod readiness;
 mod sockets;
+#[cfg(unix)]
+mod wakers;
 
+#[cfg(unix)]
+pub(crate) use readiness::{AnyReadiness, Direction};
 pub(crate) use sockets::{AnyDatagram, AnyListener, AnyStream};
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Networking: async TCP, UDP and Unix sockets (Windows named pipes) on the runtime's libuv loop, and name
+//! Networking: async TCP, UDP and Unix sockets (streams and datagrams) (Windows named pipes) on the runtime's libuv loop, and name
 //! resolution.
 //!
 //! The stream types implement `futures::io::{AsyncRead, AsyncWrite}`, so the `futures` extension traits
@@ -12,6 +12,8 @@ mod tcp_socket;
 mod udp;
 #[cfg(unix)]
 pub mod unix;
+#[cfg(unix)]
+mod unix_datagram;
 #[cfg(windows)]
 mod windows_pipe;
 
@@ -21,5 +23,7 @@ pub use tcp_socket::TcpSocket;
 pub use udp::UdpSocket;
 #[cfg(unix)]
 pub use unix::{UnixListener, UnixStream};
+#[cfg(unix)]
+pub use unix_datagram::UnixDatagram;
 #[cfg(windows)]
 pub use windows_pipe::{NamedPipeListener, NamedPipeStream};

@@ -51,6 +51,24 @@ impl SocketAddr {
     }
 }
 
+/// A Unix address from std's: a pathname, an abstract name (Linux), or unnamed.
+#[cfg(target_os = "linux")]
+pub(super) fn from_std_addr(addr: &std::os::unix::net::SocketAddr) -> SocketAddr {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    match (addr.as_pathname(), addr.as_abstract_name()) {
+        (Some(path), _) => SocketAddr::new(path.to_path_buf()),
+        (None, Some(name)) => SocketAddr::new(PathBuf::from(std::ffi::OsStr::from_bytes(&[&[0u8][..], name].concat()))),
+        (None, None) => SocketAddr::new(PathBuf::new()),
+    }
+}
+
+/// A Unix address from std's: a pathname, or unnamed (only Linux has abstract names).
+#[cfg(not(target_os = "linux"))]
+pub(super) fn from_std_addr(addr: &std::os::unix::net::SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.as_pathname().map(Path::to_path_buf).unwrap_or_default())
+}
+
 /// A Unix address from the socket layer: a pathname, an abstract name (with its leading NUL), or unnamed.
 fn from_sockaddr(addr: &socket2::SockAddr) -> SocketAddr {
     use std::os::unix::ffi::OsStrExt;

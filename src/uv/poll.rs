@@ -2,7 +2,8 @@
 
 use std::ffi::c_int;
 use std::fmt;
-use std::ops::{BitAnd, BitOr, BitOrAssign};
+use std::marker::PhantomData;
+use std::ops::{BitAnd, BitOr, BitOrAssign, Deref};
 
 use libuv_sys2 as sys;
 
@@ -103,9 +104,11 @@ type PollCb = dyn FnMut(&Poll, Result<PollEvents>);
 /// # The fd is borrowed, not owned
 /// `Poll` does not close the fd, and the fd must stay open for as long as the `Poll` exists: closing it first
 /// would let libuv watch (and switch to non-blocking mode) an unrelated file that reused the number, or, on
-/// Linux, abort the process when it next updates its epoll set. That is why [`Poll::new`] is `unsafe` (I/O
-/// safety: a raw fd carries no ownership). Drop the `Poll` first; the fd may be closed right after. Only one
-/// `Poll` may watch an fd on a loop (`EEXIST` otherwise).
+/// Linux, abort the process when it next updates its epoll set. [`Poll::borrowed`] makes the borrow checker
+/// keep that promise: it takes a `BorrowedFd` (Windows: `BorrowedSocket`) and returns a [`BorrowedPoll`] that
+/// cannot outlive it. [`Poll::new`] takes a raw fd and is `unsafe` for that reason (I/O safety: a raw fd
+/// carries no ownership). Either way, drop the `Poll` first; the fd may be closed right after (libuv removes
+/// it from its epoll set at once). Only one `Poll` may watch an fd on a loop (`EEXIST` otherwise).
 ///
 /// # Portability
 /// On Windows only sockets can be polled. On Unix any fd that `poll(2)` accepts (not regular files on Linux:
@@ -114,21 +117,20 @@ type PollCb = dyn FnMut(&Poll, Result<PollEvents>);
 /// ```
 /// # #[cfg(unix)] {
 /// use std::io::Write;
-/// use std::os::unix::io::AsRawFd;
+/// use std::os::fd::AsFd;
 /// use std::os::unix::net::UnixStream;
 /// use uvio::uv::{Loop, Poll, PollEvents, RunMode};
 ///
 /// let (a, mut b) = UnixStream::pair().unwrap();
 /// let lp = Loop::new()?;
-/// // SAFETY: `a` outlives `poll`: it is dropped below, after `poll`.
-/// let poll = unsafe { Poll::new(&lp, a.as_raw_fd())? };
+/// let poll = Poll::borrowed(&lp, a.as_fd())?; // `a` cannot be dropped while `poll` lives
 /// b.write_all(b"ping").unwrap();
 /// poll.start(PollEvents::READABLE, |p, events| {
 ///     assert!(events.unwrap().contains(PollEvents::READABLE));
 ///     p.stop().unwrap(); // a real program would read from `a` here
 /// })?;
 /// lp.run(RunMode::Default)?;
-/// drop(poll); // before `a` closes its fd
+/// drop(poll); // then `a` may close its fd
 /// # }
 /// # Ok::<(), uvio::Error>(())
 /// ```
@@ -160,6 +162,29 @@ impl Poll {
         Ok(Poll { h })
     }
 
+    /// A stopped watcher for the fd (Windows: the socket) that `fd` borrows, made non-blocking: as
+    /// [`Poll::new`], without `unsafe`, since the borrow keeps the fd open for as long as the watcher lives.
+    ///
+    /// The fd cannot be closed while it is watched:
+    /// ```compile_fail
+    /// # use std::os::fd::AsFd;
+    /// # let lp = uvio::uv::Loop::new().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let poll = uvio::uv::Poll::borrowed(&lp, a.as_fd()).unwrap();
+    /// drop(a); // error: `a` is borrowed by `poll`
+    /// poll.stop().unwrap();
+    /// ```
+    pub fn borrowed<'fd>(lp: &Loop, fd: BorrowedOsFd<'fd>) -> Result<BorrowedPoll<'fd>> {
+        #[cfg(unix)]
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        #[cfg(windows)]
+        let raw = std::os::windows::io::AsRawSocket::as_raw_socket(&fd) as sys::uv_os_sock_t;
+        // SAFETY: `fd` borrows the descriptor for 'fd, and the returned watcher cannot outlive 'fd: the
+        // descriptor stays open while it is watched.
+        let poll = unsafe { Poll::new(lp, raw)? };
+        Ok(BorrowedPoll { poll, _fd: PhantomData })
+    }
+
     /// Starts watching for `events`; `cb` gets the events that are ready, or the error that polling hit
     /// (`uv_poll_start`). After `EBADF` no more events come: drop the `Poll`. Starting a started watcher
     /// replaces its callback and events; empty `events` stops it.
@@ -184,6 +209,28 @@ impl Poll {
     pub fn stop(&self) -> Result<()> {
         // SAFETY: the handle is initialised; stopping a stopped or closing watcher is a no-op in libuv.
         Error::check(unsafe { sys::uv_poll_stop(self.h.raw()) }).map(drop)
+    }
+}
+
+/// The borrowed descriptor [`Poll::borrowed`] takes: `BorrowedFd` on Unix, `BorrowedSocket` on Windows.
+#[cfg(unix)]
+pub type BorrowedOsFd<'fd> = std::os::fd::BorrowedFd<'fd>;
+/// The borrowed descriptor [`Poll::borrowed`] takes: `BorrowedFd` on Unix, `BorrowedSocket` on Windows.
+#[cfg(windows)]
+pub type BorrowedOsFd<'fd> = std::os::windows::io::BorrowedSocket<'fd>;
+
+/// A [`Poll`] on a descriptor borrowed for `'fd` (made by [`Poll::borrowed`]): it derefs to the `Poll`, and
+/// the borrow checker keeps the descriptor open until it is dropped.
+#[derive(Debug)]
+pub struct BorrowedPoll<'fd> {
+    poll: Poll,
+    _fd: PhantomData<BorrowedOsFd<'fd>>,
+}
+
+impl Deref for BorrowedPoll<'_> {
+    type Target = Poll;
+    fn deref(&self) -> &Poll {
+        &self.poll
     }
 }
 

@@ -4,7 +4,7 @@
 //! - `uv_*`: the safe libuv layer (`uvio::uv`: loop, handles, requests, errors), driven by hand on a `Loop`;
 //! - `rt_*`: the runtime (block_on, tasks, lifecycle, timers, a runtime on a host's loop);
 //! - `net_*`, `fs_*`, `process_*`, `signal_*`: the public async types of `uvio::net`, `uvio::fs`,
-//!   `uvio::process`, `uvio::signal`, on every engine (`rt_test!`);
+//!   `uvio::process`, `uvio::signal`, on every engine (`rt_test!`); `io_*`: `uvio::io` (Unix), likewise;
 //! - `api_*`: the whole public API at once (bad input, faults), on every engine;
 //! - `engine_<name>_*`: one engine asked for explicitly (`engine_select` is how an engine is chosen);
 //! - `win_*`: Windows only. A platform-only suite of another layer says so after the subject (`process_unix`).

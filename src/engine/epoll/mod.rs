@@ -25,9 +25,10 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::wakers::Wakers;
 use crate::uv::{self, PollEvents};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
@@ -35,10 +36,12 @@ use slab::Slab;
 
 mod datagram;
 mod listener;
+mod readiness;
 mod stream;
 
 pub(crate) use datagram::Datagram;
 pub(crate) use listener::Listener;
+pub(crate) use readiness::Readiness;
 pub(crate) use stream::Stream;
 
 /// Events taken from the epoll set per `epoll_wait` (more wait for the next call in the same callback).
@@ -126,7 +129,7 @@ impl Reactor {
 
     /// A direction's waiters were taken (woken or dropped).
     fn waiters_gone(&self, taken: &Wakers) {
-        if taken.first.is_some() && self.waiting.replace(self.waiting.get() - 1) == 1 {
+        if !taken.is_empty() && self.waiting.replace(self.waiting.get() - 1) == 1 {
             uv::Handle::unref(&self.watcher);
         }
     }
@@ -191,10 +194,17 @@ enum Dir {
 }
 
 impl IoState {
+    /// A socket's state: both directions may be ready (its first operations try their syscalls).
     fn new() -> Rc<IoState> {
+        IoState::with_flags(true)
+    }
+
+    /// `ready`: whether both directions start as maybe ready (else they wait for the first edges, which the
+    /// registration reports at once for what is ready then).
+    fn with_flags(ready: bool) -> Rc<IoState> {
         Rc::new(IoState {
-            readable: Cell::new(true),
-            writable: Cell::new(true),
+            readable: Cell::new(ready),
+            writable: Cell::new(ready),
             read_closed: Cell::new(false),
             write_closed: Cell::new(false),
             readers: RefCell::default(),
@@ -277,44 +287,6 @@ impl Registration {
     }
 }
 
-/// The tasks waiting for one direction. Usually one task (no allocation); several tasks sharing a socket (a UDP
-/// socket in an `Rc`) all get woken and retry their syscall.
-#[derive(Default)]
-struct Wakers {
-    first: Option<Waker>,
-    more: Vec<Waker>,
-}
-
-impl Wakers {
-    /// Adds `waker` (once); `true` if the set was empty.
-    fn register(&mut self, waker: &Waker) -> bool {
-        match &self.first {
-            None => {
-                self.first = Some(waker.clone());
-                return true;
-            }
-            Some(w) if w.will_wake(waker) => {}
-            Some(_) if self.more.iter().any(|w| w.will_wake(waker)) => {}
-            Some(_) => self.more.push(waker.clone()),
-        }
-        false
-    }
-
-    /// Empties the set, handing out what it held (woken by the caller once no borrow is held).
-    fn take(&mut self) -> Wakers {
-        Wakers { first: self.first.take(), more: std::mem::take(&mut self.more) }
-    }
-
-    fn wake(self) {
-        if let Some(w) = self.first {
-            w.wake();
-        }
-        for w in self.more {
-            w.wake();
-        }
-    }
-}
-
 /// A socket's membership in its runtime's epoll set; leaving it (on drop) comes before the fd closes, which the
 /// owner guarantees by declaring this field before the socket.
 struct Registration {
@@ -326,7 +298,10 @@ struct Registration {
 
 impl Registration {
     fn new(reactor: &Rc<Reactor>, fd: RawFd) -> io::Result<Registration> {
-        let state = IoState::new();
+        Registration::with_state(reactor, fd, IoState::new())
+    }
+
+    fn with_state(reactor: &Rc<Reactor>, fd: RawFd, state: Rc<IoState>) -> io::Result<Registration> {
         let key = reactor.register(fd, state.clone())?;
         Ok(Registration { reactor: reactor.clone(), state, key, fd })
     }

@@ -7,6 +7,8 @@
 
 pub(crate) mod fs;
 pub(crate) mod listener;
+#[cfg(unix)]
+pub(crate) mod readiness;
 pub(crate) mod stream;
 pub(crate) mod udp;
 
