@@ -1,4 +1,4 @@
-//! The runtime's timers: one libuv timer per runtime, armed for the earliest deadline, over a binary heap of
+//! The runtime's timers: one libuv timer per runtime, armed for the earliest deadline, over a radix heap of
 //! deadlines. A pending sleep costs a 16-byte heap entry and a 24-byte slab slot (no libuv handle, no allocation
 //! of its own), so millions of sleeps stay cheap. A dropped sleep marks its slot cancelled; the slot is freed
 //! when its heap entry comes due (or when cancelled entries dominate and the heap is compacted), so a heap
