@@ -4,7 +4,7 @@ mod common;
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uvio::task::{yield_now, AbortHandle, JoinHandle, JoinSet};
 use uvio::time::sleep;
@@ -28,12 +28,40 @@ async fn sleep_then(ms: u64) -> u64 {
     ms
 }
 
+/// Waits until `cond` holds, checking every few milliseconds for up to 10 s: no assumption on how fast the
+/// machine is (valgrind runs these tests ~50x slower).
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if cond() {
+            return;
+        }
+        sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{what}: still not the case after 10 s");
+}
+
 rt_test! {
     async fn join_next_follows_completion_order() {
+        // Deadlines from one instant, given once every task has started and waits at a gate, and far enough
+        // ahead that every timer is set before the first is due: the order then does not depend on how fast
+        // the tasks get polled (under valgrind, a poll may wait tens of milliseconds for another thread). Timers
+        // that come due together fire in deadline order, so a stall after that changes nothing either.
+        use futures::FutureExt;
+        let (open, gate) = futures::channel::oneshot::channel::<Instant>();
+        let gate = gate.shared();
+        let parked = Rc::new(Cell::new(0));
         let mut set = JoinSet::new();
         for ms in [30, 10, 20] {
-            set.spawn_local(sleep_then(ms));
+            let (gate, parked) = (gate.clone(), parked.clone());
+            set.spawn_local(async move {
+                parked.set(parked.get() + 1);
+                let start = gate.await.unwrap();
+                uvio::time::sleep_until(start + Duration::from_millis(ms)).await;
+                ms
+            });
         }
+        eventually("every task waits at the gate", || parked.get() == 3).await;
+        open.send(Instant::now() + Duration::from_millis(500)).unwrap();
         assert_eq!(set.len(), 3);
         let mut order = Vec::new();
         while let Some(res) = set.join_next().await {
@@ -124,8 +152,7 @@ rt_test! {
         set.detach_all();
         assert!(set.is_empty());
         drop(set);
-        sleep(Duration::from_millis(50)).await;
-        assert!(finished.get(), "a detached task runs on after the set is dropped");
+        eventually("a detached task runs on after the set is dropped", || finished.get()).await;
     }
 }
 
@@ -182,15 +209,24 @@ rt_test! {
     async fn try_join_next_takes_only_finished_tasks() {
         let mut set = JoinSet::new();
         assert!(set.try_join_next().is_none(), "empty set");
-        set.spawn_local(sleep_then(20));
+        let (release, released) = futures::channel::oneshot::channel::<u32>();
+        set.spawn_local(async move { released.await.unwrap() });
         set.spawn_local(async { 0 });
         assert!(set.try_join_next().is_none(), "nothing ran yet");
         yield_now().await;
         assert_eq!(set.try_join_next().unwrap().unwrap(), 0);
-        assert!(set.try_join_next().is_none(), "the sleeper is still sleeping");
+        assert!(set.try_join_next().is_none(), "the other task still waits");
         assert_eq!(set.len(), 1);
-        sleep(Duration::from_millis(60)).await;
-        assert_eq!(set.try_join_next().unwrap().unwrap(), 20);
+        release.send(20).unwrap();
+        let mut joined = None;
+        for _ in 0..100 {
+            yield_now().await;
+            joined = set.try_join_next();
+            if joined.is_some() {
+                break;
+            }
+        }
+        assert_eq!(joined.expect("the released task finishes").unwrap(), 20);
         assert!(set.is_empty());
     }
 }
@@ -202,8 +238,13 @@ rt_test! {
         for _ in 0..500 {
             set.spawn_local(std::future::pending::<u32>());
         }
-        set.spawn_local(async { 9 });
-        sleep(Duration::from_millis(5)).await; // every task has run (the executor polls 128 per turn)
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        set.spawn_local(async move {
+            r.set(true);
+            9
+        });
+        eventually("every task has run", || ran.get()).await; // the executor polls 128 per turn
         assert_eq!(set.try_join_next().unwrap().unwrap(), 9);
         set.shutdown().await;
     }
@@ -243,14 +284,16 @@ rt_test! {
             let _guard = guard;
             sleep_then(10_000).await
         });
-        set.spawn_local(sleep_then(10));
+        let (release, released) = futures::channel::oneshot::channel::<u64>();
+        set.spawn_local(async move { released.await.unwrap() });
         yield_now().await;
         assert!(!sleeper.is_finished());
         sleeper.clone().abort();
-        assert!(set.join_next().await.unwrap().unwrap_err().is_cancelled(), "the aborted task comes first");
+        assert!(set.join_next().await.unwrap().unwrap_err().is_cancelled(), "only the aborted task finished");
         assert!(sleeper.is_finished());
         assert!(dropped.get());
-        assert_eq!(set.join_next().await.unwrap().unwrap(), 10);
+        release.send(10).unwrap();
+        assert_eq!(set.join_next().await.unwrap().unwrap(), 10, "the other task was not touched");
     }
 }
 
@@ -275,8 +318,7 @@ rt_test! {
         let abort = handle.abort_handle();
         assert!(!abort.is_finished());
         drop(handle); // the abort handle outlives the join handle
-        sleep(Duration::from_millis(50)).await;
-        assert!(abort.is_finished());
+        eventually("the task finishes", || abort.is_finished()).await;
     }
 }
 
