@@ -40,6 +40,8 @@ use crate::uv::{Handle as _, Loop, RunMode};
 /// io_uring engine such reads (and opens, and writes to pipes) are on the ring and are cancelled at shutdown. On
 /// the libuv and epoll engines, and for the whole-file helpers `fs::read` and `fs::write` on every engine, they
 /// run on the pool: there, shutdown waits until the writer writes or goes away.
+/// [`shutdown_timeout`](Runtime::shutdown_timeout) bounds that wait: past its deadline it leaks the loop
+/// rather than wait for such a request.
 ///
 /// ```
 /// let rt = uvio::Runtime::new()?;

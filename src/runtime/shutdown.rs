@@ -14,8 +14,9 @@
 //!    everything tied to it are leaked instead (a few descriptors and allocations), so the pool thread finishes
 //!    into memory that stays valid. The handles of abandoned `spawn_blocking` jobs report cancellation.
 //!
-//! What remains after the deadline is bounded: dropping futures, one non-blocking loop iteration, and on the
-//! io_uring engine the wait for the cancelled ring operations, which the kernel completes at once.
+//! What remains after the deadline is bounded: dropping futures, at most [`POOL_SETTLE`] for requests the thread
+//! pool is finishing, and on the io_uring engine the wait for the cancelled ring operations, which the kernel
+//! completes at once.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,10 @@ use std::time::{Duration, Instant};
 use super::executor::Executor;
 use super::{context, Runtime};
 use crate::uv::{Handle as _, RunMode, Timer};
+
+/// How long past its deadline `shutdown_timeout` waits for requests the thread pool is finishing, before it
+/// abandons them.
+const POOL_SETTLE: Duration = Duration::from_millis(100);
 
 /// What [`Runtime::shutdown_timeout`] had to cut at its deadline. All zero ([`is_clean`](Self::is_clean)):
 /// everything finished in time.
@@ -63,12 +68,14 @@ impl Runtime {
     /// Unlike a plain drop, it does not wait for requests still running on the thread pool at the deadline
     /// (libuv cannot stop them): it leaks the runtime's loop instead of freeing memory they may still use,
     /// counts them in [`ShutdownReport::pool_abandoned`], and the `JoinHandle`s of such `spawn_blocking` jobs
-    /// report cancellation. So the call returns within `timeout` plus a short, bounded time to drop what is
-    /// left (on io_uring, to reap the ring operations it cancels).
+    /// report cancellation. So the call returns within `timeout` plus a short, bounded time: to drop what is
+    /// left, to let requests the pool is just finishing complete (at most 100 ms), and on io_uring to reap
+    /// the ring operations it cancels.
     ///
     /// `Duration::ZERO` cuts everything at once ([`shutdown_background`](Runtime::shutdown_background)). On a
     /// host's loop ([`Builder::build_on`](crate::Builder::build_on)), or when called from inside a runtime's
-    /// `block_on` on this thread, the loop cannot be run here: there is no grace period.
+    /// `block_on` on this thread, the loop cannot be run here: there is no grace period (and on a host's loop,
+    /// requests on the pool complete in the host's next runs, as after a drop: they are not abandoned).
     ///
     /// ```
     /// use std::time::Duration;
@@ -86,11 +93,12 @@ impl Runtime {
             grace(self.ex(), deadline);
         }
         let ex = self.ex.take().expect("runtime closed twice");
-        cut(ex)
+        cut(ex, !timeout.is_zero())
     }
 
     /// Shuts the runtime down without waiting: [`shutdown_timeout`](Runtime::shutdown_timeout) with a zero
-    /// timeout. Every task is dropped at once and requests running on libuv's thread pool are not waited for.
+    /// timeout. Every task is dropped at once and requests running on libuv's thread pool are not waited for
+    /// (not even the 100 ms `shutdown_timeout` gives them past its deadline).
     pub fn shutdown_background(self) -> ShutdownReport {
         self.shutdown_timeout(Duration::ZERO)
     }
@@ -112,10 +120,16 @@ fn grace(ex: &Rc<Executor>, deadline: Option<Instant>) {
     ex.blocking.set(true);
     let _blocking = super::ResetOnDrop(ex.clone());
     ex.wakeup.ref_(); // a wake from another thread must end a blocking poll
-                      // Ends a blocking poll at the deadline. Without it (it could not be made), the loop still runs, waiting at
-                      // most for the next event.
+    run_until(ex, deadline, busy);
+}
+
+/// Runs the loop while `pending` holds, until the deadline (`None`: none). Stops early if the loop cannot be
+/// run here (it is already running: the runtime was moved into one of its own callbacks).
+fn run_until(ex: &Rc<Executor>, deadline: Option<Instant>, pending: fn(&Executor) -> bool) {
+    // Ends a blocking poll at the deadline. Without it (it could not be made), the loop still runs, waiting at
+    // most for the next event.
     let alarm = Timer::new(&ex.lp).ok();
-    while busy(ex) && deadline.is_none_or(|d| Instant::now() < d) {
+    while pending(ex) && deadline.is_none_or(|d| Instant::now() < d) {
         if let (Some(alarm), Some(deadline)) = (&alarm, deadline) {
             // Set afresh each turn from a fresh loop time: libuv's cached "now" may lag, which would make the
             // timer fire early and leave the next poll without a bound. Rounded up to libuv's millisecond.
@@ -124,13 +138,16 @@ fn grace(ex: &Rc<Executor>, deadline: Option<Instant>) {
             let _ = alarm.start(left, None, |_| {});
         }
         let mode = if ex.has_ready() { RunMode::NoWait } else { RunMode::Once };
-        ex.lp.run(mode).expect("uvio runtime loop");
+        if ex.lp.run(mode).is_err() {
+            break;
+        }
     }
-    drop(alarm); // closed by the shutdown's loop iteration
+    drop(alarm); // closed by a later loop iteration (the shutdown's)
 }
 
-/// Drops what is left (as `Runtime`'s `Drop`), or leaks the loop if a pool thread may still use it.
-fn cut(ex: Rc<Executor>) -> ShutdownReport {
+/// Drops what is left (as `Runtime`'s `Drop`), or leaks the loop if a pool thread may still use it. With
+/// `settle`, requests that the pool is finishing get [`POOL_SETTLE`] more to complete.
+fn cut(ex: Rc<Executor>, settle: bool) -> ShutdownReport {
     let tasks_cut = ex.live_tasks();
     ex.shutdown();
     let lp = ex.lp.inner().clone();
@@ -138,8 +155,15 @@ fn cut(ex: Rc<Executor>) -> ShutdownReport {
     if can_drive(&ex) {
         // Delivers the close callbacks of what the tasks owned and the cancelled work's after-callbacks.
         let _ = ex.lp.run(RunMode::NoWait);
+        if settle {
+            // A file request of a task just cut is most likely microseconds from done: leaking the loop for
+            // it would be a waste. Only a request that blocks (a silent FIFO, a long closure) is abandoned.
+            run_until(&ex, Some(Instant::now() + POOL_SETTLE), |ex| ex.lp.inner().pool_in_flight() > 0);
+            let _ = ex.lp.run(RunMode::NoWait);
+        }
     }
-    let pool_abandoned = lp.pool_in_flight();
+    // On a host's loop the host keeps running it: the requests complete there, and hold the loop meanwhile.
+    let pool_abandoned = if ex.lp.is_borrowed() { 0 } else { lp.pool_in_flight() };
     if pool_abandoned > 0 {
         let jobs: Vec<_> = ex.blocking_jobs.borrow_mut().drain().collect();
         for job in jobs {
