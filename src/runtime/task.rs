@@ -1,4 +1,4 @@
-//! Joining tasks: [`JoinHandle`], [`JoinError`], and the join slot a task shares with its handle.
+//! Joining tasks: [`JoinHandle`], [`AbortHandle`], [`JoinError`], and the join slot a task shares with its handle.
 //!
 //! The task itself (header, future, join slot in one allocation) is in `cell.rs`. A `spawn_blocking` job has
 //! only a join slot ([`BlockingJoin`]).
