@@ -32,9 +32,11 @@
 //!   `shutdown`, then drop in the shutdown callback.
 //! - Dropping an async [`TcpStream`](crate::net::TcpStream) never loses bytes a write already accepted: the
 //!   socket lingers (owned by the runtime) until they reach the kernel, then closes.
-//! - Dropping a [`JoinHandle`](crate::task::JoinHandle) detaches the task; `abort()` cancels it.
+//! - Dropping a [`JoinHandle`](crate::task::JoinHandle) detaches the task; `abort()` cancels it. Dropping a
+//!   [`JoinSet`](crate::task::JoinSet) aborts every task still in it.
 //! - [`Runtime::close`](crate::Runtime::close) drops every task and checks that the loop closes with nothing
-//!   left open — use it in tests.
+//!   left open — use it in tests. [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout) lets tasks
+//!   finish first, up to a deadline, and reports what it had to cut.
 //!
 //! ## Panics
 //! A panic in a `uv` callback is caught at the C boundary (unwinding through C is undefined behaviour), stops

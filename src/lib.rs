@@ -60,7 +60,7 @@ pub mod uv;
 
 pub use engine::Backend;
 pub use error::{Error, Result};
-pub use runtime::{block_on, spawn, spawn_local, Builder, EnterGuard, Handle, Runtime};
+pub use runtime::{block_on, spawn, spawn_local, Builder, EnterGuard, Handle, Runtime, ShutdownReport};
 
 /// The version of the compiled libuv, such as `"1.53.0"` (`uv_version_string`).
 pub fn libuv_version() -> &'static str {

@@ -1,10 +1,14 @@
-//! Tasks: spawning, joining, yielding, and blocking work on libuv's thread pool.
+//! Tasks: spawning, joining (one by one, or as a set), aborting, yielding, and blocking work on libuv's thread
+//! pool.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-pub use crate::runtime::{spawn, spawn_local, JoinError, JoinHandle};
+mod join_set;
+
+pub use crate::runtime::{spawn, spawn_local, AbortHandle, JoinError, JoinHandle};
+pub use join_set::JoinSet;
 
 /// Yields to the executor once, letting other ready tasks and I/O run.
 pub async fn yield_now() {

@@ -235,3 +235,127 @@ rt_test! {
         });
     }
 }
+
+/// How far past its deadline `shutdown_timeout` may return: dropping what is left, one loop iteration, reaping
+/// cancelled ring operations (generous, for slow CI machines and valgrind).
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(2);
+
+rt_test! {
+    fn shutdown_timeout_cuts_a_task_stuck_on_a_silent_read() {
+        use futures::AsyncReadExt;
+        let grace = Duration::from_millis(200);
+        let (report, took, stuck) = within(30, move || {
+            let rt = common::rt::runtime(ENGINE);
+            // The task's handle is what the block gives back, to be awaited once the runtime is shut down.
+            #[allow(clippy::async_yields_async)]
+            let stuck = rt.block_on(async {
+                let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let mut client = uvio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+                let (peer, _) = listener.accept().await.unwrap();
+                let stuck = uvio::spawn_local(async move {
+                    let _silent_peer = (peer, listener); // open, and never writes
+                    let mut buf = [0u8; 16];
+                    client.read(&mut buf).await
+                });
+                uvio::task::yield_now().await; // the read is in flight
+                stuck
+            });
+            let start = std::time::Instant::now();
+            let report = rt.shutdown_timeout(grace);
+            let took = start.elapsed();
+            (report, took, futures::executor::block_on(stuck))
+        });
+        assert_eq!((report.tasks_cut(), report.pool_abandoned()), (1, 0), "{report:?}");
+        assert!(!report.is_clean());
+        assert!(took >= grace, "returned before the deadline ({took:?}) with a task still running");
+        assert!(took < grace + SHUTDOWN_MARGIN, "took {took:?}");
+        assert!(stuck.unwrap_err().is_cancelled());
+        // The process is still healthy: a new runtime on the same engine serves a connection.
+        let echoed = within(20, || {
+            common::rt::run_on(ENGINE, async {
+                use futures::AsyncWriteExt;
+                let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                common::spawn_echo(listener);
+                let mut conn = uvio::net::TcpStream::connect(addr).await.unwrap();
+                conn.write_all(b"still alive").await.unwrap();
+                let mut buf = [0u8; 11];
+                conn.read_exact(&mut buf).await.unwrap();
+                buf
+            })
+        });
+        assert_eq!(&echoed, b"still alive");
+    }
+}
+
+rt_test! {
+    fn shutdown_timeout_lets_tasks_that_finish_in_time_finish() {
+        let (report, took, outputs, blocking) = within(30, || {
+            let rt = common::rt::runtime(ENGINE);
+            let handles: Vec<_> = [30u64, 10, 20]
+                .into_iter()
+                .map(|ms| {
+                    rt.spawn_local(async move {
+                        uvio::time::sleep(Duration::from_millis(ms)).await;
+                        // A task spawned during the grace period runs too.
+                        uvio::spawn_local(uvio::time::sleep(Duration::from_millis(ms))).await.unwrap();
+                        ms
+                    })
+                })
+                .collect();
+            let blocking = {
+                let _in_rt = rt.enter();
+                uvio::task::spawn_blocking(|| {
+                    std::thread::sleep(Duration::from_millis(20));
+                    7
+                })
+            };
+            let start = std::time::Instant::now();
+            let report = rt.shutdown_timeout(Duration::from_secs(10));
+            let took = start.elapsed();
+            let outputs: Vec<_> = handles.into_iter().map(|h| futures::executor::block_on(h).unwrap()).collect();
+            (report, took, outputs, futures::executor::block_on(blocking).unwrap())
+        });
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report, uvio::ShutdownReport::default());
+        assert_eq!((outputs, blocking), (vec![30, 10, 20], 7));
+        assert!(took < Duration::from_secs(5), "returned when everything was done, not at the deadline ({took:?})");
+    }
+}
+
+rt_test! {
+    fn shutdown_timeout_abandons_a_blocking_job_past_the_deadline() {
+        let grace = Duration::from_millis(100);
+        let (report, took, job) = within(30, move || {
+            let rt = common::rt::runtime(ENGINE);
+            let job = {
+                let _in_rt = rt.enter();
+                uvio::task::spawn_blocking(|| {
+                    std::thread::sleep(Duration::from_secs(3));
+                    1
+                })
+            };
+            let start = std::time::Instant::now();
+            let report = rt.shutdown_timeout(grace);
+            (report, start.elapsed(), futures::executor::block_on(job))
+        });
+        assert_eq!((report.tasks_cut(), report.pool_abandoned()), (0, 1), "{report:?}");
+        assert!(took < grace + SHUTDOWN_MARGIN, "waited for the pool thread: {took:?}");
+        assert!(job.unwrap_err().is_cancelled(), "an abandoned job's handle reports cancellation");
+    }
+}
+
+rt_test! {
+    fn shutdown_background_cuts_everything_at_once() {
+        let (report, took) = within(30, || {
+            let rt = common::rt::runtime(ENGINE);
+            rt.spawn_local(std::future::pending::<()>());
+            rt.spawn_local(uvio::time::sleep(Duration::from_secs(60)));
+            rt.block_on(uvio::task::yield_now());
+            let start = std::time::Instant::now();
+            (rt.shutdown_background(), start.elapsed())
+        });
+        assert_eq!((report.tasks_cut(), report.pool_abandoned()), (2, 0), "{report:?}");
+        assert!(took < SHUTDOWN_MARGIN, "took {took:?}");
+    }
+}

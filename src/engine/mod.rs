@@ -396,6 +396,11 @@ impl Engine {
         }
     }
 
+    /// How many dropped libuv sockets still send what was written to them before they were dropped.
+    pub(crate) fn lingering(&self) -> usize {
+        self.lingering.len()
+    }
+
     /// The end of the runtime's shutdown (its tasks are dropped): closes the libuv sockets that still linger.
     pub(crate) fn drop_lingering(&self) {
         self.lingering.drop_all();

@@ -15,7 +15,10 @@
 //! the handle, which is `!Send` when the output is (see `task.rs`); a detached handle makes the task drop its
 //! output at once, on its own thread.
 //!
-//! Wakers only touch the header (atomics and the `Arc<Shared>` that queues the task), which is `Send + Sync`.
+//! Wakers and [`AbortHandle`](super::task::AbortHandle)s only touch the header (atomics and the `Arc<Shared>`
+//! that queues the task) and the join slot's `finished` flag, which are `Send + Sync`. Either may hold the last
+//! reference and drop the allocation on another thread: by then the future is gone (above) and so is the output
+//! (its handle took it, or dropped it when it detached).
 
 #![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -30,7 +33,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::shared::Shared;
-use super::task::{Join, JoinCell, JoinHandle};
+use super::task::{Abort, Join, JoinCell, JoinHandle};
 
 /// What a waker touches: where the task lives and whether it is already queued.
 pub(crate) struct Header {
@@ -148,9 +151,19 @@ impl<F: Future + 'static> Join<F::Output> for Task<F> {
         &self.join
     }
 
+    fn abortable(self: Arc<Self>) -> Arc<dyn Abort> {
+        self
+    }
+}
+
+impl<F: Future + 'static> Abort for Task<F> {
     fn abort(self: Arc<Self>) {
         self.header.aborted.store(true, Ordering::Release);
         std::task::Wake::wake_by_ref(&self);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.join.is_finished()
     }
 }
 

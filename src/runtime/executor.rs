@@ -20,7 +20,7 @@ use slab::Slab;
 use super::cell::{RawTask, TaskRef};
 use super::context;
 use super::shared::Shared;
-use super::task::JoinHandle;
+use super::task::{BlockingJob, JoinHandle};
 use super::timers::Timers;
 use crate::uv::{Async, Check, Handle as _, Idle, Loop};
 
@@ -60,6 +60,8 @@ pub(crate) struct Executor {
     refused: RefCell<Vec<TaskRef>>,
     /// Set when shutdown gives up on destructors that keep spawning: a spawn then forgets its future.
     forgetting: Cell<bool>,
+    /// The `spawn_blocking` jobs whose result has not come back, for a shutdown that abandons them.
+    pub(crate) blocking_jobs: RefCell<Slab<Arc<dyn BlockingJob>>>,
 }
 
 impl Executor {
@@ -92,6 +94,7 @@ impl Executor {
             closing: Cell::new(false),
             refused: RefCell::new(Vec::new()),
             forgetting: Cell::new(false),
+            blocking_jobs: RefCell::new(Slab::new()),
         });
         *target.borrow_mut() = Rc::downgrade(&ex);
         let weak = Rc::downgrade(&ex);
@@ -156,6 +159,11 @@ impl Executor {
         if self.idle_armed.replace(false) {
             let _ = self.idle.stop();
         }
+    }
+
+    /// Tasks spawned and not finished (refused ones aside).
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.slots.borrow().len()
     }
 
     pub(crate) fn has_ready(&self) -> bool {

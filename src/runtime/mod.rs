@@ -10,6 +10,7 @@ pub(crate) mod coop;
 mod executor;
 mod radix_heap;
 mod shared;
+mod shutdown;
 pub(crate) mod task;
 mod timers;
 
@@ -22,7 +23,8 @@ use std::task::{Context, Poll, Wake, Waker};
 pub(crate) use context::current;
 pub(crate) use executor::Executor;
 use shared::Shared;
-pub use task::{JoinError, JoinHandle};
+pub use shutdown::ShutdownReport;
+pub use task::{AbortHandle, JoinError, JoinHandle};
 pub(crate) use timers::TimerKey;
 
 use crate::engine::Backend;
@@ -38,6 +40,8 @@ use crate::uv::{Handle as _, Loop, RunMode};
 /// io_uring engine such reads (and opens, and writes to pipes) are on the ring and are cancelled at shutdown. On
 /// the libuv and epoll engines, and for the whole-file helpers `fs::read` and `fs::write` on every engine, they
 /// run on the pool: there, shutdown waits until the writer writes or goes away.
+/// [`shutdown_timeout`](Runtime::shutdown_timeout) bounds that wait: past its deadline it leaks the loop
+/// rather than wait for such a request.
 ///
 /// ```
 /// let rt = uvio::Runtime::new()?;
@@ -380,12 +384,21 @@ where
     let ex = context::current();
     let job = Arc::new(task::BlockingJoin { cell: task::JoinCell::new() });
     let done = job.clone();
+    // Registered so that a shutdown that abandons the job can still tell its handle (see `shutdown.rs`).
+    let key = ex.blocking_jobs.borrow_mut().insert(job.clone());
+    let registry = Rc::downgrade(&ex);
     let work = move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    let queued = crate::uv::queue_work(&ex.lp, work, move |result| match result {
-        Ok(outcome) => done.cell.complete(outcome),
-        Err(_) => done.cell.cancel(),
+    let queued = crate::uv::queue_work(&ex.lp, work, move |result| {
+        if let Some(ex) = registry.upgrade() {
+            drop(ex.blocking_jobs.borrow_mut().try_remove(key));
+        }
+        match result {
+            Ok(outcome) => done.cell.complete(outcome),
+            Err(_) => done.cell.cancel(),
+        }
     });
     if queued.is_err() {
+        drop(ex.blocking_jobs.borrow_mut().try_remove(key));
         job.cell.cancel();
     }
     JoinHandle::new(job)

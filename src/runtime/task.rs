@@ -1,4 +1,4 @@
-//! Joining tasks: [`JoinHandle`], [`JoinError`], and the join slot a task shares with its handle.
+//! Joining tasks: [`JoinHandle`], [`AbortHandle`], [`JoinError`], and the join slot a task shares with its handle.
 //!
 //! The task itself (header, future, join slot in one allocation) is in `cell.rs`. A `spawn_blocking` job has
 //! only a join slot ([`BlockingJoin`]).
@@ -116,6 +116,10 @@ impl<T> JoinCell<T> {
         }
     }
 
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
     /// Reports cancellation, unless the task already finished.
     pub(crate) fn cancel(&self) {
         if self.finished.load(Ordering::Acquire) {
@@ -171,7 +175,14 @@ fn drop_unclaimed<T>(outcome: Option<std::thread::Result<T>>) {
 /// What a [`JoinHandle`] holds: a task (`cell.rs`) or a blocking job.
 pub(crate) trait Join<T>: Send + Sync {
     fn join(&self) -> &JoinCell<T>;
+    /// The same task seen without its output type, for an [`AbortHandle`].
+    fn abortable(self: Arc<Self>) -> Arc<dyn Abort>;
+}
+
+/// What an [`AbortHandle`] holds: a task's header and join state, whatever its output type.
+pub(crate) trait Abort: Send + Sync {
     fn abort(self: Arc<Self>);
+    fn is_finished(&self) -> bool;
 }
 
 /// The join side of a `spawn_blocking` job (it cannot be aborted once queued: libuv's pool runs it).
@@ -179,12 +190,34 @@ pub(crate) struct BlockingJoin<T> {
     pub(crate) cell: JoinCell<T>,
 }
 
-impl<T: Send> Join<T> for BlockingJoin<T> {
+impl<T: Send + 'static> Join<T> for BlockingJoin<T> {
     fn join(&self) -> &JoinCell<T> {
         &self.cell
     }
 
+    fn abortable(self: Arc<Self>) -> Arc<dyn Abort> {
+        self
+    }
+}
+
+impl<T: Send> Abort for BlockingJoin<T> {
     fn abort(self: Arc<Self>) {}
+
+    fn is_finished(&self) -> bool {
+        self.cell.is_finished()
+    }
+}
+
+/// A blocking job's join side as the runtime sees it at shutdown, whatever its output type.
+pub(crate) trait BlockingJob {
+    /// Reports cancellation to the job's handle (unless the job already finished).
+    fn cancel(&self);
+}
+
+impl<T: Send> BlockingJob for BlockingJoin<T> {
+    fn cancel(&self) {
+        self.cell.cancel();
+    }
 }
 
 /// An owned permission to await a task's output. Dropping it *detaches* the task, which keeps running
@@ -208,14 +241,53 @@ impl<T> JoinHandle<T> {
     /// awaiting this handle gives a cancelled [`JoinError`] (unless the task had already finished). Callable
     /// from any thread. A `spawn_blocking` job that was queued still runs.
     pub fn abort(&self) {
+        self.task.clone().abortable().abort();
+    }
+
+    /// Whether the task has finished (completed, panicked or been cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.task.join().is_finished()
+    }
+
+    /// A handle that can abort the task without owning its output: `Clone`, `Send` and `Sync` whatever the
+    /// output type, and usable after this handle is gone.
+    pub fn abort_handle(&self) -> AbortHandle {
+        AbortHandle { task: self.task.clone().abortable() }
+    }
+}
+
+/// Aborts a task without owning its output, from [`JoinHandle::abort_handle`] or
+/// [`JoinSet::spawn`](crate::task::JoinSet::spawn). Aborting through it is the same as
+/// [`JoinHandle::abort`]: the task's future is dropped at the executor's next turn instead of being polled
+/// again, and its `JoinHandle` (or `JoinSet`) then gives a cancelled [`JoinError`], unless the task had already
+/// finished. Dropping an `AbortHandle` does nothing to the task.
+///
+/// It keeps the task's allocation (not its output: that follows the `JoinHandle`) until it drops.
+#[derive(Clone)]
+pub struct AbortHandle {
+    task: Arc<dyn Abort>,
+}
+
+impl AbortHandle {
+    /// Cancels the task, as [`JoinHandle::abort`]. Callable from any thread, any number of times.
+    pub fn abort(&self) {
         self.task.clone().abort();
     }
 
     /// Whether the task has finished (completed, panicked or been cancelled).
     pub fn is_finished(&self) -> bool {
-        self.task.join().finished.load(Ordering::Acquire)
+        self.task.is_finished()
     }
 }
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+// The handle holds only an `Arc`: moving it never moves the output (the marker above is not a real `T`).
+impl<T> Unpin for JoinHandle<T> {}
 
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;

@@ -443,6 +443,11 @@ impl LoopInner {
         self.discard_panics();
     }
 
+    /// Work, fs and DNS requests on libuv's thread pool that have not completed on the loop thread yet.
+    pub(crate) fn pool_in_flight(&self) -> usize {
+        self.work.len() + self.pool_reqs.get()
+    }
+
     /// One blocking iteration (`UV_RUN_ONCE`) for a loop nobody else will run (its last `Loop` is being dropped),
     /// unless it is running, closed or borrowed (then `false`). Panics in callbacks are discarded, as in
     /// `flush_closes`.

@@ -101,17 +101,30 @@ pub(crate) struct InFlight(RefCell<Slab<Rc<Cell<Stage>>>>);
 /// started (its `after` gets `ECANCELED`), and run the loop until the running work is done and every `after`
 /// has run. Only a loop that is not running (not dropped from inside one of its own callbacks) can do this.
 pub(crate) fn finish_in_flight(lp: &LoopInner) {
-    let stages: Vec<Rc<Cell<Stage>>> = lp.work.0.borrow().iter().map(|(_, stage)| stage.clone()).collect();
-    if stages.is_empty() {
+    if lp.work.0.borrow().is_empty() {
         return;
     }
-    for stage in stages {
-        let _ = WorkHandle { stage }.cancel(); // EBUSY: running; its after-callback comes when it is done
-    }
+    cancel_queued(lp);
     while !lp.work.0.borrow().is_empty() {
         if !lp.run_once_unowned() {
             return; // running, closed or borrowed: leak rather than free what a pool thread may use
         }
+    }
+}
+
+/// Cancels the work requests no pool thread has started: their `after` gets `ECANCELED` in a later iteration.
+/// The running ones are left alone (libuv cannot stop them); their `after` comes when they are done.
+pub(crate) fn cancel_queued(lp: &LoopInner) {
+    let stages: Vec<Rc<Cell<Stage>>> = lp.work.0.borrow().iter().map(|(_, stage)| stage.clone()).collect();
+    for stage in stages {
+        let _ = WorkHandle { stage }.cancel(); // EBUSY: running; its after-callback comes when it is done
+    }
+}
+
+impl InFlight {
+    /// How many work requests have not had their after-callback yet.
+    pub(crate) fn len(&self) -> usize {
+        self.0.borrow().len()
     }
 }
 

@@ -48,6 +48,11 @@ impl Lingering {
         drop(obj);
     }
 
+    /// How many objects are kept (streams still sending what was written before they were dropped).
+    pub(crate) fn len(&self) -> usize {
+        self.held.borrow().len()
+    }
+
     /// Whether the runtime of the registry `weak` points to is gone or shutting down: nothing will run its loop
     /// any more, so operations fail instead of waiting forever.
     pub(crate) fn is_gone(weak: &Weak<Lingering>) -> bool {
