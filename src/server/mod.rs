@@ -281,6 +281,7 @@ pub struct WorkerStats {
     open: AtomicU64,
     finished: AtomicU64,
     errors: AtomicU64,
+    empty_wakeups: AtomicU64,
     health: Mutex<Option<Report>>,
 }
 
@@ -303,6 +304,14 @@ impl WorkerStats {
     /// Handlers that returned `Err`, and accepts that failed.
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Wake-ups of this worker's listener that found no connection to accept, because another worker took it:
+    /// the thundering herd, as this worker saw it (updated after each accept, and when the server stops).
+    /// Counted on the epoll engine only; 0 elsewhere, where it cannot be seen (io_uring completes each accept
+    /// on one ring, so it has no such wake-ups; libuv drops its `EAGAIN` without telling).
+    pub fn empty_wakeups(&self) -> u64 {
+        self.empty_wakeups.load(Ordering::Relaxed)
     }
 
     /// The worker loop's latest health report (lag and idle share over the last health interval), once one
