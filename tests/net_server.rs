@@ -267,3 +267,33 @@ rt_test! {
         }
     }
 }
+
+rt_test! {
+    fn a_shared_listener_wakes_one_idle_worker_per_connection_and_both_take_turns() {
+        let server = echo_server(ENGINE, Pattern::SharedListener);
+        let addr = server.local_addr();
+        // One connection at a time, each arriving while both workers sit idle: the herd case.
+        const CONNS: u64 = 200;
+        for i in 0..CONNS as usize {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            std::io::Write::write_all(&mut c, &payload(i)).unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(&mut c, &mut back).unwrap();
+            assert!(back == payload(i), "[{ENGINE}] connection {i}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let accepted: Vec<u64> = server.workers().iter().map(|w| w.accepted()).collect();
+        let empty: Vec<u64> = server.workers().iter().map(|w| w.empty_wakeups()).collect();
+        let summary = server.shutdown(Duration::from_secs(5)).unwrap();
+        assert_eq!((summary.accepted, summary.cut, summary.errors), (CONNS, 0, 0), "[{ENGINE}] {summary:?}");
+        // Idle loops take turns: neither takes everything.
+        for (w, &n) in accepted.iter().enumerate() {
+            assert!(n * 10 >= CONNS, "[{ENGINE}] worker {w} took {n} of {CONNS}: {accepted:?}");
+        }
+        // Where the herd can be seen (epoll), one wake-up per connection: hardly any find nothing.
+        let empty_total: u64 = empty.iter().sum();
+        eprintln!("[{ENGINE}] accepted {accepted:?}, empty wake-ups {empty:?}");
+        assert!(empty_total * 10 < CONNS, "[{ENGINE}] {empty_total} empty wake-ups for {CONNS} connections");
+    }
+}
