@@ -276,12 +276,14 @@ rt_test! {
         const CONNS: u64 = 200;
         for i in 0..CONNS as usize {
             let mut c = std::net::TcpStream::connect(addr).unwrap();
+            // The client sleeps while the workers wake: on a small machine a busy client would leave them one
+            // core, and the first woken would accept before the others run (hiding the herd).
+            std::thread::sleep(Duration::from_millis(2));
             std::io::Write::write_all(&mut c, &payload(i)).unwrap();
             c.shutdown(std::net::Shutdown::Write).unwrap();
             let mut back = Vec::new();
             std::io::Read::read_to_end(&mut c, &mut back).unwrap();
             assert!(back == payload(i), "[{ENGINE}] connection {i}");
-            std::thread::sleep(Duration::from_millis(1));
         }
         let accepted: Vec<u64> = server.workers().iter().map(|w| w.accepted()).collect();
         let empty: Vec<u64> = server.workers().iter().map(|w| w.empty_wakeups()).collect();

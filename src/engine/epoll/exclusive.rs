@@ -63,10 +63,8 @@ impl Exclusive {
         // libuv reads `data.fd`, the first four bytes of the union, whatever the byte order.
         let mut data = [0u8; 8];
         data[..4].copy_from_slice(&self.alias.as_raw_fd().to_ne_bytes());
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
-            u64: u64::from_ne_bytes(data),
-        };
+        let mut ev =
+            libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32, u64: u64::from_ne_bytes(data) };
         // SAFETY: `backend` is the loop's open epoll fd, `fd` the caller's open listening socket, and `ev` a
         // valid event the kernel only reads.
         if unsafe { libc::epoll_ctl(self.backend, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {

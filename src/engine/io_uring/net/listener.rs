@@ -110,7 +110,9 @@ impl Listener {
             if st.accept.is_none() {
                 let fd = types::Fd(shared.sock.as_raw_fd());
                 let entry = if st.single {
-                    opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut()).flags(libc::SOCK_CLOEXEC).build()
+                    opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
+                        .flags(libc::SOCK_CLOEXEC)
+                        .build()
                 } else {
                     opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC).build()
                 };
