@@ -117,11 +117,21 @@
 //!   hands each connection to a worker, round robin or to the least loaded. The balance is exact and can follow
 //!   load; every connection pays a hand-off (a message to another thread and a wake-up there), which shows when
 //!   connections are short.
-//! - **Shared listener** (nginx's): every worker accepts from the same socket. No hand-off, but the kernel
-//!   decides who gets a connection, and it is not fair: on the epoll and libuv engines every idle worker wakes for
-//!   a connection and the first to call `accept` wins (a herd); libuv accepts everything queued at once, so one
-//!   loop can take a burst; on io_uring one ring's multishot accept completes most connections. Measured below,
-//!   the smaller worker got between 0% (io_uring) and about 40% (epoll) of the connections.
+//! - **Shared listener** (nginx's): every worker accepts from the same socket. No hand-off; the kernel decides
+//!   who gets a connection. What happens when one arrives while several loops are idle depends on the engine:
+//!   - epoll: the socket is in each waiting loop's epoll set with `EPOLLEXCLUSIVE` (in libuv's own set: nested
+//!     in another epoll set the flag wakes everyone anyway), so the kernel wakes one idle loop. That loop takes
+//!     the socket out of its set when woken and puts it back when it waits again, behind the other loops, so idle
+//!     loops take turns. [`WorkerStats::empty_wakeups`](crate::server::WorkerStats::empty_wakeups) counts
+//!     wake-ups that found nothing.
+//!   - io_uring: each ring has one single-shot accept waiting; the kernel completes one per connection, and a
+//!     ring asks again only when its task does, behind the others. (A multishot accept per ring, as a plain
+//!     listener uses, let one ring take every connection: 0% for the other.)
+//!   - libuv: every idle loop wakes (libuv's epoll registration cannot be exclusive), one `accept` wins and the
+//!     others find `EAGAIN` (a herd that libuv does not report); each loop takes one connection at a time.
+//!
+//!   Under a burst the loop that is already awake still tends to take more: fairness here is per wake-up, not
+//!   per load.
 //! - **SO_REUSEPORT shards**: every worker has its own listener on the same port and the kernel spreads
 //!   connections by a hash of their addresses: even for many clients, no herd, no hand-off; but blind to load (a
 //!   few heavy connections can land on one worker), and each shard has its own accept queue, so a shard that
