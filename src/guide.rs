@@ -168,42 +168,58 @@
 //!   hands each connection to a worker, round robin or to the least loaded. The balance is exact and can follow
 //!   load; every connection pays a hand-off (a message to another thread and a wake-up there), which shows when
 //!   connections are short.
-//! - **Shared listener** (nginx's): every worker accepts from the same socket. No hand-off, but the kernel
-//!   decides who gets a connection, and it is not fair: on the epoll and libuv engines every idle worker wakes for
-//!   a connection and the first to call `accept` wins (a herd); libuv accepts everything queued at once, so one
-//!   loop can take a burst; on io_uring one ring's multishot accept completes most connections. Measured below,
-//!   the smaller worker got between 0% (io_uring) and about 40% (epoll) of the connections.
+//! - **Shared listener** (nginx's): every worker accepts from the same socket. No hand-off; the kernel decides
+//!   who gets a connection. What happens when one arrives while several loops are idle depends on the engine:
+//!   - epoll: the socket is in each waiting loop's epoll set with `EPOLLEXCLUSIVE` (in libuv's own set: nested
+//!     in another epoll set the flag wakes everyone anyway), so the kernel wakes one idle loop. That loop takes
+//!     the socket out of its set when woken and puts it back when it waits again, behind the other loops, so idle
+//!     loops take turns. [`WorkerStats::empty_wakeups`](crate::server::WorkerStats::empty_wakeups) counts
+//!     wake-ups that found nothing.
+//!   - io_uring: each ring has one single-shot accept waiting; the kernel completes one per connection, and a
+//!     ring asks again only when its task does, behind the others. (A multishot accept per ring, as a plain
+//!     listener uses, let one ring take every connection: 0% for the other.)
+//!   - libuv: every idle loop wakes (libuv's epoll registration cannot be exclusive), one `accept` wins and the
+//!     others find `EAGAIN` (a herd that libuv does not report); each loop takes one connection at a time.
+//!
+//!   Under a burst the loop that is already awake still tends to take more: fairness here is per wake-up, not
+//!   per load.
 //! - **SO_REUSEPORT shards**: every worker has its own listener on the same port and the kernel spreads
 //!   connections by a hash of their addresses: even for many clients, no herd, no hand-off; but blind to load (a
 //!   few heavy connections can land on one worker), and each shard has its own accept queue, so a shard that
 //!   closes resets what it holds: a stopping server drains first. Linux balances reuseport groups; macOS and the
 //!   BSDs do not, and Windows has no such option: there uvio falls back to a shared listener.
 //!
-//! Measured with `cargo bench --bench patterns` (two worker threads; one client thread on the same two cores,
-//! so the figures show per-connection costs and balance rather than scaling) on a 2-core x86_64 VM, Linux
-//! 6.18, December 2026, medians of 3 rounds of 1 s, with a build running beside it. The VM is noisy (±15% and
-//! more between runs): read the balance column and large gaps, not small ones.
+//! Measured with `cargo bench --bench patterns -- 3 3` (two worker threads; one client thread on the same two
+//! cores, so the figures show per-connection costs and balance rather than scaling) on a 2-core x86_64 VM,
+//! Linux 6.18, December 2026, medians of 3 rounds of 3 s, while other builds kept the machine busy (load
+//! average 10 to 16): every rate here is about half of what the same VM gives unloaded, and cells differ by
+//! ±30% from run to run. Read the balance column and large gaps, not the rates.
 //!
 //! | server (2 threads) | keepalive round trips/s | CPU µs each | connects/s | CPU µs each | smaller worker's share (keepalive / connect) |
 //! |---|---:|---:|---:|---:|---:|
-//! | uvio io_uring single-loop | 62210 | 19.5 | 8489 | 110.4 | - |
-//! | uvio io_uring acceptor-workers | 63789 | 23.6 | 6112 | 146.3 | 50% / 50% |
-//! | uvio io_uring shared-listener | 45468 | 20.7 | 5975 | 144.5 | 0% / 0% |
-//! | uvio io_uring reuseport | 43502 | 22.6 | 7333 | 134.6 | 45% / 49% |
-//! | uvio epoll single-loop | 39750 | 25.1 | 7522 | 123.8 | - |
-//! | uvio epoll acceptor-workers | 41571 | 28.4 | 6963 | 153.4 | 50% / 50% |
-//! | uvio epoll shared-listener | 39098 | 27.0 | 7042 | 139.8 | 24% / 46% |
-//! | uvio epoll reuseport | 52282 | 25.4 | 6988 | 147.4 | 50% / 50% |
-//! | uvio libuv single-loop | 37277 | 25.0 | 6768 | 133.5 | - |
-//! | uvio libuv acceptor-workers | 42377 | 23.8 | 5960 | 159.7 | 50% / 50% |
-//! | uvio libuv shared-listener | 44653 | 24.0 | 6424 | 142.8 | 0% / 49% |
-//! | uvio libuv reuseport | 63548 | 23.5 | 6472 | 136.0 | 49% / 49% |
-//! | tokio multi-thread (2 workers) | 57249 | 23.3 | 6646 | 138.1 | - |
+//! | uvio io_uring single-loop | 20476 | 22.3 | 3474 | 115.2 | - |
+//! | uvio io_uring acceptor-workers | 17209 | 25.8 | 5056 | 146.0 | 50% / 50% |
+//! | uvio io_uring shared-listener | 19933 | 24.1 | 3353 | 127.0 | 0% / 48% |
+//! | uvio io_uring reuseport | 23749 | 20.4 | 3925 | 130.5 | 47% / 49% |
+//! | uvio epoll single-loop | 16466 | 29.7 | 3380 | 131.0 | - |
+//! | uvio epoll acceptor-workers | 30019 | 24.9 | 4805 | 162.9 | 50% / 50% |
+//! | uvio epoll shared-listener | 19193 | 23.7 | 4609 | 141.8 | 27% / 50% |
+//! | uvio epoll reuseport | 17879 | 28.8 | 3365 | 139.5 | 48% / 50% |
+//! | uvio libuv single-loop | 15200 | 28.4 | 2454 | 154.0 | - |
+//! | uvio libuv acceptor-workers | 20647 | 29.6 | 4053 | 168.4 | 50% / 50% |
+//! | uvio libuv shared-listener | 21484 | 25.5 | 3166 | 147.1 | 7% / 48% |
+//! | uvio libuv reuseport | 16949 | 28.9 | 3187 | 166.8 | 42% / 50% |
+//! | tokio multi-thread (2 workers) | 18336 | 26.3 | 2904 | 154.8 | - |
 //!
-//! What they show here: the balance column is the clearest signal. A shared listener on io_uring left one worker
-//! idle (0%: one ring's multishot accept took every connection), and so did libuv for the 100 long-lived
-//! connections, which arrive in one burst (libuv accepts all that is queued at once); on epoll the herd spread them unevenly (24–46%).
-//! `SO_REUSEPORT` and the acceptor split 45–50% everywhere. With two cores shared by the client, one loop is the
+//! What they show here: the balance column is the clearest signal. With connections arriving one after the
+//! other (the connect workload), a shared listener now splits them 48–50% on every engine (before: io_uring's
+//! multishot accept gave one ring all of them, 0%). The 100 long-lived connections of the keepalive workload
+//! arrive in one burst, and there the loop that is already awake keeps taking them: it accepts the next one
+//! straight from the queue (io_uring: its re-armed accept completes at once) before another loop's wake-up has
+//! run, so the other worker got 0% (io_uring), 7% (libuv) or 27% (epoll). Fairness per wake-up does not make a
+//! burst fair: `SO_REUSEPORT` or the acceptor does. The herd itself: 200 connections one at a time (the
+//! shared-listener test of `tests/net_server.rs`) to four epoll workers gave 0 to 2 wake-ups that found nothing
+//! with `EPOLLEXCLUSIVE`, and up to 155 without. `SO_REUSEPORT` and the acceptor split 42–50% everywhere. With two cores shared by the client, one loop is the
 //! cheapest per operation (no hand-off, no second thread to wake), the acceptor pays its hand-off on every new
 //! connection (the connect workload's CPU column), and no pattern can show scaling: that needs a machine with
 //! more cores than the client uses. Rerun `cargo bench --bench patterns` on the target machine before choosing.

@@ -48,10 +48,12 @@
 //!
 //! ### Listener
 //! A listening stream socket.
-//! - `bind(engine, &SockAddr)` (`SO_REUSEADDR` for internet addresses, as libuv), `from_std(engine, Socket)` (listens
-//!   again with uvio's backlog, 1024).
+//! - `bind(engine, &SockAddr)` (`SO_REUSEADDR` for internet addresses, as libuv), `from_std(engine, Socket, shared)`
+//!   (listens again with the socket's backlog; `shared`: other loops accept from it too, so one idle loop is
+//!   woken per connection where the kernel allows it and none accepts ahead of its tasks).
 //! - `poll_accept(cx) -> (AnyStream<T>, SockAddr)`: a dropped accept loses no connection. libuv accepts ahead (one
-//!   connection; several on Windows), io_uring's multishot accept up to 256, epoll never.
+//!   connection; several on Windows unless shared), io_uring's multishot accept up to 256 (a shared listener:
+//!   single-shot accepts), epoll never. `empty_wakeups()`: wake-ups that found nothing (epoll only; 0 elsewhere).
 //! - `into_socket() -> (Socket, accepted-ahead sockets, oldest first)`; `with_socket`.
 //!
 //! ### Datagram

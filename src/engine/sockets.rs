@@ -280,19 +280,42 @@ impl<T: libuv::SocketKind> AnyListener<T> {
         })
     }
 
-    /// Takes over a bound socket (listening or not) and listens on `engine`, with uvio's backlog.
-    pub(crate) fn from_std(engine: &Engine, sock: Socket) -> io::Result<AnyListener<T>> {
+    /// Takes over a bound socket (listening or not) and listens on `engine`, with uvio's backlog. `shared`:
+    /// other loops accept from the same socket, so none should take connections ahead of its tasks, and one
+    /// connection should wake one idle loop (epoll: `EPOLLEXCLUSIVE` in libuv's set; io_uring: single-shot
+    /// accepts; libuv: one accept at a time, which is libuv's way on Unix and asked for on Windows).
+    pub(crate) fn from_std(engine: &Engine, sock: Socket, shared: bool) -> io::Result<AnyListener<T>> {
         // Every engine listens again (libuv's `uv_listen` always does): with the backlog the socket already has.
         let backlog = backlog_of(&sock);
         Ok(match engine.socket_engine(true)? {
             #[cfg(target_os = "linux")]
-            SocketEngine::Uring(driver) => AnyListener::Uring(uring::Listener::from_std(&driver, sock, backlog)?),
+            SocketEngine::Uring(driver) => {
+                AnyListener::Uring(uring::Listener::from_std(&driver, sock, backlog, shared)?)
+            }
+            #[cfg(target_os = "linux")]
+            SocketEngine::Epoll(reactor) if shared => {
+                AnyListener::Epoll(epoll::Listener::from_std_shared(&reactor, &engine.lp, sock, backlog)?)
+            }
             #[cfg(target_os = "linux")]
             SocketEngine::Epoll(reactor) => AnyListener::Epoll(epoll::Listener::from_std(&reactor, sock, backlog)?),
             SocketEngine::Libuv => {
-                AnyListener::Libuv(libuv::Listener::listen(T::open(&engine.lp, sock)?, backlog, &engine.lingering)?)
+                let handle = T::open(&engine.lp, sock)?;
+                if shared {
+                    handle.single_accept()?;
+                }
+                AnyListener::Libuv(libuv::Listener::listen(handle, backlog, &engine.lingering)?)
             }
         })
+    }
+
+    /// Wake-ups that found no connection to accept (another loop took it). Only the epoll engine can tell:
+    /// io_uring completes an accept on one ring per connection, and libuv drops its `EAGAIN` silently.
+    pub(crate) fn empty_wakeups(&self) -> u64 {
+        match self {
+            #[cfg(target_os = "linux")]
+            AnyListener::Epoll(l) => l.empty_wakeups(),
+            _ => 0,
+        }
     }
 
     /// The next connection and its peer's address; waits when none is pending. A dropped accept loses no

@@ -69,7 +69,21 @@ impl TcpListener {
     /// Takes over a bound std listener (set to listen here). Must be called inside a uvio runtime.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         let ex = crate::runtime::current();
-        Ok(TcpListener { inner: AnyListener::from_std(&ex.engine, listener.into())? })
+        Ok(TcpListener { inner: AnyListener::from_std(&ex.engine, listener.into(), false)? })
+    }
+
+    /// As [`from_std`](Self::from_std), for a socket that other loops accept from too (the server's shared
+    /// listener): the engine takes no connection ahead of its tasks, and wakes one idle loop per connection
+    /// where the kernel allows it.
+    pub(crate) fn from_std_shared(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        let ex = crate::runtime::current();
+        Ok(TcpListener { inner: AnyListener::from_std(&ex.engine, listener.into(), true)? })
+    }
+
+    /// Wake-ups that found no connection to accept, because another loop took it (0 where the engine cannot
+    /// tell).
+    pub(crate) fn empty_wakeups(&self) -> u64 {
+        self.inner.empty_wakeups()
     }
 
     /// Hands the listening socket over to std (to pass it to another runtime, thread or process), together

@@ -154,7 +154,7 @@ impl UnixListener {
         // From here on the file is ours: removed if listening fails, else when the listener drops.
         let bound = BoundPath(Some(path.to_path_buf()));
         let ex = crate::runtime::current();
-        Ok(UnixListener { inner: AnyListener::from_std(&ex.engine, sock)?, bound })
+        Ok(UnixListener { inner: AnyListener::from_std(&ex.engine, sock, false)?, bound })
     }
 
     /// Takes over a bound std listener (made non-blocking), whose socket file stays where it is when this
@@ -162,7 +162,7 @@ impl UnixListener {
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         let ex = crate::runtime::current();
         Ok(UnixListener {
-            inner: AnyListener::from_std(&ex.engine, OwnedFd::from(listener).into())?,
+            inner: AnyListener::from_std(&ex.engine, OwnedFd::from(listener).into(), false)?,
             bound: BoundPath(None),
         })
     }

@@ -38,14 +38,22 @@
 //! |---|---|---|---|
 //! | [`SingleLoop`](Pattern::SingleLoop) | one loop | the same loop | one core, whatever `threads` says (Node's model) |
 //! | [`AcceptorWorkers`](Pattern::AcceptorWorkers) | one acceptor loop on a thread of its own | `threads` worker loops, each connection handed to one ([`Balance`]) | one hand-off per connection (memcached's model; Node's cluster hands sockets over the same way) |
-//! | [`SharedListener`](Pattern::SharedListener) | every worker, from one listening socket | the worker that accepted | idle workers may all wake for one connection (see below) (nginx's model) |
+//! | [`SharedListener`](Pattern::SharedListener) | every worker, from one listening socket | the worker that accepted | the kernel picks the worker; one idle worker wakes per connection where the engine allows (see below) (nginx's model) |
 //! | [`ReusePort`](Pattern::ReusePort) | every worker, from its own `SO_REUSEPORT` listener on the same port | the worker that accepted | the kernel spreads by a hash of the addresses, not by load; connections queued on a shard die with its listener |
 //!
-//! **Shared listener, several idle loops, one connection**: on the epoll and libuv engines every worker's
-//! epoll set holds the listening socket, so the kernel wakes each idle worker; one `accept` wins and the
-//! others find nothing (`EAGAIN`) and go back to sleep: a herd, harmless at a few threads, costly at many. On
-//! the io_uring engine each worker's ring has one multishot accept armed on the socket and the kernel completes
-//! one of them per connection.
+//! **Shared listener, several idle loops, one connection**: no engine takes connections ahead of its
+//! worker's tasks, and:
+//! - epoll: while a worker waits to accept, the socket sits in its loop's (libuv's) epoll set with
+//!   `EPOLLEXCLUSIVE`, so the kernel wakes one idle worker per connection; the winner takes it out of the set
+//!   and puts it back when it waits again, at the back of the kernel's queue, so idle workers take turns.
+//!   [`WorkerStats::empty_wakeups`] counts the wake-ups that still found nothing (a busy worker's loop may see
+//!   the connection too).
+//! - io_uring: each ring has one single-shot accept waiting (never a multishot one, which would take every
+//!   connection it could); the kernel completes one of them per connection, and a re-armed accept waits behind
+//!   the other rings'.
+//! - libuv: every idle worker wakes (a herd: libuv's own epoll registration cannot be exclusive); one accepts,
+//!   the others find nothing and sleep again, which libuv does not report. libuv accepts one connection at a
+//!   time (on Windows too: `uv_tcp_simultaneous_accepts(0)`).
 //!
 //! **ReusePort** needs an OS that balances `SO_REUSEPORT` listeners (Linux). Elsewhere (macOS and the BSDs let
 //! several sockets bind but do not spread connections over them; on Windows the option does not exist) the
@@ -54,8 +62,9 @@
 //! # Shutdown
 //! [`RunningServer::shutdown`] stops accepting everywhere, first taking the connections already waiting in
 //! the listen queues (a connection left queued in a listener that closes is reset by the kernel, and with
-//! `ReusePort` each shard has its own queue): each listener closes once its queue has stayed empty for 10 ms.
-//! Then it lets open connections finish within a deadline. Handlers
+//! `ReusePort` each shard has its own queue): each worker takes what its engine had accepted, then accepts
+//! without blocking until the kernel's queue is empty (`EAGAIN`), then closes its listener. Then it lets open
+//! connections finish within a deadline. Handlers
 //! still running at the deadline are cancelled (their futures dropped) and counted as cut in the [`Summary`].
 
 mod listen;
@@ -281,6 +290,7 @@ pub struct WorkerStats {
     open: AtomicU64,
     finished: AtomicU64,
     errors: AtomicU64,
+    empty_wakeups: AtomicU64,
     health: Mutex<Option<Report>>,
 }
 
@@ -303,6 +313,14 @@ impl WorkerStats {
     /// Handlers that returned `Err`, and accepts that failed.
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Wake-ups of this worker's listener that found no connection to accept, because another worker took it:
+    /// the thundering herd, as this worker saw it (updated after each accept, and when the server stops).
+    /// Counted on the epoll engine only; 0 elsewhere, where it cannot be seen (io_uring completes each accept
+    /// on one ring, so it has no such wake-ups; libuv drops its `EAGAIN` without telling).
+    pub fn empty_wakeups(&self) -> u64 {
+        self.empty_wakeups.load(Ordering::Relaxed)
     }
 
     /// The worker loop's latest health report (lag and idle share over the last health interval), once one

@@ -15,8 +15,8 @@ use crate::net::{TcpListener, TcpStream};
 
 /// Where a worker's connections come from.
 enum Source {
-    /// It accepts them itself.
-    Listener(std::net::TcpListener),
+    /// It accepts them itself; `shared`: other workers accept from the same socket.
+    Listener { listener: std::net::TcpListener, shared: bool },
     /// The acceptor hands them over.
     Handed(chan::UnboundedReceiver<std::net::TcpStream>),
 }
@@ -76,13 +76,14 @@ where
     let mut handed = Vec::new();
     for (index, stats) in stats.iter().enumerate() {
         let source = match pattern {
-            Pattern::ReusePort => Source::Listener(listeners[index].try_clone()?),
+            Pattern::ReusePort => Source::Listener { listener: listeners[index].try_clone()?, shared: false },
             Pattern::AcceptorWorkers => {
                 let (tx, rx) = chan::unbounded();
                 handed.push(tx);
                 Source::Handed(rx)
             }
-            Pattern::SingleLoop | Pattern::SharedListener => Source::Listener(listeners[0].try_clone()?),
+            Pattern::SingleLoop => Source::Listener { listener: listeners[0].try_clone()?, shared: false },
+            Pattern::SharedListener => Source::Listener { listener: listeners[0].try_clone()?, shared: true },
         };
         let (stats, handler, interval) = (stats.clone(), handler.clone(), builder.health_interval);
         let spawned = spawn_thread(&builder, format!("uvio-server-{index}"), move |stop| {
@@ -200,19 +201,22 @@ where
         }
     });
     let deadline = match source {
-        Source::Listener(listener) => {
-            let listener = TcpListener::from_std(listener)?;
+        Source::Listener { listener, shared } => {
+            let listener =
+                if shared { TcpListener::from_std_shared(listener)? } else { TcpListener::from_std(listener)? };
             let accepting = async {
                 loop {
                     match listener.accept().await {
                         Ok((conn, _)) => start_handler(conn, &worker, &stats, &*handler),
                         Err(e) => accept_failed(&stats, e).await,
                     }
+                    stats.empty_wakeups.store(listener.empty_wakeups(), Ordering::Relaxed);
                 }
             };
             let deadline = until_stopped(accepting, stop).await;
-            while let Some(Ok((conn, _))) = queued(listener.accept()).await {
-                start_handler(conn, &worker, &stats, &*handler);
+            stats.empty_wakeups.store(listener.empty_wakeups(), Ordering::Relaxed);
+            for conn in drain(listener, &stats) {
+                take_handed(conn, &worker, &stats, &*handler);
             }
             deadline
         }
@@ -276,14 +280,38 @@ async fn until_stopped(work: impl Future<Output = ()>, stop: oneshot::Receiver<D
     }
 }
 
-/// How long the listen queue must stay empty before a stopping server closes its listener. Engines see queued
-/// connections one loop turn or more later (the io_uring engine when its accept completions are reaped), so
-/// "nothing in the next turn" is not enough under load.
-const QUIET: Duration = Duration::from_millis(10);
-
-/// `accept` if a connection is queued or arrives within [`QUIET`], else `None`.
-async fn queued<T>(accept: impl Future<Output = T>) -> Option<T> {
-    crate::time::timeout(QUIET, accept).await.ok()
+/// Stops accepting on `listener` and takes every connection it holds: those its engine had already accepted,
+/// then the kernel's accept queue, with non-blocking accepts until `EAGAIN`. A connection left queued in a
+/// listener that closes would be reset; one that arrives after this is refused (or, on a shared listener,
+/// taken by a worker still running). Failures are counted on `stats` and end the drain.
+fn drain(listener: TcpListener, stats: &WorkerStats) -> Vec<std::net::TcpStream> {
+    let failed = |e: io::Error| {
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        log::debug!(target: "uvio", "server: draining the listen queue failed: {e}");
+    };
+    let (listener, mut taken) = match listener.into_std() {
+        Ok(parts) => parts,
+        Err(e) => {
+            failed(e);
+            return Vec::new();
+        }
+    };
+    if let Err(e) = listener.set_nonblocking(true) {
+        failed(e);
+        return taken;
+    }
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => taken.push(conn),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return taken,
+            // Interrupted, or a connection reset while queued: the next one.
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+            Err(e) => {
+                failed(e);
+                return taken;
+            }
+        }
+    }
 }
 
 /// The acceptor's life: accept, hand each connection to a worker (as a std socket: it moves to the worker's
@@ -325,8 +353,9 @@ async fn accept_and_hand(
         }
     };
     let _deadline = until_stopped(accepting, stop).await;
-    while let Some(Ok((conn, _))) = queued(listener.accept()).await {
-        hand(conn, &mut picker).await;
+    for conn in drain(listener, &stats[picker.next % stats.len()]) {
+        let to = picker.pick(&stats);
+        let _ = workers[to].unbounded_send(conn);
     }
     Ok(())
 }

@@ -35,6 +35,7 @@ use mio::{Events, Interest, Token};
 use slab::Slab;
 
 mod datagram;
+mod exclusive;
 mod listener;
 mod readiness;
 mod stream;
@@ -60,6 +61,8 @@ pub(crate) struct Reactor {
     waiting: Cell<usize>,
     /// Set when its runtime shuts down: nothing will dispatch events any more, so operations fail at once.
     gone: Cell<bool>,
+    /// Shared listeners' way into libuv's own epoll set (see `exclusive.rs`), made on first use.
+    exclusive: RefCell<Option<Rc<exclusive::Exclusive>>>,
 }
 
 impl Reactor {
@@ -76,6 +79,7 @@ impl Reactor {
             sources: RefCell::new(Slab::new()),
             waiting: Cell::new(0),
             gone: Cell::new(false),
+            exclusive: RefCell::default(),
         });
         let weak: Weak<Reactor> = Rc::downgrade(&reactor);
         reactor.watcher.start(PollEvents::READABLE, move |_, _| {
@@ -108,9 +112,15 @@ impl Reactor {
         Ok(key)
     }
 
-    /// Removes `fd` from the set (before it is closed); its waiters are dropped.
-    fn deregister(&self, fd: RawFd, key: usize) {
-        let _ = self.poll.borrow().registry().deregister(&mut SourceFd(&fd));
+    /// Removes `fd` from the set, or from libuv's if it was a shared listener there (before it is closed); its
+    /// waiters are dropped.
+    fn deregister(&self, fd: RawFd, key: usize, exclusive: Option<&exclusive::Exclusive>) {
+        match exclusive {
+            Some(ex) => ex.disarm(key),
+            None => {
+                let _ = self.poll.borrow().registry().deregister(&mut SourceFd(&fd));
+            }
+        }
         let state = self.sources.borrow_mut().try_remove(key);
         if let Some(state) = state {
             let readers = state.readers.borrow_mut().take();
@@ -294,6 +304,8 @@ struct Registration {
     state: Rc<IoState>,
     key: usize,
     fd: RawFd,
+    /// A shared listener: watched through libuv's epoll set while armed, never in the reactor's.
+    exclusive: Option<Rc<exclusive::Exclusive>>,
 }
 
 impl Registration {
@@ -303,13 +315,30 @@ impl Registration {
 
     fn with_state(reactor: &Rc<Reactor>, fd: RawFd, state: Rc<IoState>) -> io::Result<Registration> {
         let key = reactor.register(fd, state.clone())?;
-        Ok(Registration { reactor: reactor.clone(), state, key, fd })
+        Ok(Registration { reactor: reactor.clone(), state, key, fd, exclusive: None })
+    }
+
+    /// A listening socket shared with other loops: not in the reactor's set; [`Registration::arm`] puts it in
+    /// libuv's, woken exclusively, while a task waits to accept.
+    fn new_exclusive(reactor: &Rc<Reactor>, lp: &uv::Loop, fd: RawFd) -> io::Result<Registration> {
+        let exclusive = reactor.exclusive(lp)?;
+        let state = IoState::new();
+        let key = reactor.sources.borrow_mut().insert(state.clone());
+        Ok(Registration { reactor: reactor.clone(), state, key, fd, exclusive: Some(exclusive) })
+    }
+
+    /// A shared listener's task waits: arm its exclusive wake-up (nothing to do for other sockets).
+    fn arm(&self) -> io::Result<()> {
+        match &self.exclusive {
+            Some(ex) => ex.arm(self.key, self.fd),
+            None => Ok(()),
+        }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.reactor.deregister(self.fd, self.key);
+        self.reactor.deregister(self.fd, self.key, self.exclusive.as_deref());
     }
 }
 

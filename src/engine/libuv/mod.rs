@@ -82,6 +82,11 @@ pub(crate) trait SocketKind: StreamKind {
     fn connect(lp: &uv::Loop, addr: &SockAddr, done: impl FnOnce(crate::Result<()>) + 'static) -> io::Result<Self>;
     /// Hands the socket back (blocking, as std makes them) and closes the handle.
     fn into_socket(self) -> io::Result<Socket>;
+    /// A listener shared with other loops: accept one connection at a time, not several ahead (TCP on Windows:
+    /// `uv_tcp_simultaneous_accepts(0)`; libuv on Unix already takes one and waits until it is accepted).
+    fn single_accept(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn inet(addr: &SockAddr) -> io::Result<std::net::SocketAddr> {
@@ -107,6 +112,10 @@ impl SocketKind for uv::Tcp {
 
     fn into_socket(self) -> io::Result<Socket> {
         uv::Tcp::into_socket(self)
+    }
+
+    fn single_accept(&self) -> io::Result<()> {
+        Ok(self.set_simultaneous_accepts(false)?)
     }
 }
 

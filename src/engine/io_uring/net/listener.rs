@@ -1,4 +1,5 @@
-//! A listening stream socket on the ring: one multishot accept, accepted descriptors queued (see `net.rs`).
+//! A listening stream socket on the ring: one multishot accept, accepted descriptors queued (see `net.rs`); or,
+//! for a socket several rings accept from, one single-shot accept at a time.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -27,6 +28,11 @@ struct ListenState {
     waker: Option<Waker>,
     /// The listener is gone: descriptors still arriving are closed.
     closed: bool,
+    /// Shared with other rings: one single-shot accept per wait instead of the multishot one, so that a ring
+    /// takes a connection only when its task asks for one. The kernel wakes one waiting accept per connection
+    /// (io_uring waits exclusively for accepts), and a re-armed accept queues behind the other rings' ones, so
+    /// idle rings take turns instead of one ring's multishot taking everything it can queue.
+    single: bool,
 }
 
 /// A listener's socket and state, shared with its multishot accept.
@@ -50,11 +56,12 @@ impl Listener {
             sock.set_reuse_address(true)?;
         }
         sock.bind(addr)?;
-        Listener::from_std(driver, sock, crate::engine::sockets::BACKLOG)
+        Listener::from_std(driver, sock, crate::engine::sockets::BACKLOG, false)
     }
 
-    /// Takes over a bound socket (listens again here, with `backlog`).
-    pub(crate) fn from_std(driver: &Rc<Driver>, sock: Socket, backlog: i32) -> io::Result<Listener> {
+    /// Takes over a bound socket (listens again here, with `backlog`); `shared`: other rings accept from it too
+    /// (single-shot accepts, see `ListenState::single`).
+    pub(crate) fn from_std(driver: &Rc<Driver>, sock: Socket, backlog: i32, shared: bool) -> io::Result<Listener> {
         sock.set_nonblocking(false)?;
         sock.listen(backlog)?;
         let st = ListenState {
@@ -64,6 +71,7 @@ impl Listener {
             err: None,
             waker: None,
             closed: false,
+            single: shared,
         };
         let shared = Rc::new(ListenShared { driver: Rc::downgrade(driver), sock, st: RefCell::new(st) });
         Ok(Listener { shared, _tie: Tie::new(driver) })
@@ -100,8 +108,14 @@ impl Listener {
                 return Poll::Ready(Err(e));
             }
             if st.accept.is_none() {
-                let entry =
-                    opcode::AcceptMulti::new(types::Fd(shared.sock.as_raw_fd())).flags(libc::SOCK_CLOEXEC).build();
+                let fd = types::Fd(shared.sock.as_raw_fd());
+                let entry = if st.single {
+                    opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
+                        .flags(libc::SOCK_CLOEXEC)
+                        .build()
+                } else {
+                    opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC).build()
+                };
                 st.accept = Some(driver.start(entry, Pending::Net(NetOp::Accept { listener: shared.clone() })));
                 st.cancelling = false;
             }
