@@ -72,8 +72,10 @@ cargo test --workspace --doc --features tokio-io
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
-step "cargo package (the crate as published: it builds from its own files, licences included)"
-cargo package --offline --quiet --allow-dirty
+# --workspace: uvio depends on uvio-macros by version, which is verified from a local registry of the two
+# packaged crates (publish uvio-macros first).
+step "cargo package --workspace (the crates as published: each builds from its own files, licences included)"
+cargo package --workspace --offline --quiet --allow-dirty
 
 step "examples: smoke runs"
 ci/smoke.sh
