@@ -155,6 +155,8 @@ pub(crate) mod files;
 #[cfg(target_os = "linux")]
 pub(crate) mod io_uring;
 pub(crate) mod libuv;
+#[cfg(unix)]
+pub(crate) mod peer_cred;
 mod sockets;
 
 pub(crate) use sockets::{AnyDatagram, AnyListener, AnyStream};

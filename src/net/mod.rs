@@ -20,6 +20,6 @@ pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use tcp_socket::TcpSocket;
 pub use udp::UdpSocket;
 #[cfg(unix)]
-pub use unix::{UnixListener, UnixStream};
+pub use unix::{UCred, UnixListener, UnixStream};
 #[cfg(windows)]
 pub use windows_pipe::{NamedPipeListener, NamedPipeStream};
