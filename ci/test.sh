@@ -54,9 +54,11 @@ cargo fmt --all -- --check
 step "layering: only src/engine/ knows the engines (ci/layering.sh)"
 ci/layering.sh
 
-step "cargo clippy --all-targets -- -D warnings (default features, then tokio-io)"
-cargo clippy --all-targets -- -D warnings
-cargo clippy --all-targets --features tokio-io -- -D warnings
+# --workspace: uvio and its member uvio-macros (the #[uvio::main] and #[uvio::test] attributes).
+step "cargo clippy --workspace --all-targets -- -D warnings (default features, then tokio-io, then no macros)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --features tokio-io -- -D warnings
+cargo clippy --lib --no-default-features -- -D warnings
 
 step "Windows and macOS type-checks from Linux (each skipped, saying why, where its target cannot be installed)"
 ci/cross-check.sh
@@ -64,14 +66,16 @@ ci/cross-check.sh
 # The async tests run on every engine this machine supports inside their binaries (tests/common/rt.rs,
 # `rt_test!`), so this one run covers libuv, epoll and io_uring; UVIO_BACKEND=NAME forces one for a whole run.
 step "cargo test (unit, integration and doc tests; tokio-io feature on, a superset)"
-cargo test --all-targets --features tokio-io
-cargo test --doc --features tokio-io
+cargo test --workspace --all-targets --features tokio-io
+cargo test --workspace --doc --features tokio-io
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
-step "cargo package (the crate as published: it builds from its own files, licences included)"
-cargo package --offline --quiet --allow-dirty
+# --workspace: uvio depends on uvio-macros by version, which is verified from a local registry of the two
+# packaged crates (publish uvio-macros first).
+step "cargo package --workspace (the crates as published: each builds from its own files, licences included)"
+cargo package --workspace --offline --quiet --allow-dirty
 
 step "examples: smoke runs"
 ci/smoke.sh

@@ -41,6 +41,10 @@
 
 pub mod engine;
 use uv::error;
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+#[path = "macro_support.rs"]
+pub mod __macro_support;
 pub mod fs;
 pub mod guide;
 pub mod health;
@@ -61,6 +65,110 @@ pub mod uv;
 pub use engine::Backend;
 pub use error::{Error, Result};
 pub use runtime::{block_on, spawn, spawn_local, Builder, EnterGuard, Handle, Runtime, ShutdownReport};
+
+/// Runs an `async fn` on a new uvio [`Runtime`]: `#[uvio::main] async fn main()` builds a runtime (the
+/// default engine selection, [`Backend::Auto`]), [`block_on`](Runtime::block_on)s the body and returns its
+/// output, so `main` may return a `Result` as usual. Feature `macros` (on by default).
+///
+/// ```
+/// #[uvio::main]
+/// async fn main() -> std::io::Result<()> {
+///     uvio::time::sleep(std::time::Duration::from_millis(1)).await;
+///     Ok(())
+/// }
+/// ```
+///
+/// `backend = "libuv" | "epoll" | "io_uring" | "auto"` (the names [`Backend`] parses) asks for one engine;
+/// the `UVIO_BACKEND` environment variable still overrides it, as for every runtime. The function need not be
+/// called `main`: any `async fn` without arguments becomes a plain `fn` that blocks on its body.
+///
+/// ```
+/// #[uvio::main(backend = "libuv")]
+/// async fn answer() -> u32 {
+///     uvio::spawn_local(async { 42 }).await.unwrap()
+/// }
+///
+/// assert_eq!(answer(), 42);
+/// ```
+///
+/// # Panics
+/// When the runtime cannot be built (an explicit engine this machine lacks, such as io_uring where the kernel
+/// refuses it), and where [`Runtime::block_on`] panics (inside another runtime).
+///
+/// # Compile errors
+/// An unknown engine name, an engine the target OS lacks (`epoll` and `io_uring` off Linux), arguments on the
+/// function, or a function that is not `async`:
+///
+/// ```compile_fail
+/// #[uvio::main(backend = "kqueue")]
+/// async fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[uvio::main]
+/// fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[uvio::main]
+/// async fn main(port: u16) {}
+/// ```
+#[cfg(feature = "macros")]
+pub use uvio_macros::main;
+
+/// Makes an `async fn` a `#[test]` that runs its body on a new uvio [`Runtime`]. Feature `macros` (on by
+/// default). The body may return `()` or a `Result<_, E: Debug>`, whose `Err` fails the test; other
+/// attributes (`#[should_panic]`, `#[ignore]`) stay on the test.
+///
+/// ```
+/// # use std::time::Duration;
+/// #[uvio::test]
+/// async fn sleeps() {
+///     uvio::time::sleep(Duration::from_millis(1)).await;
+/// }
+/// ```
+///
+/// - `#[uvio::test]`: one run, with the default engine selection ([`Backend::Auto`], or `UVIO_BACKEND`).
+/// - `#[uvio::test(backend = "epoll")]` (or `"libuv"`, `"io_uring"`): one run on that engine. Where the engine
+///   is not available the test is skipped, not failed, with a note on stderr: `epoll` and `io_uring` tests are
+///   `#[ignore]`d off Linux; on Linux, an engine whose runtime fails to build while a default runtime builds
+///   (io_uring refused by the kernel, by seccomp or by `kernel.io_uring_disabled`) is skipped at run time, and
+///   so is a test whose engine differs from the one `UVIO_BACKEND` forces.
+/// - `#[uvio::test(all_engines)]`: the body runs once per engine this machine has, in order (libuv, then epoll
+///   and io_uring on Linux), each on a new runtime (only the engine `UVIO_BACKEND` forces, if set). A failure
+///   names the engine it happened on: `… failed on the epoll engine: <the panic message>`.
+///
+/// ```
+/// #[uvio::test(all_engines)]
+/// async fn connects() -> std::io::Result<()> {
+///     let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await?;
+///     let addr = listener.local_addr()?;
+///     let (client, accepted) = futures::join!(uvio::net::TcpStream::connect(addr), listener.accept());
+///     assert_eq!(client?.local_addr()?, accepted?.1);
+///     Ok(())
+/// }
+/// ```
+///
+/// # Compile errors
+/// An unknown engine name, `backend` together with `all_engines`, arguments on the function, or a function
+/// that is not `async`:
+///
+/// ```compile_fail
+/// #[uvio::test(backend = "kqueue")]
+/// async fn on_kqueue() {}
+/// ```
+///
+/// ```compile_fail
+/// #[uvio::test]
+/// fn not_async() {}
+/// ```
+///
+/// ```compile_fail
+/// #[uvio::test(backend = "epoll", all_engines)]
+/// async fn both() {}
+/// ```
+#[cfg(feature = "macros")]
+pub use uvio_macros::test;
 
 /// The version of the compiled libuv, such as `"1.53.0"` (`uv_version_string`).
 pub fn libuv_version() -> &'static str {

@@ -355,3 +355,41 @@ rt_test! {
         common::check_stream_into_std(client, server, UnixStream::into_std).await;
     }
 }
+
+/// What `peer_cred` must say about a peer that is this very process.
+fn assert_is_this_process(cred: uvio::net::UCred) {
+    // SAFETY: geteuid and getegid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    assert_eq!((cred.uid(), cred.gid()), (uid, gid));
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        assert_eq!(cred.pid(), Some(std::process::id() as i32));
+    } else {
+        assert_eq!(cred.pid(), None);
+    }
+}
+
+rt_test! {
+    async fn peer_cred_of_a_pair() {
+        let (a, b) = UnixStream::pair().unwrap();
+        assert_is_this_process(a.peer_cred().unwrap());
+        assert_is_this_process(b.peer_cred().unwrap());
+    }
+}
+
+rt_test! {
+    fn peer_cred_on_both_ends_of_a_connection() {
+        let dir = TempDir::new("unix-cred");
+        let path = sock(&dir);
+        run(async {
+            let listener = UnixListener::bind(&path).unwrap();
+            let (client, accepted) = futures::join!(UnixStream::connect(&path), listener.accept());
+            let (client, (server, _)) = (client.unwrap(), accepted.unwrap());
+            assert_is_this_process(client.peer_cred().unwrap());
+            assert_is_this_process(server.peer_cred().unwrap());
+            // Still answered after the peer left: the credentials were recorded at connect time.
+            drop(client);
+            sleep(Duration::from_millis(5)).await;
+            assert_is_this_process(server.peer_cred().unwrap());
+        });
+    }
+}

@@ -58,6 +58,12 @@ impl Files {
         }
     }
 
+    /// A file of this runtime's loop around an open descriptor (`fs::File::from_std`, `try_clone`).
+    #[cfg(unix)]
+    pub(crate) fn adopt(&self, fd: std::os::fd::OwnedFd) -> uv::fs::File {
+        uv::fs::File::from_owned_fd(&self.lp, fd)
+    }
+
     /// Whether the runtime is gone: nothing would complete a request any more.
     pub(crate) fn runtime_gone(&self) -> bool {
         self.lp.inner().runtime_gone.get()

@@ -177,6 +177,8 @@ pub(crate) mod files;
 pub(crate) mod io_uring;
 pub(crate) mod libuv;
 #[cfg(unix)]
+pub(crate) mod peer_cred;
+#[cfg(unix)]
 mod readiness;
 mod sockets;
 #[cfg(unix)]

@@ -126,6 +126,14 @@ impl<T: StreamKind> AnyStream<T> {
         dispatch!(self, s => s.poll_read(cx, out))
     }
 
+    /// Copies the next bytes into `out` without taking them: the next read returns them again. Bytes an engine
+    /// already took from the kernel (libuv's read-ahead, io_uring's kept recv buffer) come first; epoll, which
+    /// never reads ahead, peeks the kernel (`MSG_PEEK`). `Ok(0)` at end-of-stream (or for an empty `out`).
+    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.check_runtime()?;
+        dispatch!(self, s => s.poll_peek(cx, out))
+    }
+
     /// `poll_read` for a destination that is not a plain slice (tokio's `ReadBuf`): at most `max` bytes are
     /// handed to `take` (called at most once, only when bytes are ready), which copies them out.
     #[cfg(feature = "tokio-io")]

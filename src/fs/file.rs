@@ -30,6 +30,9 @@ use crate::reply::{reply, Replier, Reply};
 use crate::runtime::coop;
 use crate::uv::{self, Loop};
 
+#[cfg(unix)]
+mod interop;
+
 /// The most one read or write request moves, and the size of the file's buffer.
 const CHUNK: usize = 64 * 1024;
 

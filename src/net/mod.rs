@@ -22,7 +22,7 @@ pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use tcp_socket::TcpSocket;
 pub use udp::UdpSocket;
 #[cfg(unix)]
-pub use unix::{UnixListener, UnixStream};
+pub use unix::{UCred, UnixListener, UnixStream};
 #[cfg(unix)]
 pub use unix_datagram::UnixDatagram;
 #[cfg(windows)]

@@ -226,6 +226,31 @@ impl TcpStream {
         Ok((sock.into(), unread))
     }
 
+    /// Copies the next bytes received into `buf` without taking them, waiting until at least one is there: the
+    /// next read returns them again (like `MSG_PEEK`, on every engine — bytes the engine already took from the
+    /// kernel are the ones shown, so nothing is skipped or shown twice). Returns how many were copied: possibly
+    /// fewer than are waiting, and `0` at end-of-stream (or for an empty `buf`).
+    ///
+    /// ```
+    /// use futures::{AsyncReadExt, AsyncWriteExt};
+    /// # uvio::block_on(async {
+    /// let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let mut client = uvio::net::TcpStream::connect(listener.local_addr()?).await?;
+    /// let (mut server, _) = listener.accept().await?;
+    /// client.write_all(b"GET /").await?;
+    /// let mut first = [0u8; 3];
+    /// let n = server.peek(&mut first).await?;
+    /// assert_eq!(&first[..n], &b"GET"[..n]);
+    /// let mut all = [0u8; 5];
+    /// server.read_exact(&mut all).await?; // the peeked bytes are still there
+    /// assert_eq!(&all, b"GET /");
+    /// std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.io.poll_peek(cx, buf)).await
+    }
+
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet(self.io.with_socket(|s| s.local_addr())?)

@@ -282,9 +282,55 @@ impl UnixStream {
         peer_addr(&self.io)
     }
 
+    /// Who is at the other end: the peer's process id (Linux; `None` elsewhere), user id and group id, as they
+    /// were when it connected or made the pair (`SO_PEERCRED` on Linux, `getpeereid(3)` on macOS and the BSDs;
+    /// `Unsupported` on another Unix). The kernel vouches for them: a server can use them to decide what a
+    /// local client may do.
+    ///
+    /// ```
+    /// # uvio::block_on(async {
+    /// let (a, _b) = uvio::net::UnixStream::pair()?;
+    /// let cred = a.peer_cred()?;
+    /// # #[cfg(target_os = "linux")]
+    /// assert_eq!(cred.pid(), Some(std::process::id() as i32)); // the pair's other end is this process
+    /// # let _ = cred;
+    /// std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
+    pub fn peer_cred(&self) -> io::Result<UCred> {
+        let cred = self.io.with_socket(crate::engine::peer_cred::peer_cred)?;
+        Ok(UCred { pid: cred.pid, uid: cred.uid, gid: cred.gid })
+    }
+
     /// Shuts down the write side once queued bytes are written: the peer reads end-of-stream. Reading goes on.
     pub async fn shutdown(&self) -> io::Result<()> {
         poll_fn(|cx| self.io.poll_shutdown(cx)).await
+    }
+}
+
+/// The credentials of a [`UnixStream`]'s peer ([`UnixStream::peer_cred`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UCred {
+    pid: Option<i32>,
+    uid: u32,
+    gid: u32,
+}
+
+impl UCred {
+    /// The peer's process id: Linux only (`None` on macOS and the BSDs, and on Linux for a peer in another
+    /// pid namespace).
+    pub fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+
+    /// The peer's effective user id.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// The peer's effective group id.
+    pub fn gid(&self) -> u32 {
+        self.gid
     }
 }
 

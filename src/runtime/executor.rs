@@ -76,7 +76,7 @@ impl Executor {
             }
         })?;
         wakeup.unref(); // only block_on keeps the loop alive for remote wakeups
-        let shared = Arc::new(Shared::new(wakeup.sender()));
+        let shared = Arc::new(Shared::new(wakeup.sender(), engine.backend()));
         let ex = Rc::new(Executor {
             idle: Idle::new(&lp)?,
             check: Check::new(&lp)?,

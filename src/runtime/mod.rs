@@ -340,6 +340,12 @@ impl Handle {
         self.shared.inject(task);
         handle
     }
+
+    /// The engine of the runtime this handle belongs to (what [`Backend::Auto`] resolved to), as
+    /// [`Runtime::backend`]; `Handle::current().backend()` tells a task which engine it runs on.
+    pub fn backend(&self) -> Backend {
+        self.shared.backend
+    }
 }
 
 impl std::fmt::Debug for Handle {

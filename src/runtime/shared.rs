@@ -24,11 +24,13 @@ pub(crate) struct Shared {
     /// Set whenever something is put in `remote`, so the loop thread skips the lock when nothing came.
     remote_pending: AtomicBool,
     sender: AsyncSender,
+    /// The runtime's engine, for `Handle::backend` (fixed at creation).
+    pub(crate) backend: crate::Backend,
 }
 
 impl Shared {
-    pub(crate) fn new(sender: AsyncSender) -> Shared {
-        Shared { remote: Mutex::new(Remote::default()), remote_pending: AtomicBool::new(false), sender }
+    pub(crate) fn new(sender: AsyncSender, backend: crate::Backend) -> Shared {
+        Shared { remote: Mutex::new(Remote::default()), remote_pending: AtomicBool::new(false), sender, backend }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Remote> {

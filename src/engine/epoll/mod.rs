@@ -18,7 +18,7 @@
 //! - **Close order.** A socket leaves the epoll set (`EPOLL_CTL_DEL`) before its fd closes; the reactor's
 //!   `uv_poll_t` is closed before the epoll fd.
 
-#![allow(unsafe_code)] // one call: uv::Poll::new on the reactor's own epoll fd
+#![allow(unsafe_code)] // two calls: uv::Poll::new on the reactor's own epoll fd, and the MSG_PEEK recv of stream.rs
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::cell::{Cell, RefCell};

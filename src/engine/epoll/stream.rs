@@ -56,6 +56,29 @@ impl Stream {
         Poll::Ready(Ok(n))
     }
 
+    /// Copies the next bytes into `out` without taking them (`recv(2)` with `MSG_PEEK`): the next read returns
+    /// them again. This engine never reads ahead, so the kernel's queue is the whole story.
+    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        // No `readable.set(false)` on a short count, unlike `poll_read`: the bytes stay queued, so no edge
+        // would come for them.
+        self.reg.poll_io(cx, Dir::Read, || {
+            // SAFETY: `out` is a valid, writable slice of `out.len()` bytes for the duration of the call, and
+            // the fd is open (owned by `self.sock`, which outlives the call).
+            let n = unsafe {
+                libc::recv(
+                    self.sock.as_raw_fd(),
+                    out.as_mut_ptr().cast(),
+                    out.len(),
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        })
+    }
+
     #[cfg(feature = "tokio-io")]
     /// `poll_read` for a destination that is not a plain slice (tokio's `ReadBuf`): reads at most `max` bytes
     /// into the thread's scratch buffer and hands them to `take`, which copies them out.

@@ -146,11 +146,32 @@ impl<T: StreamKind> Stream<T> {
         max: usize,
         take: impl FnOnce(&[u8]),
     ) -> Poll<io::Result<usize>> {
+        self.poll_buffered(cx, max, true, take)
+    }
+
+    /// Copies the next bytes into `out` without taking them: the bytes libuv already read ahead (the next read
+    /// returns exactly these first), else waits for some to arrive. Never asks the kernel directly, since the
+    /// bytes it holds come after the buffered ones.
+    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_buffered(cx, out.len(), false, |bytes| out[..bytes.len()].copy_from_slice(bytes))
+    }
+
+    /// Hands at most `max` buffered bytes to `take`, and takes them out of the buffer if `consume`.
+    fn poll_buffered(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        consume: bool,
+        take: impl FnOnce(&[u8]),
+    ) -> Poll<io::Result<usize>> {
         let out_is_empty = max == 0;
         let mut rd = self.rd.borrow_mut();
         if rd.pos < rd.buf.len() {
             let n = max.min(rd.buf.len() - rd.pos);
             take(&rd.buf[rd.pos..rd.pos + n]);
+            if !consume {
+                return Poll::Ready(Ok(n));
+            }
             rd.pos += n;
             if rd.pos == rd.buf.len() {
                 rd.buf.clear();

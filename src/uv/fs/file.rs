@@ -59,16 +59,16 @@ impl File {
         File::new(lp.inner(), fd)
     }
 
-    /// Takes ownership of a descriptor the crate already owns (the io_uring engine's `openat`).
-    #[cfg(target_os = "linux")]
+    /// Takes ownership of a descriptor the crate already owns (the io_uring engine's `openat`, `fs::File::from_std`).
+    #[cfg(unix)]
     pub(crate) fn from_owned_fd(lp: &Loop, fd: std::os::fd::OwnedFd) -> File {
         use std::os::fd::IntoRawFd;
         File::new(lp.inner(), fd.into_raw_fd())
     }
 
-    /// Gives up ownership as an `OwnedFd` (for the io_uring engine's close); refused while requests are in
-    /// flight, like [`File::into_raw`].
-    #[cfg(target_os = "linux")]
+    /// Gives up ownership as an `OwnedFd` (for the io_uring engine's close, `fs::File::into_std`); refused while
+    /// requests are in flight, like [`File::into_raw`].
+    #[cfg(unix)]
     pub(crate) fn into_owned_fd(self) -> Result<std::os::fd::OwnedFd, File> {
         use std::os::fd::FromRawFd;
         if self.fd() < 0 {
@@ -104,6 +104,28 @@ impl File {
     #[cfg(not(unix))]
     fn ask_seekable(&self) -> bool {
         true
+    }
+
+    /// A new descriptor for the same open file (`dup`, close-on-exec): it shares the file's offset and flags.
+    #[cfg(unix)]
+    pub(crate) fn try_clone_owned(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        if self.fd() < 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        }
+        // SAFETY: the descriptor is open (`fd >= 0`) and owned by this `File`, which outlives the borrow (it ends
+        // with this call, after the dup).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd()) };
+        fd.try_clone_to_owned()
+    }
+
+    /// Whether the file was opened with `O_APPEND` (writes go to its end whatever the offset), asked with
+    /// `fcntl(F_GETFL)`; `false` if that fails.
+    #[cfg(unix)]
+    pub(crate) fn is_append(&self) -> bool {
+        // SAFETY: F_GETFL on a descriptor this `File` owns (or `-1`, which fails with `EBADF`) reads its flags
+        // and touches no memory.
+        let flags = unsafe { libc::fcntl(self.fd(), libc::F_GETFL) };
+        flags >= 0 && flags & libc::O_APPEND != 0
     }
 
     /// The raw descriptor, still owned by this `File`.

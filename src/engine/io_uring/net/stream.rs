@@ -152,7 +152,18 @@ impl Stream {
             return Poll::Ready(res);
         }
         let max = out.len();
-        self.shared.poll_read_with(cx, max, |bytes| out[..bytes.len()].copy_from_slice(bytes))
+        self.shared.poll_kept(cx, max, true, |bytes| out[..bytes.len()].copy_from_slice(bytes))
+    }
+
+    /// Copies the next bytes into `out` without taking them: the bytes a ring recv already took from the
+    /// kernel (the next read returns exactly these first), else arms the recv and waits. Never `MSG_PEEK`s the
+    /// kernel itself, whose bytes come after the kept ones.
+    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let max = out.len();
+        self.shared.poll_kept(cx, max, false, |bytes| out[..bytes.len()].copy_from_slice(bytes))
     }
 
     /// `poll_read` for a destination that is not a plain slice (tokio's `ReadBuf`): at most `max` bytes are
@@ -167,7 +178,7 @@ impl Stream {
         if max == 0 {
             return Poll::Ready(Ok(0));
         }
-        self.shared.poll_read_with(cx, max, take)
+        self.shared.poll_kept(cx, max, true, take)
     }
 
     /// Queues `data` (as much as fits under [`HIGH_WATER`]) for sending; `Pending` while the queue is full.
@@ -338,12 +349,13 @@ impl ConnShared {
         }
     }
 
-    /// Hands kept bytes (at most `max`) to `take`, or the pending end-of-stream or error; else makes sure a
-    /// recv is armed and waits for it.
-    fn poll_read_with(
+    /// Hands kept bytes (at most `max`) to `take`, and takes them if `consume` (else a peek: they stay kept),
+    /// or the pending end-of-stream or error; else makes sure a recv is armed and waits for it.
+    fn poll_kept(
         self: &Rc<Self>,
         cx: &mut Context<'_>,
         max: usize,
+        consume: bool,
         take: impl FnOnce(&[u8]),
     ) -> Poll<io::Result<usize>> {
         let mut st = self.st.borrow_mut();
@@ -355,6 +367,9 @@ impl ConnShared {
                 let bytes = &bufs.bytes(id)[*pos..];
                 let n = bytes.len().min(max);
                 take(&bytes[..n]);
+                if !consume {
+                    return Poll::Ready(Ok(n));
+                }
                 *pos += n;
                 if *pos == id.len() {
                     if let Leftover::Ring { id, .. } = std::mem::replace(&mut st.leftover, Leftover::None) {
@@ -366,6 +381,9 @@ impl ConnShared {
             Leftover::Owned { buf, pos, len } => {
                 let n = (*len - *pos).min(max);
                 take(&buf[*pos..*pos + n]);
+                if !consume {
+                    return Poll::Ready(Ok(n));
+                }
                 *pos += n;
                 if *pos == *len {
                     // Consumed: the buffer goes (an idle connection holds no memory), a copy back to the spares.
@@ -379,6 +397,15 @@ impl ConnShared {
             }
         }
         if let Some(e) = st.read_err.take() {
+            if !consume {
+                // A peek reports the error and leaves it for the read, as for bytes.
+                let copy = match e.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(e.kind(), e.to_string()),
+                };
+                st.read_err = Some(e);
+                return Poll::Ready(Err(copy));
+            }
             return Poll::Ready(Err(e));
         }
         if st.eof {
