@@ -90,85 +90,74 @@ interrupt_server() {
     grep -q "$summary" "$out" || { echo "no summary '$summary' after SIGINT"; cat "$out"; exit 1; }
 }
 
-for api in async callback; do
-    echo "--- echo_server --api $api"
-    "$examples/echo_server" --api "$api" --port 0 --max-seconds 60 >"$tmp/echo.out" &
+# How the examples print their address.
+echo_port='s/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p'
+http_port='s|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p'
+
+# Starts a server in the background (its output in OUT), waits until it prints its address, and sets server_pid
+# and port (read from the output by the sed script PORT_SED).
+start_server() { # start_server OUT PORT_SED COMMAND...
+    local out=$1 port_sed=$2
+    shift 2
+    "$@" >"$out" &
     server_pid=$!
     for _ in $(seq 1 100); do
-        grep -q "listening on" "$tmp/echo.out" 2>/dev/null && break
+        port=$(sed -n "$port_sed" "$out" 2>/dev/null)
+        [ -n "$port" ] && return 0
         sleep 0.1
     done
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/echo.out")
-    [ -n "$port" ] || { echo "echo_server did not start"; cat "$tmp/echo.out"; exit 1; }
+    echo "$1 did not start"
+    cat "$out"
+    exit 1
+}
+
+# Sends MSG on a new connection to PORT and checks that exactly MSG comes back.
+echo_once() { # echo_once PORT MSG
+    local reply=""
+    exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf '%s' "$2" >&3
+    IFS= read -r -t 5 -N "${#2}" reply <&3 || true
+    exec 3<&- 3>&-
+    [ "$reply" = "$2" ] || { echo "echo mismatch: '$reply' != '$2'"; exit 1; }
+}
+
+for api in async callback; do
+    echo "--- echo_server --api $api"
+    start_server "$tmp/echo.out" "$echo_port" "$examples/echo_server" --api "$api" --port 0 --max-seconds 60
     # A second server on the same port fails with the address in its message.
     expect_status 1 "$examples/echo_server" --api "$api" --port "$port"
     expect_line err "error: cannot listen on 127.0.0.1:$port: Address already in use"
     sent=0
     for i in 1 2 3; do
-        exec 3<>"/dev/tcp/127.0.0.1/$port"
         msg="hello uvio $api $i $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         sent=$((sent + ${#msg}))
-        printf '%s' "$msg" >&3
-        reply=""
-        IFS= read -r -t 5 -N "${#msg}" reply <&3 || true
-        exec 3<&- 3>&-
-        [ "$reply" = "$msg" ] || { echo "echo mismatch: '$reply' != '$msg'"; exit 1; }
+        echo_once "$port" "$msg"
     done
     interrupt_server "$tmp/echo.out" "^echo_server stopped (interrupted): 3 connections served, $sent bytes in, $sent bytes out$"
     cat "$tmp/echo.out"
 done
 for pattern in single-loop acceptor-workers shared-listener reuseport; do
     echo "--- echo_server --pattern $pattern --threads 2"
-    "$examples/echo_server" --pattern "$pattern" --threads 2 --port 0 --max-seconds 60 >"$tmp/echo.out" &
-    server_pid=$!
-    for _ in $(seq 1 100); do
-        grep -q "listening on" "$tmp/echo.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/echo.out")
-    [ -n "$port" ] || { echo "echo_server did not start"; cat "$tmp/echo.out"; exit 1; }
+    start_server "$tmp/echo.out" "$echo_port" "$examples/echo_server" --pattern "$pattern" --threads 2 --port 0 \
+        --max-seconds 60
     sent=0
     for i in 1 2 3 4; do
-        exec 3<>"/dev/tcp/127.0.0.1/$port"
         msg="hello uvio $pattern $i"
         sent=$((sent + ${#msg}))
-        printf '%s' "$msg" >&3
-        reply=""
-        IFS= read -r -t 5 -N "${#msg}" reply <&3 || true
-        exec 3<&- 3>&-
-        [ "$reply" = "$msg" ] || { echo "echo mismatch: '$reply' != '$msg'"; exit 1; }
+        echo_once "$port" "$msg"
     done
     interrupt_server "$tmp/echo.out" \
         "^echo_server stopped (interrupted): 4 connections served ([0-9/]* per worker), $sent bytes echoed, 0 still open"
     cat "$tmp/echo.out"
 done
 echo "--- server (the one-screen pattern example)"
-"$examples/server" shared-listener 0 >"$tmp/server.out" &
-server_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "echo on" "$tmp/server.out" 2>/dev/null && break
-    sleep 0.1
-done
-port=$(sed -n 's/^echo on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.out")
-[ -n "$port" ] || { echo "server did not start"; cat "$tmp/server.out"; exit 1; }
-exec 3<>"/dev/tcp/127.0.0.1/$port"
-printf 'hello' >&3
-reply=""
-IFS= read -r -t 5 -N 5 reply <&3 || true
-exec 3<&- 3>&-
-[ "$reply" = hello ] || { echo "server echo mismatch: '$reply'"; exit 1; }
+start_server "$tmp/server.out" 's/^echo on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$examples/server" shared-listener 0
+echo_once "$port" hello
 interrupt_server "$tmp/server.out" "^stopped: 1 connections, 0 cut at the deadline$"
 cat "$tmp/server.out"
 
 echo "--- http_server (hyper on uvio) under wrk -t1 -c50 -d5s"
-"$examples/http_server" --port 0 --max-seconds 60 >"$tmp/http.out" &
-server_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "listening on" "$tmp/http.out" 2>/dev/null && break
-    sleep 0.1
-done
-port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$tmp/http.out")
-[ -n "$port" ] || { echo "http_server did not start"; cat "$tmp/http.out"; exit 1; }
+start_server "$tmp/http.out" "$http_port" "$examples/http_server" --port 0 --max-seconds 60
 curl -fsS "http://127.0.0.1:$port/" | grep -qx "Hello from uvio"
 wrk -t1 -c50 -d5s "http://127.0.0.1:$port/" | tee "$tmp/wrk.out"
 grep -q "Requests/sec" "$tmp/wrk.out"
@@ -177,14 +166,8 @@ interrupt_server "$tmp/http.out" "^http_server stopped (interrupted): [0-9]* con
 cat "$tmp/http.out"
 
 echo "--- http_server --pattern reuseport --threads 2 under wrk -t1 -c50 -d2s"
-"$examples/http_server" --pattern reuseport --threads 2 --port 0 --max-seconds 60 >"$tmp/http.out" &
-server_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "listening on" "$tmp/http.out" 2>/dev/null && break
-    sleep 0.1
-done
-port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$tmp/http.out")
-[ -n "$port" ] || { echo "http_server did not start"; cat "$tmp/http.out"; exit 1; }
+start_server "$tmp/http.out" "$http_port" "$examples/http_server" --pattern reuseport --threads 2 --port 0 \
+    --max-seconds 60
 wrk -t1 -c50 -d2s "http://127.0.0.1:$port/" | tee "$tmp/wrk.out"
 if grep -qE "Socket errors|Non-2xx" "$tmp/wrk.out"; then echo "wrk saw errors"; exit 1; fi
 # A keep-alive connection left open: told to stop (Worker::stopping), it closes gracefully, nothing is cut.
