@@ -32,20 +32,12 @@ mod system_libuv {
     pub fn check() {
         // The variables pkg-config (the crate and the tool) reads, so that pointing PKG_CONFIG_PATH at another
         // libuv re-runs the check.
-        for var in [
-            "PKG_CONFIG",
-            "PKG_CONFIG_PATH",
-            "PKG_CONFIG_LIBDIR",
-            "PKG_CONFIG_SYSROOT_DIR",
-            "LIBUV_NO_PKG_CONFIG",
-        ] {
+        for var in
+            ["PKG_CONFIG", "PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR", "LIBUV_NO_PKG_CONFIG"]
+        {
             println!("cargo::rerun-if-env-changed={var}");
         }
-        let needed = format!(
-            ">= {} and < {}",
-            dotted(MIN),
-            dotted(MAX_EXCLUSIVE)
-        );
+        let needed = format!(">= {} and < {}", dotted(MIN), dotted(MAX_EXCLUSIVE));
         if env::var("TARGET").ok() != env::var("HOST").ok() {
             fail(&format!(
                 "this is a cross build ({} on {}): libuv-sys2 never asks pkg-config when cross-compiling and \
@@ -55,11 +47,8 @@ mod system_libuv {
             ));
         }
         // Only the version is wanted here; libuv-sys2's own probe emits the link flags.
-        let found = pkg_config::Config::new()
-            .cargo_metadata(false)
-            .env_metadata(false)
-            .print_system_libs(false)
-            .probe("libuv");
+        let found =
+            pkg_config::Config::new().cargo_metadata(false).env_metadata(false).print_system_libs(false).probe("libuv");
         let library = match found {
             Ok(library) => library,
             Err(err) => fail(&format!(
