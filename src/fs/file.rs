@@ -48,6 +48,11 @@ const CHUNK: usize = 64 * 1024;
 /// the `File` is dropped first, and the descriptor is closed when it completes. On the io_uring engine, an
 /// accepted write waits in the submission queue until the loop's next turn (the task yields, or a flush waits).
 ///
+/// # tokio's traits
+/// With the `tokio-io` feature, `File` also implements `tokio::io::{AsyncRead, AsyncWrite, AsyncSeek}`, with the
+/// same behaviour. A `start_seek` takes effect at the next `poll_complete`, read or write; a second `start_seek`
+/// before that is an error, as tokio's contract says.
+///
 /// # FIFOs, pipes and terminals
 /// A file that is not seekable (its `lseek` fails with `ESPIPE`: checked once, at open) is read and written at
 /// the kernel's current position, as `read(2)` and `write(2)` do; seeking it and [`read_at`](File::read_at) /
