@@ -11,7 +11,8 @@
 //! or the ring.
 //! [`File`] implements `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}` (and tokio's, with the `tokio-io`
 //! feature), [`ReadDir`] is a `futures::Stream`, and the free functions mirror `std::fs`. Errors are
-//! [`std::io::Error`] with the usual kinds (`NotFound`, `AlreadyExists`, `PermissionDenied`, …); a NUL byte in a path is an `InvalidInput` error.
+//! [`std::io::Error`] with the usual kinds (`NotFound`, `AlreadyExists`, `PermissionDenied`, …); a NUL byte in
+//! a path is an `InvalidInput` error.
 //!
 //! # Cancellation
 //! Dropping any future of this module at any point is safe: a request already submitted keeps its paths,
