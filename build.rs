@@ -1,10 +1,10 @@
 //! Build decisions for uvio: the custom cfgs are declared here; libuv itself is built (or found) by
 //! `libuv-sys2`.
 //!
-//! With the `system-libuv` feature, this also checks that pkg-config finds a system libuv that libuv-sys2 will really
-//! link. libuv-sys2's own build script, when its pkg-config probe fails (no libuv, a version outside its range,
-//! a cross build), silently compiles its bundled libuv instead, which would defeat the feature's purpose (one
-//! libuv shared with the host). This script fails the build with the version found and the one needed.
+//! With the `system-libuv` feature, this also checks that pkg-config finds a system libuv that libuv-sys2 will
+//! really link. libuv-sys2's own build script, when its pkg-config probe fails (no libuv, a version outside its
+//! range, a cross build), silently compiles its bundled libuv instead, which would defeat the feature's purpose
+//! (one libuv shared with the host). This script fails the build with the version found and the one needed.
 //! Without the feature the check does not run.
 
 fn main() {

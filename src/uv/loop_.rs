@@ -142,9 +142,9 @@ impl Loop {
     ///   copy in the process. A host that links libuv itself needs uvio's `system-libuv` feature, so both use
     ///   the one shared system libuv; with the default `vendored-libuv`, uvio has its own static copy, and a loop
     ///   from any other copy (the host's) is unsound to borrow: two copies have separate globals, thread pools
-    ///   and signal handling, and possibly different struct layouts. The pointer stays valid until every uvio object created on it is dropped *and* the host has run
-    ///   the loop once more afterwards, so that their close callbacks are delivered (`uv_loop_close` returns
-    ///   `EBUSY` until then).
+    ///   and signal handling, and possibly different struct layouts. The pointer stays valid until every uvio
+    ///   object created on it is dropped *and* the host has run the loop once more afterwards, so that their
+    ///   close callbacks are delivered (`uv_loop_close` returns `EBUSY` until then).
     /// - The loop is used, and every uvio object created on it is used and dropped, only on the thread that
     ///   runs it.
     /// - The host does not call `uv_walk`-and-close on uvio's handles nor change their `data` fields.
