@@ -11,11 +11,13 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     // `uvio_force_libuv` forces the portable engine so CI can test the fallback (see DESIGN.md).
     println!("cargo::rustc-check-cfg=cfg(uvio_force_libuv)");
-    #[cfg(feature = "system-libuv")]
+    // With `vendored-libuv` on as well, lib.rs's compile_error says what is wrong more plainly than a check of a
+    // libuv that would not be linked.
+    #[cfg(all(feature = "system-libuv", not(feature = "vendored-libuv")))]
     system_libuv::check();
 }
 
-#[cfg(feature = "system-libuv")]
+#[cfg(all(feature = "system-libuv", not(feature = "vendored-libuv")))]
 mod system_libuv {
     use std::env;
 
