@@ -48,6 +48,13 @@
 //! `unsafe { Loop::from_raw(ptr) }` then [`Builder::build_on`](crate::Builder::build_on). uvio's tasks, sleeps
 //! and sockets then run inside the host's `uv_run`, and the host keeps full control of the loop's lifetime.
 //!
+//! Host and uvio must share one libuv. Build uvio with `default-features = false, features = ["system-libuv"]`
+//! and link the host against the same shared system libuv (1.53.x, `>= 1.53.1`; the build checks it with
+//! pkg-config): then there is one copy of libuv's globals, thread pool and signal handling in the process. With
+//! the default `vendored-libuv`, uvio carries its own static copy of libuv, and borrowing a loop the host made
+//! with *its* libuv is unsound — the two copies do not know each other's loops, and their structs may not even
+//! have the same layout.
+//!
 //! ## Sharing state: which synchronisation to use
 //! uvio has no `sync` module of its own, on purpose: what to use depends only on whether the tasks that share
 //! the state run on one runtime or on several, and well-kept crates cover both.

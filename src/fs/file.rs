@@ -1,4 +1,5 @@
-//! [`File`]: an open file with a cursor, implementing `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}`.
+//! [`File`]: an open file with a cursor, implementing `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}` (and,
+//! with the `tokio-io` feature, tokio's, in `tokio_io`).
 //!
 //! libuv has no `lseek`: the `File` keeps its own cursor and every read and write names its offset
 //! (`pread`/`pwrite`), except writes in append mode, which the kernel places at the end, and the reads and
@@ -28,6 +29,9 @@ use crate::engine::files::Files;
 use crate::engine::files::{send, wait};
 use crate::reply::{reply, Replier, Reply};
 use crate::runtime::coop;
+
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 use crate::uv::{self, Loop};
 
 #[cfg(unix)]
@@ -46,6 +50,11 @@ const CHUNK: usize = 64 * 1024;
 /// Flush before dropping a `File` whose write errors matter; an accepted write is still carried out (in full) if
 /// the `File` is dropped first, and the descriptor is closed when it completes. On the io_uring engine, an
 /// accepted write waits in the submission queue until the loop's next turn (the task yields, or a flush waits).
+///
+/// # tokio's traits
+/// With the `tokio-io` feature, `File` also implements `tokio::io::{AsyncRead, AsyncWrite, AsyncSeek}`, with the
+/// same behaviour. A `start_seek` takes effect at the next `poll_complete`, read or write; a second `start_seek`
+/// before that is an error, as tokio's contract says.
 ///
 /// # FIFOs, pipes and terminals
 /// A file that is not seekable (its `lseek` fails with `ESPIPE`: checked once, at open) is read and written at
@@ -117,6 +126,9 @@ struct Inner {
     seek_done: Option<(i64, io::Result<u64>)>,
     /// Whether reads try the page cache on the loop thread first (see `cached`).
     cached: Attempts,
+    /// The seek tokio's `start_seek` asked for, which its `poll_complete` carries out.
+    #[cfg(feature = "tokio-io")]
+    tokio_seek: Option<SeekFrom>,
     waiters: Arc<Waiters>,
     /// Wakes every waiter; the waker the request's `Reply` holds.
     fan_out: Waker,
@@ -149,6 +161,8 @@ impl File {
                 seek_done: None,
                 // The page cache holds no data of a pipe or FIFO: their reads are requests.
                 cached: Attempts::new(seekable),
+                #[cfg(feature = "tokio-io")]
+                tokio_seek: None,
                 fan_out: Waker::from(waiters.clone()),
                 waiters,
             }),

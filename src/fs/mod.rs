@@ -9,9 +9,10 @@
 //! the page cache already holds, on the loop thread without waiting (`preadv2` with `RWF_NOWAIT`), and becomes a
 //! request only when the data is not cached: a cached read costs a memory copy, not a trip through a thread pool
 //! or the ring.
-//! [`File`] implements `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}`, [`ReadDir`] is a `futures::Stream`,
-//! and the free functions mirror `std::fs`. Errors are [`std::io::Error`] with the usual kinds
-//! (`NotFound`, `AlreadyExists`, `PermissionDenied`, …); a NUL byte in a path is an `InvalidInput` error.
+//! [`File`] implements `futures::io::{AsyncRead, AsyncWrite, AsyncSeek}` (and tokio's, with the `tokio-io`
+//! feature), [`ReadDir`] is a `futures::Stream`, and the free functions mirror `std::fs`. Errors are
+//! [`std::io::Error`] with the usual kinds (`NotFound`, `AlreadyExists`, `PermissionDenied`, …); a NUL byte in
+//! a path is an `InvalidInput` error.
 //!
 //! # Cancellation
 //! Dropping any future of this module at any point is safe: a request already submitted keeps its paths,

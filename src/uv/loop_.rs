@@ -93,7 +93,14 @@ pub(crate) struct LoopInner {
 
 impl Loop {
     /// Creates and initialises a new loop (`uv_loop_init`).
+    ///
+    /// `ENOTSUP` if the libuv loaded at run time is older than the one uvio's bindings were generated from, or
+    /// of another major version (possible only with the `system-libuv` feature, when the shared library found
+    /// at run time is not the one found at build time).
     pub fn new() -> Result<Loop> {
+        if !super::linked_version_fits() {
+            return Err(Error::ENOTSUP);
+        }
         // SAFETY: uv_loop_t is plain C data; zeroed memory is a valid input for uv_loop_init.
         let raw = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<sys::uv_loop_t>() }));
         // SAFETY: `raw` is a fresh, exclusively owned allocation.
@@ -131,11 +138,13 @@ impl Loop {
     /// [`resume_panic`](Loop::resume_panic) after `uv_run` returns to propagate it.
     ///
     /// # Safety
-    /// - `raw` points to a loop initialised with `uv_loop_init` of **the same libuv** uvio links (the one
-    ///   `libuv-sys2` compiles into this binary; a second copy of libuv in the process has its own, incompatible
-    ///   loop internals), and stays valid until every uvio object created on it is dropped *and* the host has run
-    ///   the loop once more afterwards, so that their close callbacks are delivered (`uv_loop_close` returns
-    ///   `EBUSY` until then).
+    /// - `raw` points to a loop initialised with `uv_loop_init` of **the same libuv** uvio links, the very same
+    ///   copy in the process. A host that links libuv itself needs uvio's `system-libuv` feature, so both use
+    ///   the one shared system libuv; with the default `vendored-libuv`, uvio has its own static copy, and a loop
+    ///   from any other copy (the host's) is unsound to borrow: two copies have separate globals, thread pools
+    ///   and signal handling, and possibly different struct layouts. The pointer stays valid until every uvio
+    ///   object created on it is dropped *and* the host has run the loop once more afterwards, so that their
+    ///   close callbacks are delivered (`uv_loop_close` returns `EBUSY` until then).
     /// - The loop is used, and every uvio object created on it is used and dropped, only on the thread that
     ///   runs it.
     /// - The host does not call `uv_walk`-and-close on uvio's handles nor change their `data` fields.

@@ -70,6 +70,26 @@ pub(crate) fn version_string() -> &'static str {
     s.to_str().unwrap_or("unknown")
 }
 
+/// Whether the libuv loaded at run time (`uv_version`) can back the bindings uvio was compiled with: the same
+/// major version (libuv's ABI promise) and at least the bindings' minor version (minor releases add functions
+/// uvio may call). Always true for the vendored libuv; with `system-libuv`, the shared library found at run
+/// time can differ from the one pkg-config found at build time. A mismatch is logged once per check.
+pub(crate) fn linked_version_fits() -> bool {
+    // SAFETY: uv_version has no preconditions; it returns a constant.
+    let loaded = unsafe { libuv_sys2::uv_version() };
+    let (major, minor) = (loaded >> 16, (loaded >> 8) & 0xff);
+    let fits = major == libuv_sys2::UV_VERSION_MAJOR && minor >= libuv_sys2::UV_VERSION_MINOR;
+    if !fits {
+        log::error!(
+            "uvio: the loaded libuv is {}, but uvio's bindings need libuv {}.x with x >= {}",
+            version_string(),
+            libuv_sys2::UV_VERSION_MAJOR,
+            libuv_sys2::UV_VERSION_MINOR
+        );
+    }
+    fits
+}
+
 /// libuv's name for an error code (`uv_err_name`).
 pub(crate) fn err_name(code: i32) -> &'static str {
     if !is_known_code(code) {
