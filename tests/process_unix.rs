@@ -280,10 +280,20 @@ rt_test! {
 
 rt_test! {
     fn a_child_dropped_with_its_runtime_is_reaped_after_it_exits_by_itself() {
+        // The child runs until told to go (a file appears), so it is still there when the runtime closes however
+        // slow this machine is (valgrind, TSan), then exits by itself.
+        let dir = common::TempDir::new("aproc-orphan");
+        let go = dir.path().join("go");
+        let script = format!("while [ ! -e '{}' ]; do sleep 0.01; done", go.display());
         let rt = common::rt::runtime(ENGINE);
-        let pid = rt.block_on(async { sleeper("0.3").spawn().unwrap().id().unwrap() });
+        let pid = rt.block_on(async move {
+            let mut cmd = sh(&script);
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            cmd.spawn().unwrap().id().unwrap()
+        });
         rt.close().expect("runtime closes cleanly");
         assert!(exists(pid), "still running (or a zombie) right after the runtime closed");
+        std::fs::write(&go, b"").unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while exists(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
