@@ -29,6 +29,13 @@
 //!   driven by hand (Linux) and 64 threads making plain syscalls (`vs_tokio/raw_files.rs`). See
 //!   `vs_tokio/files.rs` for why both cache states. `VS_TOKIO_REPEAT=R` works here too.
 //!
+//! - **report**: `cargo bench --bench vs_tokio -- report [D] [R]` (defaults 5 and 3): sleeps (1 000 000 at the
+//!   default D), files (100 000 operations at the default D), the server patterns of `benches/patterns.rs` (0.4 D
+//!   per cell) and echo-matrix (D per cell), every contender taking turns in R rounds, then writes
+//!   `docs/benchmarks.md` (machine, medians, spread, CPU per operation, ratios to tokio and to the ceilings) and
+//!   its charts `docs/benchmarks/*.svg` (see `vs_tokio/report.rs`). `VS_TOKIO_REPORT_DIR=DIR` writes into DIR
+//!   instead; `report 0.2 1` is a quick check that the whole path works.
+//!
 //! `cargo bench --bench vs_tokio` with no mode runs sleeps and echo with their defaults. A bare run of the binary
 //! (what `cargo test --benches` does) only prints the usage line.
 #![allow(clippy::unwrap_used)]
@@ -37,6 +44,8 @@
 mod echo;
 #[path = "vs_tokio/files.rs"]
 mod files;
+#[path = "patterns/measure.rs"]
+mod patterns;
 #[cfg(target_os = "linux")]
 #[path = "vs_tokio/raw_epoll.rs"]
 mod raw_epoll;
@@ -60,7 +69,7 @@ fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.is_empty() {
         // `cargo bench` passes `--bench`; a bare run is `cargo test --benches` (or --all-targets): too long.
-        println!("vs_tokio: run with `cargo bench --bench vs_tokio [-- sleeps [N] | echo [C S D] | echo-matrix [D] | files [N]]`");
+        println!("vs_tokio: run with `cargo bench --bench vs_tokio [-- sleeps [N] | echo [C S D] | echo-matrix [D] | files [N] | report [D R]]`");
         return;
     }
     let args: Vec<String> = raw.into_iter().filter(|a| a != "--bench").collect();
@@ -271,7 +280,7 @@ fn sleeps(n: u64, rounds: usize) -> Vec<rows::Row> {
         .enumerate()
         .map(|(k, (name, _))| {
             let walls: Vec<f64> = runs[k].iter().map(|r| r.wall).collect();
-            let (role, engine) = if k == tokio { (Role::Tokio, "tokio") } else { (Role::Uvio, "default") };
+            let (role, engine) = if k == tokio { (Role::Tokio, "tokio") } else { (Role::Uvio, "auto") };
             let mut row = rows::Row::from_samples(
                 "sleeps",
                 cell.clone(),

@@ -1,4 +1,4 @@
-//! The `report` mode: runs echo-matrix, files and sleeps (each contender taking turns, `ROUNDS` interleaved
+//! The `report` mode: runs echo-matrix, files, the server patterns and sleeps (each contender taking turns, `ROUNDS` interleaved
 //! rounds) and writes `docs/benchmarks.md` with one table per mode and bar charts in `docs/benchmarks/*.svg`
 //! (drawn with plotters), so the published figures come from one command and the same measuring code as the
 //! printed tables.
@@ -24,6 +24,8 @@ pub(crate) const DEFAULT_ROUNDS: usize = 3;
 struct Sizes {
     files_ops: u64,
     sleeps: u64,
+    /// Seconds per patterns cell (2 s at the default: that bench's own default).
+    patterns_secs: f64,
 }
 
 impl Sizes {
@@ -31,7 +33,7 @@ impl Sizes {
         let scaled = |per_sec: f64, min: u64| ((secs * per_sec) as u64).max(min);
         // Files run whole batches of 64 (one per task).
         let files_ops = scaled(20_000.0, 640).div_ceil(64) * 64;
-        Sizes { files_ops, sleeps: scaled(200_000.0, 10_000).min(1_000_000) }
+        Sizes { files_ops, sleeps: scaled(200_000.0, 10_000).min(1_000_000), patterns_secs: secs * 0.4 }
     }
 }
 
@@ -40,11 +42,16 @@ pub(crate) fn run(secs: f64, rounds: usize) {
     let dir = std::env::var_os("VS_TOKIO_REPORT_DIR")
         .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("docs"), PathBuf::from);
     let sizes = Sizes::for_seconds(secs);
+    // Before echo pins this process to one CPU (the count would then be 1).
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let started = Instant::now();
     let date = shell(&["date", "-u", "+%Y-%m-%d %H:%M UTC"]);
-    let mut rows = crate::echo::run(&crate::ECHO_MATRIX, secs, rounds);
+    // Echo last: it pins this process to CPU 0 (and its server children to CPU 1), which the files threads, the
+    // sleeps children and the in-process pattern servers would otherwise inherit.
+    let mut rows = crate::sleeps(sizes.sleeps, rounds);
     rows.extend(crate::files::run(sizes.files_ops, rounds));
-    rows.extend(crate::sleeps(sizes.sleeps, rounds));
+    rows.extend(crate::patterns::run(sizes.patterns_secs, rounds).iter().map(pattern_row));
+    rows.extend(crate::echo::run(&crate::ECHO_MATRIX, secs, rounds));
     let took = started.elapsed().as_secs_f64();
     let charts = dir.join("benchmarks");
     std::fs::create_dir_all(&charts).unwrap();
@@ -61,10 +68,38 @@ pub(crate) fn run(secs: f64, rounds: usize) {
         }
         drawn.push((chart, file));
     }
-    let md = markdown(&rows, &drawn, secs, rounds, &sizes, &date, took);
+    let run = RunFacts { secs, rounds, cores, date, took };
+    let md = markdown(&rows, &drawn, &sizes, &run);
     let md_path = dir.join("benchmarks.md");
     std::fs::write(&md_path, md).unwrap();
     println!("report: wrote {} and {} charts in {} ({took:.0} s)", md_path.display(), drawn.len(), charts.display());
+}
+
+/// A patterns measurement as a report row (no ceiling: nothing in that bench runs without a runtime).
+fn pattern_row(m: &crate::patterns::Measured) -> Row {
+    use crate::patterns::Workload;
+    let (cell, unit) = match m.workload {
+        Workload::Keepalive => ("keepalive: 100 connections, 64 B round trips", "round trips/s"),
+        Workload::Connect => ("connect: 50 tasks, connect + 1 round trip + close", "connections/s"),
+    };
+    let rates: Vec<f64> = m.cells.iter().map(|c| c.rate).collect();
+    let role = if m.engine == "tokio" { Role::Tokio } else { Role::Uvio };
+    let share = m.median(|c| c.share);
+    let mut row = Row::from_samples(
+        "patterns",
+        cell,
+        m.server.clone(),
+        m.engine.clone(),
+        role,
+        unit,
+        &rates,
+        m.median(|c| c.cpu_us),
+    );
+    row.baseline = role == Role::Tokio;
+    if share.is_finite() {
+        row.note = format!("smaller worker's share {:.0}%", share * 100.0);
+    }
+    row
 }
 
 /// The first line a command prints, or "?" if it cannot run.
@@ -163,29 +198,43 @@ fn mode_intro(mode: &str) -> &'static str {
              process. Figure: wall seconds (lower is better); CPU: µs per sleep of the child process. The floor \
              (the last sleep's due time) is the ceiling: no runtime can finish sooner."
         }
+        "patterns" => {
+            "The four server patterns of `uvio::server` (two threads each) on every engine, against a tokio \
+             multi-thread server with two workers; one uvio client thread in the same process (so the two share the \
+             cores). Figure: operations per second; CPU: the whole process's µs per operation (server and client \
+             together: compare rows, not absolute values). No ceiling is measured here."
+        }
         _ => "",
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn markdown(
-    rows: &[Row],
-    charts: &[(&Chart, String)],
+/// How the report's run went, for its header.
+struct RunFacts {
     secs: f64,
     rounds: usize,
-    sizes: &Sizes,
-    date: &str,
+    /// CPUs this process could use before any pinning.
+    cores: usize,
+    date: String,
+    /// Seconds the whole run took.
     took: f64,
-) -> String {
+}
+
+/// The machine's memory from /proc/meminfo, in GiB ("?" elsewhere).
+fn memory() -> String {
+    let kib = proc_field("/proc/meminfo", "MemTotal");
+    kib.trim_end_matches("kB").trim().parse::<f64>().map_or(kib, |k| format!("{:.1} GiB", k / (1024.0 * 1024.0)))
+}
+
+fn markdown(rows: &[Row], charts: &[(&Chart, String)], sizes: &Sizes, run: &RunFacts) -> String {
+    let RunFacts { secs, rounds, cores, ref date, took } = *run;
     let mut md = String::new();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let _ = writeln!(md, "# Benchmarks: uvio against tokio and against no runtime at all\n");
     let _ =
         writeln!(md, "Written by `cargo bench --bench vs_tokio -- report {secs} {rounds}` on {date} ({took:.0} s).\n");
     let _ = writeln!(md, "| | |\n|---|---|");
     let _ = writeln!(md, "| CPU | {} |", proc_field("/proc/cpuinfo", "model name"));
     let _ = writeln!(md, "| cores | {cores} |");
-    let _ = writeln!(md, "| memory | {} |", proc_field("/proc/meminfo", "MemTotal"));
+    let _ = writeln!(md, "| memory | {} |", memory());
     let _ = writeln!(md, "| kernel | {} |", shell(&["uname", "-r"]));
     let _ = writeln!(md, "| rustc | {} |", shell(&["rustc", "-V"]));
     let _ = writeln!(
@@ -204,7 +253,7 @@ fn markdown(
          throughput when the machine is busy); ratios inside one cell, measured minutes apart, are steadier than \
          any absolute figure. Read a gap of less than about 15% as a tie.\n"
     );
-    for mode in ["echo", "files", "sleeps"] {
+    for mode in ["echo", "files", "patterns", "sleeps"] {
         let mode_cells = cells(rows, mode);
         if mode_cells.is_empty() {
             continue;
@@ -214,8 +263,10 @@ fn markdown(
             let same = cell_rows(rows, mode, cell);
             let unit = same[0].unit;
             let tokio = same.iter().find(|r| r.baseline);
-            let ceiling_name = ceiling(&same).map_or("-".to_owned(), |c| c.server.clone());
-            let _ = writeln!(md, "### {mode}: {cell}\n\nCeiling: {ceiling_name}.\n");
+            let _ = writeln!(md, "### {mode}: {cell}\n");
+            if let Some(c) = ceiling(&same) {
+                let _ = writeln!(md, "Ceiling: {}.\n", c.server);
+            }
             let _ = writeln!(
                 md,
                 "| contender | engine | {unit} (median) | spread (min..max) | CPU µs/op | x tokio | % of ceiling | notes |"
@@ -241,7 +292,8 @@ fn markdown(
         }
         let _ = writeln!(
             md,
-            "x tokio: how many times better than tokio (current-thread) in the same cell (>1: uvio ahead). \
+            "x tokio: how many times better than the tokio row of the same cell (current-thread; multi-thread in \
+             patterns), >1: ahead of tokio. \
              % of ceiling: the figure as a share of the no-runtime ceiling's.\n"
         );
         for (chart, file) in charts.iter().filter(|(c, _)| c.mode == mode) {
@@ -272,7 +324,7 @@ struct Chart {
     with_ceilings: bool,
 }
 
-static CHARTS: [Chart; 4] = [
+static CHARTS: [Chart; 5] = [
     Chart {
         name: "echo_share_of_ceiling",
         mode: "echo",
@@ -295,6 +347,14 @@ static CHARTS: [Chart; 4] = [
         title: "files: ops/s as % of the better no-runtime ceiling",
         axis: "% of the best ceiling (median of rounds)",
         measure: Measure::ShareOfCeiling,
+        with_ceilings: true,
+    },
+    Chart {
+        name: "patterns_rate",
+        mode: "patterns",
+        title: "patterns: operations/s (round trips or connections; higher is better)",
+        axis: "operations per second (median of rounds)",
+        measure: Measure::Median,
         with_ceilings: true,
     },
     Chart {
