@@ -33,7 +33,11 @@ impl Sizes {
         let scaled = |per_sec: f64, min: u64| ((secs * per_sec) as u64).max(min);
         // Files run whole batches of 64 (one per task).
         let files_ops = scaled(20_000.0, 640).div_ceil(64) * 64;
-        Sizes { files_ops, sleeps: scaled(200_000.0, 10_000).min(1_000_000), patterns_secs: secs * 0.4 }
+        Sizes {
+            files_ops,
+            sleeps: scaled(200_000.0, 10_000).min(1_000_000),
+            patterns_secs: (secs * 40.0).round() / 100.0,
+        }
     }
 }
 
