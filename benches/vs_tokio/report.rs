@@ -397,7 +397,9 @@ impl Chart {
                     contenders.push(&r.server);
                     contenders.len() - 1
                 });
-                bars.push(Bar { label: format!("{cell} | {}", r.server), value, colour });
+                // The cell's short name (patterns cells are "keepalive: ..." sentences) keeps the labels in the margin.
+                let short = cell.split(':').next().unwrap_or(&cell);
+                bars.push(Bar { label: format!("{short} | {}", r.server), value, colour });
             }
         }
         bars
@@ -417,8 +419,9 @@ fn draw(path: &Path, title: &str, axis: &str, bars: &[Bar]) -> Result<(), Box<dy
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(420)
-        .build_cartesian_2d(0.0..max.max(1e-9), (0..n).into_segmented())?;
-    // Bar i is drawn at the top for i = 0: the y axis counts upwards, so flip it.
+        .build_cartesian_2d(0.0..max.max(1e-9), (0..n - 1).into_segmented())?;
+    // plotters' integer ranges include their end: 0..n-1 is n slots, one per bar (n >= 1: empty charts are
+    // not drawn). Bar i is drawn at the top for i = 0: the y axis counts upwards, so flip it.
     let row_of = |i: usize| n - 1 - i as u32;
     chart
         .configure_mesh()
