@@ -29,6 +29,13 @@
 //!   driven by hand (Linux) and 64 threads making plain syscalls (`vs_tokio/raw_files.rs`). See
 //!   `vs_tokio/files.rs` for why both cache states. `VS_TOKIO_REPEAT=R` works here too.
 //!
+//! - **report**: `cargo bench --bench vs_tokio -- report [D] [R]` (defaults 5 and 3): sleeps (1 000 000 at the
+//!   default D), files (100 000 operations at the default D), the server patterns of `benches/patterns.rs` (0.4 D
+//!   per cell) and echo-matrix (D per cell), every contender taking turns in R rounds, then writes
+//!   `docs/benchmarks.md` (machine, medians, spread, CPU per operation, ratios to tokio and to the ceilings) and
+//!   its charts `docs/benchmarks/*.svg` (see `vs_tokio/report.rs`). `VS_TOKIO_REPORT_DIR=DIR` writes into DIR
+//!   instead; `report 0.2 1` is a quick check that the whole path works.
+//!
 //! `cargo bench --bench vs_tokio` with no mode runs sleeps and echo with their defaults. A bare run of the binary
 //! (what `cargo test --benches` does) only prints the usage line.
 #![allow(clippy::unwrap_used)]
@@ -37,16 +44,24 @@
 mod echo;
 #[path = "vs_tokio/files.rs"]
 mod files;
+#[path = "patterns/measure.rs"]
+mod patterns;
 #[cfg(target_os = "linux")]
 #[path = "vs_tokio/raw_epoll.rs"]
 mod raw_epoll;
 #[path = "vs_tokio/raw_files.rs"]
 mod raw_files;
+#[path = "vs_tokio/report.rs"]
+mod report;
+#[path = "vs_tokio/rows.rs"]
+mod rows;
 #[cfg(target_os = "linux")]
 #[path = "vs_tokio/uring_client.rs"]
 mod uring_client;
 
 use std::io::Read;
+
+use rows::Role;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,7 +69,7 @@ fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.is_empty() {
         // `cargo bench` passes `--bench`; a bare run is `cargo test --benches` (or --all-targets): too long.
-        println!("vs_tokio: run with `cargo bench --bench vs_tokio [-- sleeps [N] | echo [C S D] | echo-matrix [D] | files [N]]`");
+        println!("vs_tokio: run with `cargo bench --bench vs_tokio [-- sleeps [N] | echo [C S D] | echo-matrix [D] | files [N] | report [D R]]`");
         return;
     }
     let args: Vec<String> = raw.into_iter().filter(|a| a != "--bench").collect();
@@ -66,21 +81,35 @@ fn main() {
         #[cfg(target_os = "linux")]
         Some("child-echo-raw") => raw_epoll::child_echo_raw(),
         Some("child-files-auto") => files::child_auto(args[1].as_ref(), args[2].parse().unwrap()),
-        Some("files") => files::run(arg(1).map_or(100_000, |n| n.parse().unwrap())),
-        Some("sleeps") => sleeps(arg(1).map_or(10_000_000, |n| n.parse().unwrap())),
-        Some("echo") => echo::run(
-            &[(arg(1).map_or(100, |n| n.parse().unwrap()), arg(2).map_or(64, |n| n.parse().unwrap()))],
-            arg(3).map_or(5.0, |n| n.parse().unwrap()),
+        Some("files") => {
+            files::run(arg(1).map_or(100_000, |n| n.parse().unwrap()), repeats());
+        }
+        Some("sleeps") => {
+            sleeps(arg(1).map_or(10_000_000, |n| n.parse().unwrap()), 1);
+        }
+        Some("report") => report::run(
+            arg(1).map_or(report::DEFAULT_SECONDS, |n| n.parse().unwrap()),
+            arg(2).map_or(report::DEFAULT_ROUNDS, |n| n.parse().unwrap()),
         ),
+        Some("echo") => {
+            echo::run(
+                &[(arg(1).map_or(100, |n| n.parse().unwrap()), arg(2).map_or(64, |n| n.parse().unwrap()))],
+                arg(3).map_or(5.0, |n| n.parse().unwrap()),
+                repeats(),
+            );
+        }
         Some("echo-matrix") => {
-            echo::run(&[(100, 64), (100, 4096), (1000, 64), (1000, 4096)], arg(1).map_or(5.0, |n| n.parse().unwrap()))
+            echo::run(&ECHO_MATRIX, arg(1).map_or(5.0, |n| n.parse().unwrap()), repeats());
         }
         _ => {
-            sleeps(10_000_000);
-            echo::run(&[(100, 64)], 5.0);
+            sleeps(10_000_000, 1);
+            echo::run(&[(100, 64)], 5.0, repeats());
         }
     }
 }
+
+/// The echo-matrix cells: (connections, message bytes).
+pub(crate) const ECHO_MATRIX: [(usize, usize); 4] = [(100, 64), (100, 4096), (1000, 64), (1000, 4096)];
 
 /// How many times each cell runs (`VS_TOKIO_REPEAT`, default 1; echo and files): the tables then show medians,
 /// and the contenders take turns (every one once, then again), so a slow minute of the machine does not land on
@@ -212,27 +241,73 @@ fn wait_with_rusage(mut child: std::process::Child) -> (bool, f64, f64) {
     (child.wait().unwrap().success(), f64::NAN, f64::NAN)
 }
 
-fn sleeps(n: u64) {
+/// Runs the sleeps benchmark `rounds` times (uvio then tokio, each in its own child), prints the medians and
+/// returns the report's rows: both runtimes and the floor, as wall seconds (lower is better).
+fn sleeps(n: u64, rounds: usize) -> Vec<rows::Row> {
     let floor = due(n.saturating_sub(1)).as_secs_f64();
     println!(
         "sleeps: {n} pending sleeps, sleep i due at 1 + i/1000 ms, one task per sleep, each runtime in its own child"
     );
     println!("  floor: the last sleep is due at {floor:.3} s, no runtime can finish sooner");
-    let uvio = run_child("child-sleeps-uvio", n);
-    let tokio = run_child("child-sleeps-tokio", n);
+    let contenders = [("uvio", "child-sleeps-uvio"), ("tokio current-thread", "child-sleeps-tokio")];
+    let mut runs: Vec<Vec<ChildRun>> = vec![Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (k, (_, case)) in contenders.iter().enumerate() {
+            runs[k].push(run_child(case, n));
+        }
+    }
+    let med = |k: usize, figure: fn(&ChildRun) -> f64| median(runs[k].iter().map(figure).collect());
+    let (uvio, tokio) = (0, 1);
     println!(
         "  {:<22} {:>9} {:>15} {:>17} {:>14}",
         "runtime", "wall s", "above floor s", "CPU s (usr+sys)", "peak RSS MiB"
     );
-    for (name, r) in [("uvio", &uvio), ("tokio current-thread", &tokio)] {
-        println!("  {name:<22} {:>9.3} {:>15.3} {:>17.3} {:>14.0}", r.wall, r.wall - floor, r.cpu, r.rss_mib);
+    for (k, (name, _)) in contenders.iter().enumerate() {
+        let (wall, cpu, rss) = (med(k, |r| r.wall), med(k, |r| r.cpu), med(k, |r| r.rss_mib));
+        println!("  {name:<22} {wall:>9.3} {:>15.3} {cpu:>17.3} {rss:>14.0}", wall - floor);
     }
     println!(
         "  {:<22} {:>9} {:>15} {:>17} {:>14}",
         "uvio / tokio",
-        ratio(uvio.wall, tokio.wall),
-        ratio(uvio.wall - floor, tokio.wall - floor),
-        ratio(uvio.cpu, tokio.cpu),
-        ratio(uvio.rss_mib, tokio.rss_mib)
+        ratio(med(uvio, |r| r.wall), med(tokio, |r| r.wall)),
+        ratio(med(uvio, |r| r.wall) - floor, med(tokio, |r| r.wall) - floor),
+        ratio(med(uvio, |r| r.cpu), med(tokio, |r| r.cpu)),
+        ratio(med(uvio, |r| r.rss_mib), med(tokio, |r| r.rss_mib))
     );
+    let cell = format!("{n} sleeps");
+    let mut rows: Vec<rows::Row> = contenders
+        .iter()
+        .enumerate()
+        .map(|(k, (name, _))| {
+            let walls: Vec<f64> = runs[k].iter().map(|r| r.wall).collect();
+            let (role, engine) = if k == tokio { (Role::Tokio, "tokio") } else { (Role::Uvio, "auto") };
+            let mut row = rows::Row::from_samples(
+                "sleeps",
+                cell.clone(),
+                *name,
+                engine,
+                role,
+                "s",
+                &walls,
+                med(k, |r| r.cpu) * 1e6 / n as f64,
+            )
+            .note(format!("peak RSS {:.0} MiB, CPU {:.2} s", med(k, |r| r.rss_mib), med(k, |r| r.cpu)));
+            row.higher_is_better = false;
+            row.baseline = k == tokio;
+            row
+        })
+        .collect();
+    let mut floor_row = rows::Row::from_samples(
+        "sleeps",
+        cell,
+        "floor: the last sleep's due time",
+        "none",
+        Role::Ceiling,
+        "s",
+        &[floor],
+        f64::NAN,
+    );
+    floor_row.higher_is_better = false;
+    rows.push(floor_row);
+    rows
 }

@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::{median, ratio, repeats, self_cpu_seconds};
+use crate::rows::Role;
+use crate::{median, ratio, self_cpu_seconds};
 
 /// How long every client runs before it starts counting (connections set up, caches and TCP windows warm).
 pub(crate) const WARM_UP: Duration = Duration::from_millis(500);
@@ -446,6 +447,39 @@ impl Row {
         (busy(|s| s.server), busy(|s| s.client))
     }
 
+    /// This row for the report: round trips/s with its spread, server CPU per round trip.
+    fn report_row(&self) -> crate::rows::Row {
+        let rates: Vec<f64> =
+            self.runs.iter().map(|r| r.round_trips as f64 / (r.end.at - r.start.at).as_secs_f64()).collect();
+        let role = match self.server {
+            Server::Tokio { .. } => Role::Tokio,
+            Server::Raw => Role::Ceiling,
+            _ => Role::Uvio,
+        };
+        let (server_busy, client_busy) = self.busy_percent();
+        let (mismatches, failed) = self.bad();
+        let mut note = format!("server busy {server_busy:.0}%, client busy {client_busy:.0}%");
+        if (mismatches, failed) != (0, 0) {
+            note += &format!(", BAD: {mismatches} wrong echoes, {failed} failed connections");
+        }
+        let row = crate::rows::Row::from_samples(
+            "echo",
+            format!("{} conns x {} B", self.conns, self.size),
+            self.server.name(),
+            self.engine.clone(),
+            role,
+            "round trips/s",
+            &rates,
+            self.server_us(),
+        )
+        .note(note);
+        if self.server == (Server::Tokio { multi: false }) {
+            row.baseline()
+        } else {
+            row
+        }
+    }
+
     /// Wrong echoes and failed connections over every repetition.
     fn bad(&self) -> (u64, u64) {
         self.runs.iter().fold((0, 0), |(m, f), r| (m + r.mismatches, f + r.failed))
@@ -461,9 +495,9 @@ fn selected(server: Server) -> bool {
     }
 }
 
-/// Runs every server against the client for each (connections, message size) cell, `secs` seconds each, and
-/// prints one table.
-pub(crate) fn run(cells: &[(usize, usize)], secs: f64) {
+/// Runs every server against the client for each (connections, message size) cell, `secs` seconds each,
+/// `repeats` times with the servers taking turns, prints one table and returns its rows for the report.
+pub(crate) fn run(cells: &[(usize, usize)], secs: f64, repeats: usize) -> Vec<crate::rows::Row> {
     #[cfg(unix)]
     raise_fd_limit(cells.iter().map(|c| c.0).max().unwrap_or(0) as libc::rlim_t + 256);
     // Before pinning: cargo would otherwise inherit CPU 0 only.
@@ -476,7 +510,6 @@ pub(crate) fn run(cells: &[(usize, usize)], secs: f64) {
         client.describe(),
         if pinned { "client pinned to CPU 0, server to CPU 1" } else { "not pinned" }
     );
-    let repeats = repeats();
     if repeats > 1 {
         println!("each cell {repeats} times, servers taking turns; figures are medians");
     }
@@ -505,6 +538,7 @@ pub(crate) fn run(cells: &[(usize, usize)], secs: f64) {
         }
     }
     print_table(&rows);
+    rows.iter().map(Row::report_row).collect()
 }
 
 fn print_table(rows: &[Row]) {

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::{median, ratio, repeats};
+use super::{median, ratio, self_cpu_seconds};
+use crate::rows::Role;
 
 pub(crate) const FILE_LEN: u64 = 1 << 30;
 pub(crate) const BLOCK: usize = 4096;
@@ -42,6 +43,29 @@ impl Workload {
             Workload::Stats => "metadata() of one path",
         }
     }
+
+    /// The report's name for the cell.
+    fn cell(self) -> &'static str {
+        match self {
+            Workload::WarmReads => "cached reads",
+            Workload::WarmReadAt => "cached read_at",
+            Workload::ColdReads => "cold reads",
+            Workload::Stats => "metadata",
+        }
+    }
+}
+
+/// What one timed run of a workload gave.
+#[derive(Clone, Copy)]
+pub(crate) struct Rate {
+    pub(crate) ops_per_sec: f64,
+    /// CPU microseconds (user + system, every thread of the process that ran it) per operation.
+    pub(crate) cpu_us_per_op: f64,
+}
+
+impl Rate {
+    /// A contender that did not run here.
+    const NONE: Rate = Rate { ops_per_sec: f64::NAN, cpu_us_per_op: f64::NAN };
 }
 
 /// The 1 GiB file of real (not sparse) data, created on first use.
@@ -97,19 +121,20 @@ pub(crate) fn offsets(t: u64, per_task: u64) -> impl Iterator<Item = u64> {
     })
 }
 
-/// Prepares the page cache for `work` and times it: operations per second.
-fn timed(path: &Path, work: Workload, n: u64, run: impl FnOnce()) -> f64 {
+/// Prepares the page cache for `work` and times it: operations per second and CPU per operation.
+fn timed(path: &Path, work: Workload, n: u64, run: impl FnOnce()) -> Rate {
     if !set_cached(path, !matches!(work, Workload::ColdReads)) {
-        return f64::NAN;
+        return Rate::NONE;
     }
-    let t = Instant::now();
+    let ops = (n / IN_FLIGHT * IN_FLIGHT) as f64;
+    let (t, cpu) = (Instant::now(), self_cpu_seconds());
     run();
-    (n / IN_FLIGHT * IN_FLIGHT) as f64 / t.elapsed().as_secs_f64()
+    Rate { ops_per_sec: ops / t.elapsed().as_secs_f64(), cpu_us_per_op: (self_cpu_seconds() - cpu) * 1e6 / ops }
 }
 
 /// Operations per second of `work` on a uvio runtime from `builder`, or `None` if it cannot be built (the
 /// engine is not available here), with the engine that ran.
-fn uvio_run(builder: uvio::Builder, path: &Path, n: u64, work: Workload) -> Option<(f64, uvio::Backend)> {
+fn uvio_run(builder: uvio::Builder, path: &Path, n: u64, work: Workload) -> Option<(Rate, uvio::Backend)> {
     use futures::{AsyncReadExt, AsyncSeekExt};
     let rt = builder.build().ok()?;
     let per_task = n / IN_FLIGHT;
@@ -170,7 +195,7 @@ pub(crate) fn pread(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::R
 
 /// Operations per second of `work` with `tokio::fs` on a current-thread runtime (its blocking pool does the
 /// syscalls).
-fn tokio_run(path: &Path, n: u64, work: Workload) -> f64 {
+fn tokio_run(path: &Path, n: u64, work: Workload) -> Rate {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let per_task = n / IN_FLIGHT;
@@ -224,8 +249,8 @@ fn tokio_run(path: &Path, n: u64, work: Workload) -> f64 {
 }
 
 /// The `child-files-auto` mode: every workload on `Backend::Auto`, in a process started with io_uring made
-/// unavailable (`UVIO_IO_URING_SIMULATE` is read when a runtime is built). Prints the engine, then one rate per
-/// workload.
+/// unavailable (`UVIO_IO_URING_SIMULATE` is read when a runtime is built). Prints the engine, then a rate and the
+/// CPU per operation for each workload.
 pub(crate) fn child_auto(path: &Path, n: u64) {
     let mut line = String::new();
     for work in WORKLOADS {
@@ -233,13 +258,13 @@ pub(crate) fn child_auto(path: &Path, n: u64) {
         if line.is_empty() {
             line = engine.to_string();
         }
-        line += &format!(" {rate}");
+        line += &format!(" {} {}", rate.ops_per_sec, rate.cpu_us_per_op);
     }
     println!("{line}");
 }
 
 /// [`child_auto`] with the simulated `EPERM`: the engine and a rate per workload, or `None` if the child failed.
-fn fallback(path: &Path, n: u64) -> Option<(String, Vec<f64>)> {
+fn fallback(path: &Path, n: u64) -> Option<(String, Vec<Rate>)> {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["child-files-auto".as_ref(), path.as_os_str(), n.to_string().as_ref()])
         .env("UVIO_IO_URING_SIMULATE", "EPERM")
@@ -250,15 +275,57 @@ fn fallback(path: &Path, n: u64) -> Option<(String, Vec<f64>)> {
     let text = String::from_utf8_lossy(&out.stdout);
     let mut words = text.split_whitespace();
     let engine = words.next()?.to_owned();
-    let rates: Vec<f64> = words.map(|w| w.parse().ok()).collect::<Option<_>>()?;
+    let figures: Vec<f64> = words.map(|w| w.parse().ok()).collect::<Option<_>>()?;
+    let rates: Vec<Rate> = figures.chunks_exact(2).map(|f| Rate { ops_per_sec: f[0], cpu_us_per_op: f[1] }).collect();
     (out.status.success() && rates.len() == WORKLOADS.len()).then_some((engine, rates))
 }
 
-/// One row of a table: who ran, on which engine, and its rate per workload.
+/// One row of a table: who ran, on which engine, and per workload its rate in every round.
 struct Row {
     name: &'static str,
     engine: String,
-    rates: Vec<f64>,
+    samples: Vec<Vec<Rate>>,
+}
+
+impl Row {
+    /// The median rate of workload `i` over the rounds.
+    fn rate(&self, i: usize) -> f64 {
+        median(self.samples[i].iter().map(|r| r.ops_per_sec).collect())
+    }
+
+    fn cpu_us(&self, i: usize) -> f64 {
+        median(self.samples[i].iter().map(|r| r.cpu_us_per_op).collect())
+    }
+
+    fn role(&self) -> Role {
+        match self.engine.as_str() {
+            "tokio" => Role::Tokio,
+            "none" => Role::Ceiling,
+            _ => Role::Uvio,
+        }
+    }
+
+    /// The report's rows of this contender, one per workload.
+    fn report_rows(&self) -> impl Iterator<Item = crate::rows::Row> + '_ {
+        WORKLOADS.iter().enumerate().map(|(i, work)| {
+            let rates: Vec<f64> = self.samples[i].iter().map(|r| r.ops_per_sec).collect();
+            let row = crate::rows::Row::from_samples(
+                "files",
+                work.cell(),
+                self.name,
+                self.engine.clone(),
+                self.role(),
+                "ops/s",
+                &rates,
+                self.cpu_us(i),
+            );
+            if self.role() == Role::Tokio {
+                row.baseline()
+            } else {
+                row
+            }
+        })
+    }
 }
 
 /// Who runs a workload in this process.
@@ -306,10 +373,10 @@ fn ring_contenders() -> Vec<(&'static str, Contender)> {
 }
 
 /// Operations per second of `work` by `who` (NaN: not available here), and the engine that ran.
-fn rate_of(who: Contender, path: &Path, n: u64, work: Workload) -> (f64, String) {
+fn rate_of(who: Contender, path: &Path, n: u64, work: Workload) -> (Rate, String) {
     match who {
         Contender::Uvio(builder) => {
-            uvio_run(builder(), path, n, work).map_or((f64::NAN, "n/a".into()), |(rate, e)| (rate, e.to_string()))
+            uvio_run(builder(), path, n, work).map_or((Rate::NONE, "n/a".into()), |(rate, e)| (rate, e.to_string()))
         }
         Contender::Tokio => (tokio_run(path, n, work), "tokio".into()),
         #[cfg(target_os = "linux")]
@@ -318,26 +385,26 @@ fn rate_of(who: Contender, path: &Path, n: u64, work: Workload) -> (f64, String)
     }
 }
 
-pub(crate) fn run(n: u64) {
+/// Runs every workload `n` operations long for every contender, `repeats` times with the contenders taking
+/// turns, prints one table per workload and returns the rows for the report.
+pub(crate) fn run(n: u64, repeats: usize) -> Vec<crate::rows::Row> {
     println!("files: {n} operations per workload, {IN_FLIGHT} in flight (64 tasks; readers have one open file each)");
-    let repeats = repeats();
     if repeats > 1 {
         println!("each workload {repeats} times, contenders taking turns; figures are medians");
     }
     let path = bench_file();
-    // Per row, per workload, one rate per repetition.
-    let mut samples: Vec<(&str, String, Vec<Vec<f64>>)> = Vec::new();
-    let mut fallback_samples: Vec<Vec<f64>> = vec![Vec::new(); WORKLOADS.len()];
+    let mut rows: Vec<Row> = Vec::new();
+    let mut fallback_samples: Vec<Vec<Rate>> = vec![Vec::new(); WORKLOADS.len()];
     let mut fallback_engine = None;
     for _ in 0..repeats {
         for (k, (name, who)) in contenders().into_iter().enumerate() {
-            if samples.len() <= k {
-                samples.push((name, String::new(), vec![Vec::new(); WORKLOADS.len()]));
+            if rows.len() <= k {
+                rows.push(Row { name, engine: String::new(), samples: vec![Vec::new(); WORKLOADS.len()] });
             }
             for (i, work) in WORKLOADS.into_iter().enumerate() {
                 let (rate, engine) = rate_of(who, &path, n, work);
-                samples[k].1 = engine;
-                samples[k].2[i].push(rate);
+                rows[k].engine = engine;
+                rows[k].samples[i].push(rate);
             }
         }
         match fallback(&path, n) {
@@ -350,34 +417,36 @@ pub(crate) fn run(n: u64) {
             None => println!("  (the fallback child failed: see its stderr above)"),
         }
     }
-    let medians = |per_work: Vec<Vec<f64>>| per_work.into_iter().map(median).collect::<Vec<_>>();
-    let mut rows: Vec<Row> = Vec::new();
-    for (name, engine, per_work) in samples {
-        let rates = medians(per_work);
-        if rates.iter().all(|r| r.is_nan()) {
-            println!("  ({name}: the engine is not available here)");
-            continue;
+    rows.retain(|row| {
+        let ran = (0..WORKLOADS.len()).any(|i| !row.rate(i).is_nan());
+        if !ran {
+            println!("  ({}: the engine is not available here)", row.name);
         }
-        rows.push(Row { name, engine, rates });
-    }
+        ran
+    });
     if let Some(engine) = fallback_engine {
         let at = rows.iter().position(|r| r.name == "uvio libuv").map_or(rows.len(), |i| i + 1);
-        rows.insert(at, Row { name: "uvio auto, io_uring unavailable", engine, rates: medians(fallback_samples) });
+        rows.insert(at, Row { name: "uvio auto, io_uring unavailable", engine, samples: fallback_samples });
     }
-    let base = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.rates.clone());
+    let base = |name: &str| rows.iter().find(|r| r.name == name);
     let (tokio, libuv) = (base("tokio::fs current-thread").unwrap(), base("uvio libuv").unwrap());
     for (i, work) in WORKLOADS.iter().enumerate() {
         println!("  {}", work.title());
-        println!("    {:<34} {:<9} {:>10} {:>9} {:>9}", "contender", "engine", "ops/s", "x tokio", "x libuv");
+        println!(
+            "    {:<34} {:<9} {:>10} {:>10} {:>9} {:>9}",
+            "contender", "engine", "ops/s", "CPU us/op", "x tokio", "x libuv"
+        );
         for row in &rows {
-            let r = row.rates[i];
+            let r = row.rate(i);
             println!(
-                "    {:<34} {:<9} {r:>10.0} {:>9} {:>9}",
+                "    {:<34} {:<9} {r:>10.0} {:>10.2} {:>9} {:>9}",
                 row.name,
                 row.engine,
-                ratio(r, tokio[i]),
-                ratio(r, libuv[i])
+                row.cpu_us(i),
+                ratio(r, tokio.rate(i)),
+                ratio(r, libuv.rate(i))
             );
         }
     }
+    rows.iter().flat_map(Row::report_rows).collect()
 }
