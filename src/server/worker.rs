@@ -215,6 +215,9 @@ where
             };
             let deadline = until_stopped(accepting, stop).await;
             stats.empty_wakeups.store(listener.empty_wakeups(), Ordering::Relaxed);
+            for conn in accepted_by_windows_libuv(&listener).await {
+                start_handler(conn, &worker, &stats, &*handler);
+            }
             for conn in drain(listener, &stats) {
                 take_handed(conn, &worker, &stats, &*handler);
             }
@@ -279,6 +282,22 @@ async fn until_stopped(work: impl Future<Output = ()>, stop: oneshot::Receiver<D
         () = work.as_mut().fuse() => Duration::ZERO,
     }
 }
+
+/// On Windows, libuv accepts ahead with `AcceptEx` on sockets of its own, which handing the listener to std
+/// (as [`drain`] does) would lose: there the queue is first taken through the engine, until no connection has
+/// come for [`QUIET`]. Elsewhere nothing (the exact drain takes it all).
+async fn accepted_by_windows_libuv(listener: &TcpListener) -> Vec<TcpStream> {
+    let mut taken = Vec::new();
+    if cfg!(windows) {
+        while let Ok(Ok((conn, _))) = crate::time::timeout(QUIET, listener.accept()).await {
+            taken.push(conn);
+        }
+    }
+    taken
+}
+
+/// How long the listen queue must stay empty before [`accepted_by_windows_libuv`] stops taking connections.
+const QUIET: Duration = Duration::from_millis(10);
 
 /// Stops accepting on `listener` and takes every connection it holds: those its engine had already accepted,
 /// then the kernel's accept queue, with non-blocking accepts until `EAGAIN`. A connection left queued in a
@@ -353,6 +372,9 @@ async fn accept_and_hand(
         }
     };
     let _deadline = until_stopped(accepting, stop).await;
+    for conn in accepted_by_windows_libuv(&listener).await {
+        hand(conn, &mut picker).await;
+    }
     for conn in drain(listener, &stats[picker.next % stats.len()]) {
         let to = picker.pick(&stats);
         let _ = workers[to].unbounded_send(conn);
