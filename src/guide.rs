@@ -196,37 +196,47 @@
 //!   closes resets what it holds: a stopping server drains first. Linux balances reuseport groups; macOS and the
 //!   BSDs do not, and Windows has no such option: there uvio falls back to a shared listener.
 //!
-//! Measured with `cargo bench --bench patterns -- 3 3` (two worker threads; one client thread on the same two
-//! cores, so the figures show per-connection costs and balance rather than scaling) on a 2-core x86_64 VM,
-//! Linux 6.18, December 2026, medians of 3 rounds of 3 s, while other builds kept the machine busy (load
-//! average 10 to 16): every rate here is about half of what the same VM gives unloaded, and cells differ by
-//! ±30% from run to run. Read the balance column and large gaps, not the rates.
+//! Measured by `cargo bench --bench vs_tokio -- report` (its patterns section runs the same code as `cargo bench
+//! --bench patterns`; two worker threads, one client thread on the same two cores, so the figures show
+//! per-connection costs and balance rather than scaling) on a quiet 2-core x86_64 VM, Linux 6.18, December 2026:
+//! medians of 3 interleaved rounds of 2 s per cell, CPU for the whole process (server and client). Run to run, a
+//! cell moves by up to ±20% here (see `docs/benchmarks.md` for the spreads): read gaps under that as ties.
 //!
 //! | server (2 threads) | keepalive round trips/s | CPU µs each | connects/s | CPU µs each | smaller worker's share (keepalive / connect) |
 //! |---|---:|---:|---:|---:|---:|
-//! | uvio io_uring single-loop | 20476 | 22.3 | 3474 | 115.2 | - |
-//! | uvio io_uring acceptor-workers | 17209 | 25.8 | 5056 | 146.0 | 50% / 50% |
-//! | uvio io_uring shared-listener | 19933 | 24.1 | 3353 | 127.0 | 0% / 48% |
-//! | uvio io_uring reuseport | 23749 | 20.4 | 3925 | 130.5 | 47% / 49% |
-//! | uvio epoll single-loop | 16466 | 29.7 | 3380 | 131.0 | - |
-//! | uvio epoll acceptor-workers | 30019 | 24.9 | 4805 | 162.9 | 50% / 50% |
-//! | uvio epoll shared-listener | 19193 | 23.7 | 4609 | 141.8 | 27% / 50% |
-//! | uvio epoll reuseport | 17879 | 28.8 | 3365 | 139.5 | 48% / 50% |
-//! | uvio libuv single-loop | 15200 | 28.4 | 2454 | 154.0 | - |
-//! | uvio libuv acceptor-workers | 20647 | 29.6 | 4053 | 168.4 | 50% / 50% |
-//! | uvio libuv shared-listener | 21484 | 25.5 | 3166 | 147.1 | 7% / 48% |
-//! | uvio libuv reuseport | 16949 | 28.9 | 3187 | 166.8 | 42% / 50% |
-//! | tokio multi-thread (2 workers) | 18336 | 26.3 | 2904 | 154.8 | - |
+//! | uvio io_uring single-loop | 90390 | 20.74 | 13111 | 143 | - |
+//! | uvio io_uring acceptor-workers | 83502 | 21.14 | 12731 | 141 | 50% / 50% |
+//! | uvio io_uring shared-listener | 92767 | 19.95 | 12959 | 139 | 7% / 41% |
+//! | uvio io_uring reuseport | 72548 | 22.13 | 12196 | 147 | 45% / 49% |
+//! | uvio epoll single-loop | 64390 | 29.32 | 13660 | 137 | - |
+//! | uvio epoll acceptor-workers | 79760 | 22.54 | 11797 | 149 | 50% / 50% |
+//! | uvio epoll shared-listener | 83314 | 22.66 | 13156 | 135 | 44% / 38% |
+//! | uvio epoll reuseport | 76898 | 23.89 | 13253 | 137 | 41% / 49% |
+//! | uvio libuv single-loop | 82310 | 22.25 | 11555 | 156 | - |
+//! | uvio libuv acceptor-workers | 74644 | 24.89 | 11300 | 146 | 50% / 50% |
+//! | uvio libuv shared-listener | 75519 | 24.03 | 12902 | 143 | 13% / 32% |
+//! | uvio libuv reuseport | 75864 | 23.32 | 11377 | 143 | 49% / 49% |
+//! | tokio multi-thread (2 workers) | 78875 | 23.01 | 14094 | 127 | - |
 //!
-//! What they show here: the balance column is the clearest signal. With connections arriving one after the
-//! other (the connect workload), a shared listener now splits them 48–50% on every engine (before: io_uring's
-//! multishot accept gave one ring all of them, 0%). The 100 long-lived connections of the keepalive workload
-//! arrive in one burst, and there the loop that is already awake keeps taking them: it accepts the next one
-//! straight from the queue (io_uring: its re-armed accept completes at once) before another loop's wake-up has
-//! run, so the other worker got 0% (io_uring), 7% (libuv) or 27% (epoll). Fairness per wake-up does not make a
-//! burst fair: `SO_REUSEPORT` or the acceptor does. The herd itself: 200 connections one at a time (the
-//! shared-listener test of `tests/net_server.rs`) to four epoll workers gave 0 to 2 wake-ups that found nothing
-//! with `EPOLLEXCLUSIVE`, and up to 155 without. `SO_REUSEPORT` and the acceptor split 42–50% everywhere. With two cores shared by the client, one loop is the
-//! cheapest per operation (no hand-off, no second thread to wake), the acceptor pays its hand-off on every new
-//! connection (the connect workload's CPU column), and no pattern can show scaling: that needs a machine with
-//! more cores than the client uses. Rerun `cargo bench --bench patterns` on the target machine before choosing.
+//! What they show here: the balance column is the clearest signal. The acceptor splits exactly (50%) and
+//! `SO_REUSEPORT` by hash (41–49%), on every engine. A shared listener depends on how the connections arrive:
+//! arriving one after the other (the connect workload), every idle loop gets its turn (32–41% for the smaller
+//! worker; before the shared listener's accept became exclusive, io_uring's multishot accept gave one ring all of
+//! them, 0%); the 100 long-lived connections of the keepalive workload arrive in one burst, and there the loop
+//! that is already awake keeps taking them: it accepts the next one straight from the queue (io_uring: its
+//! re-armed accept completes at once) before another loop's wake-up has run, so the other worker got 7%
+//! (io_uring), 13% (libuv) or 44% (epoll). Fairness per wake-up does not make a burst fair: `SO_REUSEPORT` or the
+//! acceptor does. The herd itself: 200 connections one at a time (the shared-listener test of
+//! `tests/net_server.rs`) to four epoll workers gave 0 to 2 wake-ups that found nothing with `EPOLLEXCLUSIVE`, and
+//! up to 155 without.
+//!
+//! Speed: on long-lived connections the best uvio patterns are ahead of tokio's multi-thread runtime (io_uring
+//! single-loop and shared-listener 1.15–1.18× the round trips at 10–13% less CPU each); on short connections
+//! (connect, one round trip, close) tokio is ahead: 14 094 connections/s at 127 µs of CPU each, uvio's best
+//! 13 660 (epoll single-loop, 137 µs); uvio's rows spend 135–156 µs, 6–23% more per connection set up and torn
+//! down (not yet profiled: accept, registration with the engine, the task, and a close that libuv finishes one
+//! loop turn later are the candidates).
+//! With two cores shared by the client, one loop is the cheapest per operation (no hand-off, no second thread
+//! to wake), the acceptor pays its hand-off on every new connection, and no pattern can show scaling: that needs a
+//! machine with more cores than the client uses. Rerun `cargo bench --bench patterns` on the target machine
+//! before choosing.
