@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ThreadSanitizer over the tests that cross threads: runtime handles and remote wakeups, spawn_blocking, libuv's
-# async handle and thread pool, loops dropped on other threads, and the multi-threaded server. On demand (not
+# async handle and thread pool, loops dropped on other threads, the child-process reaper thread, JoinSet and
+# AbortHandle across threads, and the multi-threaded server. On demand (not
 # part of ci/test.sh): it needs a nightly toolchain with rust-src (`-Zbuild-std`, so that std is instrumented
 # too; without it std's own synchronisation shows as races) and takes about ten minutes on two cores. libuv's C
 # sources are instrumented as well (CFLAGS reaches libuv-sys2's `cc` build). Any report fails the run, except
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 rustup toolchain install nightly --profile minimal --component rust-src >/dev/null
 bins=("$@")
-[ ${#bins[@]} -gt 0 ] || bins=(rt_tasks rt_lifecycle uv_async uv_work uv_loop net_server rt_health)
+[ ${#bins[@]} -gt 0 ] || bins=(rt_tasks rt_lifecycle rt_join_set uv_async uv_work uv_loop uv_process process_unix net_server rt_health)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/tsan}
 export RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" CFLAGS="-fsanitize=thread"
 # ci/tsan.supp: reports that are not races (each with its reason).
