@@ -116,16 +116,34 @@ pub use runtime::{block_on, spawn, spawn_local, Builder, EnterGuard, Handle, Run
 /// assert_eq!(answer(), 42);
 /// ```
 ///
+/// `crate = "path"` names the path the expansion reaches uvio by, for a crate that renamed its dependency
+/// (`my_uvio = { package = "uvio", … }` in `Cargo.toml`) or re-exports it; without it the expansion names
+/// `::uvio`. The same argument exists on [`test`](macro@test).
+///
+/// ```
+/// extern crate uvio as my_uvio;
+///
+/// #[my_uvio::main(crate = "my_uvio")]
+/// async fn main() {
+///     my_uvio::time::sleep(std::time::Duration::from_millis(1)).await;
+/// }
+/// ```
+///
 /// # Panics
 /// When the runtime cannot be built (an explicit engine this machine lacks, such as io_uring where the kernel
 /// refuses it), and where [`Runtime::block_on`] panics (inside another runtime).
 ///
 /// # Compile errors
-/// An unknown engine name, an engine the target OS lacks (`epoll` and `io_uring` off Linux), arguments on the
-/// function, or a function that is not `async`:
+/// An unknown engine name, an engine the target OS lacks (`epoll` and `io_uring` off Linux), a `crate` value
+/// that is not a path, arguments on the function, or a function that is not `async`:
 ///
 /// ```compile_fail
 /// #[uvio::main(backend = "kqueue")]
+/// async fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[uvio::main(crate = "not a path")]
 /// async fn main() {}
 /// ```
 ///
@@ -162,6 +180,8 @@ pub use uvio_macros::main;
 /// - `#[uvio::test(all_engines)]`: the body runs once per engine this machine has, in order (libuv, then epoll
 ///   and io_uring on Linux), each on a new runtime (only the engine `UVIO_BACKEND` forces, if set). A failure
 ///   names the engine it happened on: `… failed on the epoll engine: <the panic message>`.
+/// - `crate = "path"` (with any of the above): the path the expansion reaches uvio by, for a crate that renamed
+///   its dependency, as on [`main`](macro@main).
 ///
 /// ```
 /// #[uvio::test(all_engines)]
@@ -175,8 +195,8 @@ pub use uvio_macros::main;
 /// ```
 ///
 /// # Compile errors
-/// An unknown engine name, `backend` together with `all_engines`, arguments on the function, or a function
-/// that is not `async`:
+/// An unknown engine name, `backend` together with `all_engines`, a `crate` value that is not a path, arguments
+/// on the function, or a function that is not `async`:
 ///
 /// ```compile_fail
 /// #[uvio::test(backend = "kqueue")]
@@ -191,6 +211,11 @@ pub use uvio_macros::main;
 /// ```compile_fail
 /// #[uvio::test(backend = "epoll", all_engines)]
 /// async fn both() {}
+/// ```
+///
+/// ```compile_fail
+/// #[uvio::test(crate = "uvio::<u8>")]
+/// async fn generic_path() {}
 /// ```
 #[cfg(feature = "macros")]
 pub use uvio_macros::test;

@@ -1,5 +1,6 @@
-//! `TcpStream::peek` on every engine: the bytes shown are exactly the ones the next read returns, including
-//! those an engine already took from the kernel (libuv's read-ahead, io_uring's kept recv buffer).
+//! `TcpStream::peek` and `tcp::OwnedReadHalf::peek` on every engine: the bytes shown are exactly the ones the
+//! next read returns, including those an engine already took from the kernel (libuv's read-ahead, io_uring's
+//! kept recv buffer).
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
@@ -122,5 +123,40 @@ rt_test! {
         }
         assert_eq!(server.peek(&mut peeked).await.unwrap(), 0);
         writer.await.unwrap();
+    }
+}
+
+// --- the read half -----------------------------------------------------------------------------------------
+
+rt_test! {
+    /// The read half peeks what its stream had already buffered before the split, then reads it again, and
+    /// peeks `0` at end-of-stream.
+    async fn read_half_peek_keeps_what_the_stream_buffered() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(b"before split, after").await.unwrap();
+        // A one-byte read makes the engine take what the kernel has (libuv reads ahead, io_uring keeps its
+        // buffer): the rest is in user space when the stream splits.
+        let mut one = [0u8; 1];
+        server.read_exact(&mut one).await.unwrap();
+        assert_eq!(&one, b"b");
+        let (mut read_half, mut write_half) = server.into_split();
+        let mut buf = vec![0u8; 64];
+        let mut n = read_half.peek(&mut buf).await.unwrap();
+        while n < 18 {
+            assert!(n > 0, "end-of-stream while peeking");
+            sleep(Duration::from_millis(1)).await;
+            n = read_half.peek(&mut buf).await.unwrap();
+        }
+        assert_eq!(&buf[..n], b"efore split, after");
+        let mut all = [0u8; 18];
+        read_half.read_exact(&mut all).await.unwrap();
+        assert_eq!(&all, b"efore split, after");
+        write_half.write_all(b"pong").await.unwrap();
+        let mut pong = [0u8; 4];
+        client.read_exact(&mut pong).await.unwrap();
+        assert_eq!(&pong, b"pong");
+        client.close().await.unwrap();
+        assert_eq!(read_half.peek(&mut buf).await.unwrap(), 0);
+        assert_eq!(read_half.read(&mut buf).await.unwrap(), 0);
     }
 }

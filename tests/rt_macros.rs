@@ -189,3 +189,53 @@ fn all_engines_names_the_engine_whose_body_returned_err() {
     assert!(message.contains(&format!("failed on the {first} engine: it returned an error")), "{message}");
     assert!(message.contains("NotFound"), "{message}");
 }
+
+// --- crate = "…" ------------------------------------------------------------------------------------------
+
+// A crate that renamed its uvio dependency reaches it by another name: the expansion must use that one.
+extern crate uvio as renamed;
+
+/// uvio re-exported from a module, reached by a path of several segments.
+mod reexport {
+    pub use uvio as inner;
+}
+
+#[renamed::main(crate = "renamed")]
+async fn app_through_a_renamed_crate() -> u32 {
+    renamed::spawn_local(async { 7 }).await.unwrap()
+}
+
+#[renamed::main(crate = "crate::reexport::inner", backend = "libuv")]
+async fn app_through_a_reexport() -> &'static str {
+    current_engine()
+}
+
+#[test]
+fn main_with_crate_reaches_uvio_by_that_path() {
+    assert_eq!(app_through_a_renamed_crate(), 7);
+    let engine = app_through_a_reexport();
+    if std::env::var("UVIO_BACKEND").is_err() {
+        assert_eq!(engine, "libuv");
+    }
+}
+
+#[renamed::test(crate = "renamed")]
+async fn test_with_crate_runs_on_a_runtime() {
+    renamed::time::sleep(Duration::from_millis(1)).await;
+}
+
+thread_local! {
+    static RENAMED_RUNS: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+}
+
+#[renamed::test(all_engines, crate = "renamed")]
+async fn all_engines_with_crate() {
+    RENAMED_RUNS.with(|runs| runs.borrow_mut().push(current_engine()));
+}
+
+#[test]
+fn all_engines_with_crate_runs_once_per_engine() {
+    RENAMED_RUNS.with(|runs| runs.borrow_mut().clear());
+    all_engines_with_crate();
+    assert_eq!(RENAMED_RUNS.with(|runs| runs.borrow().clone()), available_engines());
+}

@@ -58,10 +58,10 @@ impl Files {
         }
     }
 
-    /// A file of this runtime's loop around an open descriptor (`fs::File::from_std`, `try_clone`).
-    #[cfg(unix)]
-    pub(crate) fn adopt(&self, fd: std::os::fd::OwnedFd) -> uv::fs::File {
-        uv::fs::File::from_owned_fd(&self.lp, fd)
+    /// A file of this runtime's loop around an open OS file (`fs::File::from_std`, `try_clone`): a descriptor
+    /// on Unix, a handle on Windows (which then gets a C runtime descriptor, and fails if none is left).
+    pub(crate) fn adopt(&self, file: uv::fs::OsFile) -> io::Result<uv::fs::File> {
+        uv::fs::File::from_os_file(&self.lp, file)
     }
 
     /// Whether the runtime is gone: nothing would complete a request any more.

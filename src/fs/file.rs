@@ -34,7 +34,6 @@ use crate::runtime::coop;
 mod tokio_io;
 use crate::uv::{self, Loop};
 
-#[cfg(unix)]
 mod interop;
 
 /// The most one read or write request moves, and the size of the file's buffer.

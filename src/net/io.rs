@@ -149,6 +149,13 @@ macro_rules! owned_halves {
                 Ok($stream { io })
             }
 
+            #[doc = concat!("Copies the next bytes received into `buf` without taking them, as [`", stringify!($stream), "::peek`]:")]
+            /// the next read (through this half) returns them again. Waits until at least one byte is there;
+            /// returns how many were copied, `0` at end-of-stream (or for an empty `buf`).
+            pub async fn peek(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::future::poll_fn(|cx| self.io.poll_peek(cx, buf)).await
+            }
+
             /// The peer's address.
             pub fn peer_addr(&self) -> std::io::Result<$addr> {
                 peer_addr(&self.io)

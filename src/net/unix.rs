@@ -272,6 +272,29 @@ impl UnixStream {
         Ok((std::os::unix::net::UnixStream::from(OwnedFd::from(sock)), unread))
     }
 
+    /// Copies the next bytes received into `buf` without taking them, waiting until at least one is there: the
+    /// next read returns them again, as [`TcpStream::peek`](super::TcpStream::peek) (bytes the engine already
+    /// took from the kernel are the ones shown, so nothing is skipped or shown twice). Returns how many were
+    /// copied: possibly fewer than are waiting, and `0` at end-of-stream (or for an empty `buf`).
+    ///
+    /// ```
+    /// use futures::{AsyncReadExt, AsyncWriteExt};
+    /// # uvio::block_on(async {
+    /// let (mut a, mut b) = uvio::net::UnixStream::pair()?;
+    /// a.write_all(b"hello").await?;
+    /// let mut first = [0u8; 5];
+    /// let n = b.peek(&mut first).await?;
+    /// assert_eq!(&first[..n], &b"hello"[..n]);
+    /// let mut all = [0u8; 5];
+    /// b.read_exact(&mut all).await?; // the peeked bytes are still there
+    /// assert_eq!(&all, b"hello");
+    /// std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.io.poll_peek(cx, buf)).await
+    }
+
     /// This end's address (`getsockname(2)`): usually unnamed for the connecting side.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(from_sockaddr(&self.io.with_socket(|s| s.local_addr())?))

@@ -1,12 +1,12 @@
 //! The `#[uvio::main]` and `#[uvio::test]` attributes. Use them through the `uvio` crate (feature `macros`,
 //! on by default), which re-exports them and documents them: the expansion calls `::uvio::__macro_support`,
-//! so it only works in a crate that depends on `uvio` under that name.
+//! or `<path>::__macro_support` with `crate = "<path>"` in a crate that renamed its `uvio` dependency.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{AttrStyle, Attribute, ItemFn, LitStr, ReturnType};
+use syn::{AttrStyle, Attribute, ItemFn, LitStr, Path, ReturnType};
 
 /// Runs an `async fn` on a new uvio runtime; see `uvio::main`.
 #[proc_macro_attribute]
@@ -42,6 +42,38 @@ struct Args {
     backend: Option<(&'static str, LitStr)>,
     /// `all_engines` (tests only), by the span of the word.
     all_engines: Option<Span>,
+    /// `crate = "path"`: where the expansion finds uvio when the dependency is renamed (else `::uvio`).
+    krate: Option<Path>,
+}
+
+impl Args {
+    /// The path the expansion names uvio by.
+    fn uvio_path(&self) -> TokenStream2 {
+        match &self.krate {
+            Some(path) => quote! { #path },
+            None => quote! { ::uvio },
+        }
+    }
+}
+
+/// Parses the value of `crate = "…"`: a path such as `"my_uvio"` or `"::deps::uvio"`, spanned at the literal
+/// so that errors in the expansion point at it.
+fn parse_crate_path(lit: &LitStr) -> syn::Result<Path> {
+    let invalid = || {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "invalid `crate` value {:?}: expected the path uvio is known by, such as \"my_uvio\" or \"::deps::uvio\"",
+                lit.value()
+            ),
+        )
+    };
+    let path: Path = lit.parse().map_err(|_| invalid())?;
+    // A path to an item (`uvio::Runtime`) parses too but is no crate; generic arguments never belong in it.
+    if path.segments.iter().any(|segment| !segment.arguments.is_none()) {
+        return Err(invalid());
+    }
+    Ok(path)
 }
 
 /// The names `uvio::Backend`'s `FromStr` accepts (case-insensitive), mapped to the canonical one. The engines
@@ -81,13 +113,22 @@ fn parse_args(kind: Kind, args: TokenStream2) -> syn::Result<Args> {
             })?;
             out.backend = Some((name, lit));
             Ok(())
+        } else if meta.path.is_ident("crate") {
+            if out.krate.is_some() {
+                return Err(meta.error("`crate` is given twice"));
+            }
+            let lit: LitStr = meta.value()?.parse()?;
+            out.krate = Some(parse_crate_path(&lit)?);
+            Ok(())
         } else if kind == Kind::Test && meta.path.is_ident("all_engines") {
             out.all_engines = Some(meta.path.span());
             Ok(())
         } else {
             Err(meta.error(match kind {
-                Kind::Main => "unknown argument: #[uvio::main] takes only `backend = \"…\"`",
-                Kind::Test => "unknown argument: #[uvio::test] takes `backend = \"…\"` or `all_engines`",
+                Kind::Main => "unknown argument: #[uvio::main] takes `backend = \"…\"` and `crate = \"…\"`",
+                Kind::Test => {
+                    "unknown argument: #[uvio::test] takes `backend = \"…\"` or `all_engines`, and `crate = \"…\"`"
+                }
             }))
         }
     });
@@ -171,6 +212,7 @@ fn outer_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
 
 fn expand_main(function: ItemFn, args: Args) -> TokenStream2 {
     let body = inner_body(&function);
+    let uvio = args.uvio_path();
     let ItemFn { attrs, vis, mut sig, .. } = function;
     sig.asyncness = None;
     let (name, not_here) = match &args.backend {
@@ -187,13 +229,14 @@ fn expand_main(function: ItemFn, args: Args) -> TokenStream2 {
         #vis #sig {
             #not_here
             #body
-            ::uvio::__macro_support::block_on_main(#name, __uvio_body())
+            #uvio::__macro_support::block_on_main(#name, __uvio_body())
         }
     }
 }
 
 fn expand_test(function: ItemFn, args: Args) -> TokenStream2 {
     let body = inner_body(&function);
+    let uvio = args.uvio_path();
     let ItemFn { attrs, vis, mut sig, .. } = function;
     sig.asyncness = None;
     // The test itself returns `()`: a failure (a panic, or an `Err` the body returned) is reported by a panic
@@ -202,7 +245,7 @@ fn expand_test(function: ItemFn, args: Args) -> TokenStream2 {
     let ident = &sig.ident;
     let test_name = quote! { ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)) };
     let (ignore, run) = match (&args.backend, args.all_engines) {
-        (_, Some(_)) => (quote! {}, quote! { ::uvio::__macro_support::run_each_engine(#test_name, __uvio_body) }),
+        (_, Some(_)) => (quote! {}, quote! { #uvio::__macro_support::run_each_engine(#test_name, __uvio_body) }),
         (Some((name, lit)), None) => {
             let ignore = if linux_only(name) {
                 let reason = format!("the {name} engine exists on Linux only");
@@ -210,9 +253,9 @@ fn expand_test(function: ItemFn, args: Args) -> TokenStream2 {
             } else {
                 quote! {}
             };
-            (ignore, quote! { ::uvio::__macro_support::run_test(#test_name, #name, __uvio_body) })
+            (ignore, quote! { #uvio::__macro_support::run_test(#test_name, #name, __uvio_body) })
         }
-        (None, None) => (quote! {}, quote! { ::uvio::__macro_support::run_test(#test_name, "auto", __uvio_body) }),
+        (None, None) => (quote! {}, quote! { #uvio::__macro_support::run_test(#test_name, "auto", __uvio_body) }),
     };
     let attrs = outer_attrs(&attrs);
     quote! {

@@ -236,7 +236,7 @@ impl Driver {
     /// Closes `file`; `EBUSY` (and the file is dropped, closing when its requests finish) while libuv requests
     /// on it are in flight.
     pub(crate) fn close(&self, file: uv::fs::File, done: impl FnOnce(io::Result<()>) + 'static) -> io::Result<()> {
-        let fd = file.into_owned_fd().map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))?;
+        let fd = file.into_os_file().map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))?;
         // The descriptor is the kernel's to close from here on; until the completion, its number stays taken.
         let entry = opcode::Close::new(types::Fd(fd.into_raw_fd())).build();
         self.push(entry, Pending::Status { _file: None, done: Box::new(done) })

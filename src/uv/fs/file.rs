@@ -59,27 +59,6 @@ impl File {
         File::new(lp.inner(), fd)
     }
 
-    /// Takes ownership of a descriptor the crate already owns (the io_uring engine's `openat`, `fs::File::from_std`).
-    #[cfg(unix)]
-    pub(crate) fn from_owned_fd(lp: &Loop, fd: std::os::fd::OwnedFd) -> File {
-        use std::os::fd::IntoRawFd;
-        File::new(lp.inner(), fd.into_raw_fd())
-    }
-
-    /// Gives up ownership as an `OwnedFd` (for the io_uring engine's close, `fs::File::into_std`); refused while
-    /// requests are in flight, like [`File::into_raw`].
-    #[cfg(unix)]
-    pub(crate) fn into_owned_fd(self) -> Result<std::os::fd::OwnedFd, File> {
-        use std::os::fd::FromRawFd;
-        if self.fd() < 0 {
-            return Err(self); // a `from_raw` File with nothing to close
-        }
-        let fd = self.into_raw()?;
-        // SAFETY: `into_raw` released the open descriptor (`fd >= 0`, checked above) that this `File` owned: by
-        // `File`'s invariant nothing else owns or closes it.
-        Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-    }
-
     /// Whether reads and writes may name an offset (`pread`/`pwrite`): `false` for a FIFO, a pipe, a socket or
     /// a terminal, whose `lseek` fails with `ESPIPE`; their reads and writes must use the current position
     /// (offset `None`). Asked once, with `lseek(fd, 0, SEEK_CUR)`, which moves nothing and never waits for a
@@ -104,28 +83,6 @@ impl File {
     #[cfg(not(unix))]
     fn ask_seekable(&self) -> bool {
         true
-    }
-
-    /// A new descriptor for the same open file (`dup`, close-on-exec): it shares the file's offset and flags.
-    #[cfg(unix)]
-    pub(crate) fn try_clone_owned(&self) -> std::io::Result<std::os::fd::OwnedFd> {
-        if self.fd() < 0 {
-            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
-        }
-        // SAFETY: the descriptor is open (`fd >= 0`) and owned by this `File`, which outlives the borrow (it ends
-        // with this call, after the dup).
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd()) };
-        fd.try_clone_to_owned()
-    }
-
-    /// Whether the file was opened with `O_APPEND` (writes go to its end whatever the offset), asked with
-    /// `fcntl(F_GETFL)`; `false` if that fails.
-    #[cfg(unix)]
-    pub(crate) fn is_append(&self) -> bool {
-        // SAFETY: F_GETFL on a descriptor this `File` owns (or `-1`, which fails with `EBADF`) reads its flags
-        // and touches no memory.
-        let flags = unsafe { libc::fcntl(self.fd(), libc::F_GETFL) };
-        flags >= 0 && flags & libc::O_APPEND != 0
     }
 
     /// The raw descriptor, still owned by this `File`.

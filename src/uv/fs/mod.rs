@@ -52,10 +52,12 @@ use crate::uv::loop_::Loop;
 
 mod file;
 mod op;
+mod os_file;
 pub mod sync;
 mod types;
 
 pub use file::{Dir, File};
+pub(crate) use os_file::OsFile;
 pub use types::{AccessMode, CopyFlags, Dirent, DirentType, FileTime, OpenFlags, Stat, StatFs, SymlinkFlags, Timespec};
 
 /// Opens (and with [`OpenFlags::CREAT`] creates, with permission bits `mode`) a file (`uv_fs_open`).
