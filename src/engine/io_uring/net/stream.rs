@@ -25,8 +25,9 @@ const RECVSEND_POLL_FIRST: u16 = 1;
 /// While user space holds half of the ring's buffers or more, received bytes up to this many are copied out of
 /// their ring buffer, which goes back to the kernel at once, instead of holding the buffer until the
 /// connection's reader takes them. A loop iteration dispatches every completion before the woken readers run,
-/// so with many busy connections the ring would otherwise run dry (`ENOBUFS`, then a slower recv into an owned
-/// buffer): 1 000 echo connections held more than the 512 buffers. Copying a few KiB costs less than that;
+/// so with many busy connections the ring would otherwise run dry (`ENOBUFS`: a wasted ring recv, then a
+/// `recv(2)` of the reader's own): 1 000 echo connections held more than the 512 buffers. Copying a few KiB
+/// costs less than that;
 /// bigger receives, and every receive while buffers are plentiful, keep their buffer (no copy until the read).
 const COPY_OUT: usize = 4096;
 
