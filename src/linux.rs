@@ -46,7 +46,8 @@ mod sealed {
 /// # Portability
 /// Linux only.
 pub trait BuilderExt: sealed::Sealed {
-    /// Submission queue entries of the io_uring ring (256 by default; the completion queue gets twice as many).
+    /// Submission queue entries of the io_uring ring (256 by default; the completion queue gets twice as many,
+    /// and at least 4096).
     ///
     /// The kernel (`io_uring_setup`) rounds `entries` up to a power of two; a size it rejects (0, or more than
     /// 32768) makes [`Builder::build`] fail with [`InvalidInput`](std::io::ErrorKind::InvalidInput). A bigger

@@ -292,13 +292,13 @@ fn auto_picks_io_uring_when_available() {
 
 #[test]
 fn more_operations_in_flight_than_the_rings_queues_hold() {
-    // 256 submission entries and 512 completion entries: 3000 stats at once may fill both (submissions are then
+    // 256 submission entries and 4096 completion entries: 6000 stats at once may fill both (submissions are then
     // flushed early; completions may overflow into the kernel's list, which the driver drains). All must arrive.
     let tmp = TempDir::new("uring-many");
     let path = tmp.path().join("f");
     std::fs::write(&path, b"0123456789").unwrap();
     run(async {
-        let tasks: Vec<_> = (0..3000)
+        let tasks: Vec<_> = (0..6000)
             .map(|_| {
                 let path = path.clone();
                 spawn_local(async move { fs::metadata(&path).await.unwrap().len() })
@@ -308,7 +308,7 @@ fn more_operations_in_flight_than_the_rings_queues_hold() {
         for task in tasks {
             total += task.await.unwrap();
         }
-        assert_eq!(total, 3000 * 10);
+        assert_eq!(total, 6000 * 10);
     });
 }
 

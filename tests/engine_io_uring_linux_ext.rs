@@ -251,6 +251,48 @@ fn recv_buffers_knob_is_reported_and_a_tiny_ring_stays_byte_exact() {
     }
 }
 
+#[test]
+fn an_empty_recv_ring_leaves_reads_and_peeks_byte_exact() {
+    if forced().is_some_and(|b| b != Backend::IoUring) || !io_uring_available() {
+        eprintln!("note: skipping, the engine is not io_uring here");
+        return;
+    }
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    // One buffer, held by a connection that has read only part of a big receive: the other connections' ring
+    // recvs find the ring empty (`ENOBUFS`); a read then takes the bytes straight from the socket, a peek
+    // through a buffer of the connection's own, and both see exactly what was sent.
+    let rt = Builder::new().backend(Backend::IoUring).io_uring_recv_buffers(1).build().expect("build");
+    rt.block_on(async {
+        let listener = uvio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut peers = Vec::new();
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            peers.push(uvio::net::TcpStream::connect(addr).await.unwrap());
+            conns.push(listener.accept().await.unwrap().0);
+        }
+        let big: Vec<u8> = (0..8192u32).map(|i| i.wrapping_mul(7) as u8).collect();
+        peers[0].write_all(&big).await.unwrap();
+        let mut first = [0u8; 1];
+        conns[0].read_exact(&mut first).await.unwrap(); // holds the only buffer: more than a small copy-out
+        peers[1].write_all(b"peeked").await.unwrap();
+        peers[2].write_all(b"read").await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = conns[1].peek(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], &b"peeked"[..n]);
+        let mut got = [0u8; 6];
+        conns[1].read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"peeked");
+        let mut got = [0u8; 4];
+        conns[2].read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"read");
+        let mut rest = vec![0u8; big.len() - 1];
+        conns[0].read_exact(&mut rest).await.unwrap();
+        assert_eq!(first[0], big[0]);
+        assert!(rest == big[1..], "the held receive came back different");
+    });
+}
+
 rt_test! {
     /// The tests above again, in a child process with `UVIO_BACKEND` forcing the engine on every runtime (the
     /// variable is process-wide): the knobs are then ignored, or the forced ring honours them.

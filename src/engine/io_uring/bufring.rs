@@ -6,6 +6,11 @@
 //!   space's: a completion that picked it hands it over as a [`BufId`] (taken with [`BufRing::take`]), which
 //!   gives its bytes ([`BufRing::bytes`]) until [`BufRing::recycle`] gives it back. A bitmap of the buffers user
 //!   space holds makes every call check that, so no safe caller can read memory the kernel may write.
+//! - **Publishing lazily.** The kernel takes buffers from its ring in the order they were published, so
+//!   publishing all of them would cycle every connection's data through the whole ring's memory (8 MiB by
+//!   default), cold in the caches each time. Instead the ring holds only as many buffers as recvs are armed
+//!   (plus [`SLACK`]), so none finds it empty because of this; the others wait in user space, and the one given
+//!   back last (still warm) is published first.
 //! - **Initialised memory.** The buffers and the ring are allocated zeroed, once: the kernel's writes are
 //!   invisible to valgrind's memcheck, which then still sees defined bytes.
 //! - **Lifetime.** The memory is freed when the `BufRing` drops, which the driver lets happen only once every
@@ -27,6 +32,8 @@ pub(super) const BGID: u16 = 0;
 pub(crate) const SIZE: usize = 16 * 1024;
 /// Buffers in the ring by default (a power of two, as the kernel requires).
 pub(crate) const COUNT: u16 = 512;
+/// Buffers published beyond the armed recvs (see the module docs).
+const SLACK: usize = 8;
 
 /// One ring entry, laid out as the kernel's `struct io_uring_buf`. The `resv` field of the first entry is the
 /// ring's tail, which the kernel reads concurrently: it is only written as an atomic.
@@ -79,6 +86,10 @@ pub(crate) struct BufRing {
     held: RefCell<Vec<u64>>,
     /// How many bits of `held` are set.
     held_count: Cell<u16>,
+    /// Buffers neither the kernel's nor held: given back and not published yet, the last given back on top.
+    idle: RefCell<Vec<u16>>,
+    /// Recvs armed on the ring, each of which may take one buffer.
+    armed: Cell<usize>,
 }
 
 impl BufRing {
@@ -121,14 +132,13 @@ impl BufRing {
             tail: Cell::new(0),
             held: RefCell::new(vec![0; usize::from(count).div_ceil(64)]),
             held_count: Cell::new(0),
+            idle: RefCell::new((0..count).rev().collect()),
+            armed: Cell::new(0),
         };
         // SAFETY: the ring memory is page-aligned, holds `count` entries and stays allocated until `bufs` drops,
         // which the driver lets happen only after the ring is unregistered or destroyed (or leaks it).
         unsafe { submitter.register_buf_ring_with_flags(ring.as_ptr() as u64, count, BGID, 0)? };
-        for bid in 0..count {
-            bufs.publish(bid);
-        }
-        bufs.tail_store();
+        bufs.top_up();
         Ok(bufs)
     }
 
@@ -149,6 +159,33 @@ impl BufRing {
             ptr::addr_of_mut!((*entry).bid).write(bid);
         }
         self.tail.set(tail.wrapping_add(1));
+    }
+
+    /// A recv on the ring is armed: makes sure a buffer waits for it.
+    pub(crate) fn arm(&self) {
+        self.armed.set(self.armed.get() + 1);
+        self.top_up();
+    }
+
+    /// A recv on the ring completed (whatever its result; call before [`Self::take`] hands its buffer over).
+    pub(crate) fn disarm(&self) {
+        self.armed.set(self.armed.get().saturating_sub(1));
+    }
+
+    /// Publishes idle buffers, the last given back first, until the kernel has one per armed recv plus
+    /// [`SLACK`] (or every buffer).
+    fn top_up(&self) {
+        let mut idle = self.idle.borrow_mut();
+        let kernels = usize::from(self.count) - usize::from(self.held_count.get()) - idle.len();
+        let want = (self.armed.get() + SLACK).saturating_sub(kernels);
+        if want == 0 || idle.is_empty() {
+            return;
+        }
+        for _ in 0..want {
+            let Some(bid) = idle.pop() else { break };
+            self.publish(bid);
+        }
+        self.tail_store();
     }
 
     /// Buffers in the ring.
@@ -210,8 +247,8 @@ impl BufRing {
             held[word] &= !bit;
         }
         self.held_count.set(self.held_count.get() - 1);
-        self.publish(id.bid);
-        self.tail_store();
+        self.idle.borrow_mut().push(id.bid);
+        self.top_up();
     }
 }
 

@@ -9,8 +9,9 @@
 //! into the caller's slice (the one copy `AsyncRead` forces: its slice is only lent for the call); what does not
 //! fit stays in the connection, and the buffer goes back to the ring once consumed. When the previous recv filled
 //! its whole buffer (bulk data waiting), the next read first tries a non-blocking `recv(2)` straight into the
-//! caller's slice. An empty ring (`ENOBUFS`) falls back to a recv into a buffer of the operation's own
-//! (allocated zeroed, freed once read), never to an error; to keep that rare, small receives are copied out of
+//! caller's slice. An empty ring (`ENOBUFS`) is never an error: the reader then takes the bytes with that same
+//! non-blocking `recv(2)` (a peek arms a recv into a buffer of the connection's own, allocated zeroed, freed
+//! once read); to keep that rare, small receives are copied out of
 //! their ring buffer while half the ring is held (see `COPY_OUT` in `net/stream.rs`). The recv arms the socket's
 //! poll first (`IORING_RECVSEND_POLL_FIRST`): it is only armed once everything received has been read.
 //!

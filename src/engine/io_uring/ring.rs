@@ -12,9 +12,19 @@ use std::time::Duration;
 
 use io_uring::{opcode, IoUring, Probe};
 
-/// Submission queue entries per ring unless [`RingOptions::entries`] says otherwise (the completion queue gets
-/// twice as many).
+/// Submission queue entries per ring unless [`RingOptions::entries`] says otherwise.
 const ENTRIES: u32 = 256;
+
+/// The fewest completion queue entries a ring gets (else twice its submission queue). Every connection may have
+/// a recv and a send in flight, and a loop iteration reaps only once the kernel has posted them all: with a
+/// queue of 512, a thousand busy connections overflow it every iteration, and the kernel then allocates an
+/// overflow record per completion and flushes them over extra `io_uring_enter` calls. 16 bytes an entry.
+const MIN_CQ_ENTRIES: u32 = 4096;
+
+/// The completion queue size for a ring of `entries` submission entries.
+fn cq_entries(entries: u32) -> u32 {
+    entries.saturating_mul(2).max(MIN_CQ_ENTRIES)
+}
 
 /// How to set the ring up (the Linux knobs of `uvio::linux::BuilderExt`); the default is a plain ring of
 /// [`ENTRIES`].
@@ -202,7 +212,7 @@ fn build_ring(options: RingOptions, strict: bool, refuse_sqpoll: bool) -> io::Re
         let sqpoll = if refuse_sqpoll {
             Err(io::Error::from_raw_os_error(libc::EPERM))
         } else {
-            IoUring::builder().setup_sqpoll(idle_ms).build(entries)
+            IoUring::builder().setup_sqpoll(idle_ms).setup_cqsize(cq_entries(entries)).build(entries)
         };
         let sqpoll = sqpoll.and_then(|ring| {
             if ring.params().is_feature_sqpoll_nonfixed() {
@@ -238,8 +248,10 @@ fn build_ring(options: RingOptions, strict: bool, refuse_sqpoll: bool) -> io::Re
 /// 5.19; the loop enters the kernel once per iteration anyway, and a thread asleep in `epoll_wait` is still
 /// woken); older kernels reject the flag (`EINVAL`) and get the default.
 fn plain_ring(entries: u32) -> io::Result<IoUring> {
-    match IoUring::builder().setup_coop_taskrun().build(entries) {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::new(entries),
+    match IoUring::builder().setup_coop_taskrun().setup_cqsize(cq_entries(entries)).build(entries) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            IoUring::builder().setup_cqsize(cq_entries(entries)).build(entries)
+        }
         ring => ring,
     }
 }

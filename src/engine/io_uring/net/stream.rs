@@ -25,8 +25,9 @@ const RECVSEND_POLL_FIRST: u16 = 1;
 /// While user space holds half of the ring's buffers or more, received bytes up to this many are copied out of
 /// their ring buffer, which goes back to the kernel at once, instead of holding the buffer until the
 /// connection's reader takes them. A loop iteration dispatches every completion before the woken readers run,
-/// so with many busy connections the ring would otherwise run dry (`ENOBUFS`, then a slower recv into an owned
-/// buffer): 1 000 echo connections held more than the 512 buffers. Copying a few KiB costs less than that;
+/// so with many busy connections the ring would otherwise run dry (`ENOBUFS`: a wasted ring recv, then a
+/// `recv(2)` of the reader's own): 1 000 echo connections held more than the 512 buffers. Copying a few KiB
+/// costs less than that;
 /// bigger receives, and every receive while buffers are plentiful, keep their buffer (no copy until the read).
 const COPY_OUT: usize = 4096;
 
@@ -78,6 +79,8 @@ struct ConnState {
     read_err: Option<io::Error>,
     /// The last read filled its whole buffer: more data is likely waiting, try `recv(2)` first.
     bulk: bool,
+    /// The last ring recv found the ring empty (`ENOBUFS`): its bytes still wait in the socket.
+    ring_empty: bool,
     // Writing.
     /// Bytes accepted by `poll_write` and not handed to a send yet.
     queue: Vec<u8>,
@@ -308,6 +311,7 @@ impl ConnShared {
                 eof: false,
                 read_err: None,
                 bulk: false,
+                ring_empty: false,
                 queue: Vec::new(),
                 sending: 0,
                 spare_out: Vec::new(),
@@ -326,6 +330,7 @@ impl ConnShared {
         if !st.bulk || st.recv.is_some() || !matches!(st.leftover, Leftover::None) || st.eof || st.read_err.is_some() {
             return None;
         }
+        st.ring_empty = false; // taken the direct way
         loop {
             // SAFETY: `out` is a valid, writable slice of `out.len()` bytes for the duration of the call, and
             // the socket's fd is open (owned by `self.sock`).
@@ -411,6 +416,12 @@ impl ConnShared {
         if st.eof {
             return Poll::Ready(Ok(0));
         }
+        if st.recv.is_none() && std::mem::take(&mut st.ring_empty) {
+            // A peek (or a read into a `ReadBuf`) after the ring ran dry: the bytes wait in the socket, and
+            // another ring recv could find the ring empty again.
+            let driver = self.driver.upgrade().ok_or_else(runtime_gone)?;
+            self.start_owned_recv(&driver, &mut st);
+        }
         if st.recv.is_none() {
             let driver = self.driver.upgrade().ok_or_else(runtime_gone)?;
             // Everything received so far has been read (and `try_recv_now` found nothing after a bulk read), so
@@ -421,6 +432,9 @@ impl ConnShared {
                 .ioprio(RECVSEND_POLL_FIRST)
                 .build()
                 .flags(squeue::Flags::BUFFER_SELECT);
+            if let Some(bufs) = driver.bufs() {
+                bufs.arm();
+            }
             st.recv = Some(driver.start(entry, Pending::Net(NetOp::Recv { conn: self.clone() })));
         }
         register(&mut st.reader, cx);
@@ -432,6 +446,7 @@ impl ConnShared {
         // Without the driver (shutting down) the buffer memory goes with it: nothing to give back.
         let Some(driver) = self.driver.upgrade() else { return };
         let Some(bufs) = driver.bufs() else { return };
+        bufs.disarm();
         let id = if res >= 0 { bufs.take(flags, res as usize) } else { None };
         let mut st = self.st.borrow_mut();
         st.recv = None;
@@ -464,18 +479,13 @@ impl ConnShared {
                 None => st.read_err = Some(io::Error::other("io_uring: a recv completed without its buffer")),
             },
             e if -e == libc::ENOBUFS => {
-                // The ring is empty (many connections hold unread buffers): read into this connection's own
-                // buffer instead, if a reader still waits (else the next read arms a ring recv again).
-                if st.reader.is_some() {
-                    // Zeroed: memory the kernel writes is initialised before it is lent (valgrind cannot see the
-                    // kernel's writes). Allocated only when the ring is empty, and freed once read.
-                    let mut buf = vec![0; bufring::SIZE];
-                    let entry =
-                        opcode::Recv::new(types::Fd(self.sock.as_raw_fd()), buf.as_mut_ptr(), buf.len() as u32).build();
-                    // The Vec's heap block does not move when the Vec moves into the slot.
-                    st.recv = Some(driver.start(entry, Pending::Net(NetOp::RecvOwned { conn: self.clone(), buf })));
-                    return;
-                }
+                // The ring is empty (many connections hold unread buffers, or were handed theirs in the same
+                // batch of completions) and the bytes still wait in the socket. The reader takes them with a
+                // non-blocking `recv(2)` straight into its own slice (`try_recv_now`, as after a bulk read): one
+                // copy, no buffer of ours, no second operation on the ring. A read that cannot go that way
+                // (a peek) arms a recv into a buffer of the connection's own instead (`start_owned_recv`).
+                st.bulk = true;
+                st.ring_empty = true;
             }
             e if -e == libc::ECANCELED => {}
             e => st.read_err = Some(io::Error::from_raw_os_error(-e)),
@@ -483,6 +493,16 @@ impl ConnShared {
         let reader = st.reader.take();
         drop(st);
         wake(reader);
+    }
+
+    /// Arms a recv into a buffer of the connection's own (the ring was empty), freed once read.
+    fn start_owned_recv(self: &Rc<Self>, driver: &Driver, st: &mut ConnState) {
+        // Zeroed: memory the kernel writes is initialised before it is lent (valgrind cannot see the kernel's
+        // writes). Allocated only when the ring is empty, and freed once read.
+        let mut buf = vec![0; bufring::SIZE];
+        let entry = opcode::Recv::new(types::Fd(self.sock.as_raw_fd()), buf.as_mut_ptr(), buf.len() as u32).build();
+        // The Vec's heap block does not move when the Vec moves into the slot.
+        st.recv = Some(driver.start(entry, Pending::Net(NetOp::RecvOwned { conn: self.clone(), buf })));
     }
 
     /// A recv into the connection's own buffer completed.
