@@ -27,6 +27,10 @@ use crate::reply::{Replier, Reply};
 use crate::uv::{self, Loop};
 
 pub(crate) mod cached;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+pub(crate) mod path_ops;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+mod pool;
 
 /// The file operations the io_uring engine may carry, each behind its own opcode.
 #[cfg(target_os = "linux")]
@@ -44,6 +48,9 @@ pub(crate) struct Files {
     /// its operations fall back to libuv, whose requests then fail because the runtime is gone).
     #[cfg(target_os = "linux")]
     ring: std::rc::Weak<Driver>,
+    /// The runtime's path operations on the path pool (weak, as the ring), where the OS has them.
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    paths: std::rc::Weak<path_ops::PathOps>,
 }
 
 impl Files {
@@ -55,6 +62,8 @@ impl Files {
             lp: lp.clone(),
             #[cfg(target_os = "linux")]
             ring: engine.ring().map_or_else(std::rc::Weak::new, Rc::downgrade),
+            #[cfg(any(target_os = "linux", target_os = "macos"))]
+            paths: engine.path_ops().map_or_else(std::rc::Weak::new, Rc::downgrade),
         }
     }
 
@@ -192,6 +201,10 @@ impl Files {
 
     /// The metadata of `path`, following a final symbolic link if `follow` (`stat` / `lstat`; `statx`).
     pub(crate) async fn stat(&self, path: &Path, follow: bool) -> io::Result<uv::fs::Stat> {
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
+        if let Some(started) = self.paths.upgrade().and_then(|paths| paths.stat(path, follow)) {
+            return started?.await;
+        }
         #[cfg(target_os = "linux")]
         if let Some(driver) = self.engine(Op::Statx) {
             return ring(driver, |d, tx| d.statx(path, follow, send(tx))).await;
