@@ -163,3 +163,23 @@ rt_test! {
         }
     }
 }
+
+rt_test! {
+    fn a_loop_run_by_hand_waits_for_the_call() {
+        let dir = TempDir::new("paths-host");
+        let lp = uvio::uv::Loop::new().unwrap();
+        let rt = common::rt::builder(ENGINE).build_on(lp.clone()).unwrap();
+        let seen = std::rc::Rc::new(std::cell::Cell::new(None));
+        let (path, out) = (dir.path().to_owned(), seen.clone());
+        rt.spawn_local(async move {
+            let meta = fs::metadata(&path).await.unwrap();
+            out.set(Some(meta.is_dir()));
+        });
+        // The loop runs until nothing is left: the call in flight must keep it running, and nothing the path
+        // operations leave behind afterwards may keep it from returning.
+        lp.run(uvio::uv::RunMode::Default).unwrap();
+        assert_eq!(seen.get(), Some(true));
+        drop(rt);
+        common::close_clean(lp);
+    }
+}

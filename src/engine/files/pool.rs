@@ -92,6 +92,9 @@ impl Port {
 struct Pool {
     state: Mutex<State>,
     work: Condvar,
+    /// The process that made the pool: a child made by `fork` has none of its threads (and maybe a lock a
+    /// thread held at the fork), so it never uses the pool.
+    pid: u32,
 }
 
 struct State {
@@ -109,6 +112,7 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| Pool {
         state: Mutex::new(State { jobs: VecDeque::new(), threads: 0, idle: 0, waking: false }),
         work: Condvar::new(),
+        pid: std::process::id(),
     })
 }
 
@@ -117,10 +121,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Queues `job`. `Err` gives it back when the pool has no thread and cannot start one (the caller then takes
-/// another way).
+/// Queues `job`. `Err` gives it back when the pool has no thread and cannot start one, or in a child process
+/// made by `fork` (the caller then takes another way).
 pub(crate) fn submit(job: Job) -> Result<(), Job> {
     let pool = pool();
+    if std::process::id() != pool.pid {
+        return Err(job);
+    }
     let mut st = lock(&pool.state);
     if st.idle == 0 && st.threads < MAX_THREADS {
         st.threads += 1;
