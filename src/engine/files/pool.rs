@@ -13,8 +13,8 @@
 //!   with a worker, so a runtime may go away with jobs in flight (their results are dropped with the last
 //!   reference to the port).
 //!
-//! Threads start on demand, up to [`MAX_THREADS`], and end after [`IDLE_EXIT`] without work, like libuv's
-//! pool they serve every runtime of the process.
+//! Threads start on demand, up to [`MAX_THREADS`], and end after [`IDLE_EXIT`] without work; like libuv's
+//! pool they serve every runtime of the process, and are joined at process exit once the queue is empty.
 
 #![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -105,15 +105,51 @@ struct State {
     idle: usize,
     /// A wake was sent and its thread has not taken the lock yet: no second wake needed.
     waking: bool,
+    /// The process is exiting: threads end once the queue is empty, and no job is taken any more.
+    exiting: bool,
+    /// The threads started, joined at exit (a finished one is dropped when the next starts).
+    handles: Vec<std::thread::JoinHandle<()>>,
 }
 
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool {
-        state: Mutex::new(State { jobs: VecDeque::new(), threads: 0, idle: 0, waking: false }),
-        work: Condvar::new(),
-        pid: std::process::id(),
+    POOL.get_or_init(|| {
+        // SAFETY: `stop_at_exit` is a C-ABI function that takes nothing and never unwinds; registering it has
+        // no other effect. (If registration fails, threads are simply not joined at exit.)
+        unsafe { libc::atexit(stop_at_exit) };
+        Pool {
+            state: Mutex::new(State {
+                jobs: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+                waking: false,
+                exiting: false,
+                handles: Vec::new(),
+            }),
+            work: Condvar::new(),
+            pid: std::process::id(),
+        }
     })
+}
+
+/// At process exit, as libuv's pool does (its `cleanup` destructor): lets the threads finish the queued jobs and
+/// joins them, so that nothing of theirs is left allocated (memcheck would report their thread structures).
+extern "C" fn stop_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        let pool = pool();
+        if std::process::id() != pool.pid {
+            return; // a forked child: the threads are not there
+        }
+        let handles = {
+            let mut st = lock(&pool.state);
+            st.exiting = true;
+            std::mem::take(&mut st.handles)
+        };
+        pool.work.notify_all();
+        for handle in handles {
+            let _ = handle.join();
+        }
+    });
 }
 
 /// Locks `m`, ignoring poisoning: nothing panics while holding these locks, and their data stays consistent.
@@ -129,15 +165,24 @@ pub(crate) fn submit(job: Job) -> Result<(), Job> {
         return Err(job);
     }
     let mut st = lock(&pool.state);
+    if st.exiting {
+        return Err(job);
+    }
     if st.idle == 0 && st.threads < MAX_THREADS {
         st.threads += 1;
         drop(st);
-        let started = std::thread::Builder::new().name("uvio-fs".into()).spawn(worker).is_ok();
+        let started = std::thread::Builder::new().name("uvio-fs".into()).spawn(worker);
         st = lock(&pool.state);
-        if !started {
-            st.threads -= 1;
-            if st.threads == 0 {
-                return Err(job);
+        match started {
+            Ok(handle) => {
+                st.handles.retain(|h| !h.is_finished()); // dropping a finished thread's handle frees it
+                st.handles.push(handle);
+            }
+            Err(_) => {
+                st.threads -= 1;
+                if st.threads == 0 {
+                    return Err(job);
+                }
             }
         }
     }
@@ -165,6 +210,10 @@ fn worker() {
             job.run();
             st = lock(&pool.state);
             continue;
+        }
+        if st.exiting {
+            st.threads -= 1;
+            return;
         }
         st.idle += 1;
         let (guard, wait) = pool.work.wait_timeout(st, IDLE_EXIT).unwrap_or_else(|poisoned| poisoned.into_inner());
