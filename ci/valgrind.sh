@@ -30,7 +30,7 @@ SKIP=(ten_thousand_concurrent_echo_tasks shutdown_timeout_abandons_a_blocking_jo
 #   (UVIO_BACKEND=libuv makes its one test run once, on libuv).
 SKIP_BINS=()
 EPOLL_BINS=(net_tcp net_udp net_unix io_async_fd net_tokio_io engine_epoll_udp rt_host_loop process_unix rt_lifecycle
-    api_faults api_bad_input)
+    api_faults api_bad_input fs_paths)
 RING_BINS=(net_tcp net_unix net_tokio_io fs_async rt_lifecycle api_faults api_bad_input)
 # The cancellation stress test runs fewer operations under valgrind (natively: 100 000).
 export UVIO_STRESS_OPS=${UVIO_STRESS_OPS:-5000}

@@ -7,6 +7,10 @@
 //! and errors for the same inputs. What no engine but libuv carries (copyfile, realpath, chmod, directories, …)
 //! goes straight to the pool with [`Files::pool`].
 //!
+//! Path metadata (`stat`, `lstat`) not carried by the ring goes to the path pool ([`pool`], [`path_ops`]) on
+//! Linux and macOS rather than to libuv's: a few process-wide threads fed and drained in batches, which cost
+//! the loop thread far less per call than libuv's request hand-offs; libuv's pool stays the fallback.
+//!
 //! A [`Files`] is what `fs` hands down: the runtime's loop and, on io_uring, a weak handle to its ring (a `File`
 //! keeps one, and must not keep the engine alive). The reads and writes are plain generic calls: no boxing
 //! beyond what the engine's request itself needs.
@@ -27,6 +31,10 @@ use crate::reply::{Replier, Reply};
 use crate::uv::{self, Loop};
 
 pub(crate) mod cached;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+pub(crate) mod path_ops;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+mod pool;
 
 /// The file operations the io_uring engine may carry, each behind its own opcode.
 #[cfg(target_os = "linux")]
@@ -44,6 +52,9 @@ pub(crate) struct Files {
     /// its operations fall back to libuv, whose requests then fail because the runtime is gone).
     #[cfg(target_os = "linux")]
     ring: std::rc::Weak<Driver>,
+    /// The runtime's path operations on the path pool (weak, as the ring), where the OS has them.
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    paths: std::rc::Weak<path_ops::PathOps>,
 }
 
 impl Files {
@@ -55,6 +66,11 @@ impl Files {
             lp: lp.clone(),
             #[cfg(target_os = "linux")]
             ring: engine.ring().map_or_else(std::rc::Weak::new, Rc::downgrade),
+            #[cfg(any(target_os = "linux", target_os = "macos"))]
+            paths: match ring_has_statx(engine) {
+                true => std::rc::Weak::new(), // the ring carries the path operations the pool would
+                false => engine.path_ops().map_or_else(std::rc::Weak::new, Rc::downgrade),
+            },
         }
     }
 
@@ -192,9 +208,15 @@ impl Files {
 
     /// The metadata of `path`, following a final symbolic link if `follow` (`stat` / `lstat`; `statx`).
     pub(crate) async fn stat(&self, path: &Path, follow: bool) -> io::Result<uv::fs::Stat> {
+        // The ring first: there statx (run by the kernel's io-wq threads) measured cheaper per call than the
+        // path pool.
         #[cfg(target_os = "linux")]
         if let Some(driver) = self.engine(Op::Statx) {
             return ring(driver, |d, tx| d.statx(path, follow, send(tx))).await;
+        }
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
+        if let Some(started) = self.paths.upgrade().and_then(|paths| paths.stat(path, follow)) {
+            return started?.await;
         }
         match follow {
             true => request(&self.lp, |lp, tx| uv::fs::stat(lp, path, send(tx))).await,
@@ -326,6 +348,18 @@ impl Files {
     ) -> io::Result<()> {
         let (lp, file_again) = (self.lp.clone(), file.clone());
         self.write_at(file, buf, offset, move |res, buf| write_rest(lp, file_again, res, buf, offset, done))
+    }
+}
+
+/// Whether `engine` is io_uring on a kernel with `IORING_OP_STATX` (the path pool is then not needed).
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn ring_has_statx(engine: &Engine) -> bool {
+    #[cfg(target_os = "linux")]
+    return engine.ring().is_some_and(|driver| driver.supports(Op::Statx));
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = engine;
+        false
     }
 }
 

@@ -329,6 +329,10 @@ pub(crate) struct Engine {
     /// The libuv engine's handles that outlive their owners (and whether the runtime is gone): every engine
     /// makes libuv sockets when it does not carry a kind itself.
     lingering: std::rc::Rc<libuv::Lingering>,
+    /// The path operations on the path pool (`files::pool`), made on first use; `None` inside if they could
+    /// not be (the files then use libuv's pool).
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    paths: std::cell::OnceCell<Option<std::rc::Rc<files::path_ops::PathOps>>>,
     lp: crate::uv::Loop,
 }
 
@@ -366,6 +370,8 @@ impl Engine {
             #[cfg(target_os = "linux")]
             epoll: std::cell::OnceCell::new(),
             lingering: std::rc::Rc::default(),
+            #[cfg(any(target_os = "linux", target_os = "macos"))]
+            paths: std::cell::OnceCell::new(),
             lp: lp.clone(),
         })
     }
@@ -391,9 +397,24 @@ impl Engine {
         Ok(self.epoll.get_or_init(|| r).clone())
     }
 
-    /// The runtime shuts down: operations of this engine's sockets fail from now on.
+    /// The runtime's path operations on the path pool (made on first use), or `None` where they cannot be.
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    pub(crate) fn path_ops(&self) -> Option<&std::rc::Rc<files::path_ops::PathOps>> {
+        self.paths
+            .get_or_init(|| match self.lp.inner().runtime_gone.get() {
+                true => None,
+                false => files::path_ops::PathOps::new(&self.lp).ok().map(std::rc::Rc::new),
+            })
+            .as_ref()
+    }
+
+    /// The runtime shuts down: operations of this engine's sockets and files fail from now on.
     pub(crate) fn shut_down(&self) {
         self.lingering.shut_down();
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
+        if let Some(Some(paths)) = self.paths.get() {
+            paths.shut_down();
+        }
         #[cfg(target_os = "linux")]
         if let Some(reactor) = self.epoll.get() {
             reactor.shut_down();

@@ -5,6 +5,8 @@
 //! [`File::set_len`], [`rename`], [`remove_file`], [`remove_dir`], [`create_dir`], [`symlink`] and
 //! [`hard_link`] go through the runtime's ring instead (see [`crate::engine`]), each falling back to libuv's
 //! thread pool where the kernel lacks its opcode; the results and errors are the same.
+//! [`metadata`] and [`symlink_metadata`] on the other engines (Linux and macOS) run on uvio's own small pool of
+//! threads for path syscalls, which takes and hands back operations in batches (libuv's pool on other OSes).
 //! On Linux, on every engine, a read of a [`File`] (through `AsyncRead` or [`File::read_at`]) first takes what
 //! the page cache already holds, on the loop thread without waiting (`preadv2` with `RWF_NOWAIT`), and becomes a
 //! request only when the data is not cached: a cached read costs a memory copy, not a trip through a thread pool
@@ -173,13 +175,15 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
     files().unlink(path.as_ref(), true).await
 }
 
-/// Metadata of a path, following symbolic links (`uv_fs_stat`; `statx` on the io_uring engine).
+/// Metadata of a path, following symbolic links (`statx` on the io_uring engine; on the others `statx` or
+/// `stat` on uvio's path pool on Linux and macOS, `uv_fs_stat` elsewhere).
 pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     files().stat(path.as_ref(), true).await.map(Metadata::from_stat)
 }
 
-/// Metadata of a path; a symbolic link is described itself, not followed (`uv_fs_lstat`; `statx` with
-/// `AT_SYMLINK_NOFOLLOW` on the io_uring engine).
+/// Metadata of a path; a symbolic link is described itself, not followed (`statx` with `AT_SYMLINK_NOFOLLOW` on
+/// the io_uring engine; on the others the same or `lstat` on uvio's path pool on Linux and macOS,
+/// `uv_fs_lstat` elsewhere).
 pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     files().stat(path.as_ref(), false).await.map(Metadata::from_stat)
 }

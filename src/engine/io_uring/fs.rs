@@ -92,7 +92,7 @@ impl Driver {
 const STATX_MASK: u32 = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
 
 /// libuv's `uv__statx_to_stat`, so both engines report the same [`Stat`].
-pub(super) fn stat_from_statx(s: &libc::statx) -> Stat {
+pub(crate) fn stat_from_statx(s: &libc::statx) -> Stat {
     let ts = |t: &libc::statx_timestamp| Timespec { sec: t.tv_sec, nsec: t.tv_nsec };
     Stat {
         dev: libc::makedev(s.stx_dev_major, s.stx_dev_minor),

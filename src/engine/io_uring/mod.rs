@@ -69,7 +69,7 @@ mod fs;
 pub(crate) mod net;
 mod ring;
 
-use fs::stat_from_statx;
+pub(crate) use fs::stat_from_statx;
 use ring::setup;
 pub(crate) use ring::{check_available, Op, RingOptions, Simulate};
 
