@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
 use uvio::net::{lookup_host, TcpListener, TcpStream};
 use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
@@ -92,21 +92,42 @@ rt_test! {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             spawn_echo(listener);
+            // Every connection stays open until all have echoed, so all of them are open at once. At most
+            // HANDSHAKES are between their start and their echo: more would overflow the listener's accept
+            // queue (1024) and test the kernel's SYN-flood defence instead of uvio (on a loaded machine its
+            // syncookies reset some connections).
+            const HANDSHAKES: u32 = 512;
             let ok = Rc::new(Cell::new(0u32));
-            let tasks: Vec<_> = (0..n)
-                .map(|i| {
-                    let ok = ok.clone();
-                    spawn_local(async move {
-                        let mut c = TcpStream::connect(addr).await.unwrap();
-                        let msg = i.to_le_bytes();
-                        c.write_all(&msg).await.unwrap();
-                        let mut back = [0u8; 4];
-                        c.read_exact(&mut back).await.unwrap();
-                        assert_eq!(back, msg);
-                        ok.set(ok.get() + 1);
-                    })
-                })
-                .collect();
+            let (all_echoed, every_task_may_close) = futures::channel::oneshot::channel::<()>();
+            let may_close = every_task_may_close.shared();
+            let mut tasks = Vec::with_capacity(n as usize);
+            // A task that failed never counts: the waits below end at this deadline, not never.
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let wait = |what: &str| {
+                let left = ok.get();
+                assert!(std::time::Instant::now() < deadline, "{what}: {left} of {n} echoed (a task failed?)");
+                sleep(Duration::from_millis(1))
+            };
+            for i in 0..n {
+                while i - ok.get() >= HANDSHAKES {
+                    wait("starting").await;
+                }
+                let (ok, may_close) = (ok.clone(), may_close.clone());
+                tasks.push(spawn_local(async move {
+                    let mut c = TcpStream::connect(addr).await.unwrap();
+                    let msg = i.to_le_bytes();
+                    c.write_all(&msg).await.unwrap();
+                    let mut back = [0u8; 4];
+                    c.read_exact(&mut back).await.unwrap();
+                    assert_eq!(back, msg);
+                    ok.set(ok.get() + 1);
+                    let _ = may_close.await;
+                }));
+            }
+            while ok.get() < n {
+                wait("echoing").await;
+            }
+            all_echoed.send(()).unwrap();
             for t in tasks {
                 t.await.unwrap();
             }
