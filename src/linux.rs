@@ -74,7 +74,7 @@ pub trait BuilderExt: sealed::Sealed {
     fn io_uring_sqpoll(self, idle: Option<Duration>) -> Builder;
 
     /// How many 16 KiB buffers the io_uring engine registers with the kernel for socket reads (a provided-buffer
-    /// ring, `IORING_REGISTER_PBUF_RING`; 512 by default, i.e. 8 MiB of address space, touched only as used).
+    /// ring, `IORING_REGISTER_PBUF_RING`; 512 by default, i.e. 8 MiB of address space, resident only as used).
     /// A read waiting on a socket pins no buffer; one that completes holds its buffer until the data is read.
     /// When every buffer is held, reads fall back to a buffer of their own (slower, never an error), so more
     /// buffers help many connections with data in flight at once. `count` must be a power of two in

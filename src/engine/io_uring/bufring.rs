@@ -11,14 +11,15 @@
 //!   default), cold in the caches each time. Instead the ring holds only as many buffers as recvs are armed
 //!   (plus [`SLACK`]), so none finds it empty because of this; the others wait in user space, and the one given
 //!   back last (still warm) is published first.
-//! - **Initialised memory.** The buffers and the ring are allocated zeroed, once: the kernel's writes are
-//!   invisible to valgrind's memcheck, which then still sees defined bytes.
+//! - **Initialised memory, resident as used.** The buffers and the ring are anonymous mappings: zero-filled by
+//!   the kernel, page by page, when first touched, so a runtime's 8 MiB of buffers cost only the pages its
+//!   connections use (an allocator's `alloc_zeroed` at page alignment would write every page at once). The
+//!   kernel's writes are invisible to valgrind's memcheck, which sees such mappings as defined bytes.
 //! - **Lifetime.** The memory is freed when the `BufRing` drops, which the driver lets happen only once every
 //!   operation is complete (and the ring unregistered).
 
 #![allow(unsafe_code)]
 
-use std::alloc::{self, Layout};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::ptr::{self, NonNull};
@@ -77,9 +78,10 @@ pub(crate) struct BufRing {
     /// Buffers in the ring: a power of two, at most 32 768 (the kernel's limit).
     count: u16,
     ring: NonNull<RawEntry>,
-    ring_layout: Layout,
     mem: NonNull<u8>,
-    mem_layout: Layout,
+    // The mappings behind `ring` and `mem`, unmapped when the `BufRing` drops (after the pointers' last use).
+    _ring_map: Mapping,
+    _mem_map: Mapping,
     /// Our copy of the tail: entries before it are the kernel's.
     tail: Cell<u16>,
     /// Buffers user space holds (a bit per buffer id).
@@ -98,37 +100,15 @@ impl BufRing {
     /// Registers a ring of `count` buffers (`InvalidInput` unless a power of two in 1..=32768).
     pub(super) fn new(submitter: &Submitter<'_>, count: u16) -> io::Result<BufRing> {
         check_count(count)?;
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let page = usize::try_from(page).ok().filter(|p| p.is_power_of_two()).unwrap_or(4096);
-        let ring_bytes = std::mem::size_of::<RawEntry>() * usize::from(count);
-        let ring_layout = Layout::from_size_align(ring_bytes, page).map_err(io::Error::other)?;
-        let mem_layout = Layout::from_size_align(SIZE * usize::from(count), page).map_err(io::Error::other)?;
-        // SAFETY: both layouts have a non-zero size.
-        let ring = NonNull::new(unsafe { alloc::alloc_zeroed(ring_layout) }.cast::<RawEntry>());
-        // SAFETY: as above.
-        let mem = NonNull::new(unsafe { alloc::alloc_zeroed(mem_layout) });
-        let (ring, mem) = match (ring, mem) {
-            (Some(ring), Some(mem)) => (ring, mem),
-            (ring, mem) => {
-                // SAFETY: each pointer that is not null was allocated just above with its layout.
-                unsafe {
-                    if let Some(r) = ring {
-                        alloc::dealloc(r.as_ptr().cast(), ring_layout);
-                    }
-                    if let Some(m) = mem {
-                        alloc::dealloc(m.as_ptr(), mem_layout);
-                    }
-                }
-                return Err(io::Error::from_raw_os_error(libc::ENOMEM));
-            }
-        };
+        let ring_map = Mapping::new(std::mem::size_of::<RawEntry>() * usize::from(count))?;
+        let mem_map = Mapping::new(SIZE * usize::from(count))?;
+        let (ring, mem) = (ring_map.ptr.cast::<RawEntry>(), mem_map.ptr);
         let bufs = BufRing {
             count,
             ring,
-            ring_layout,
             mem,
-            mem_layout,
+            _ring_map: ring_map,
+            _mem_map: mem_map,
             tail: Cell::new(0),
             held: RefCell::new(vec![0; usize::from(count).div_ceil(64)]),
             held_count: Cell::new(0),
@@ -252,13 +232,37 @@ impl BufRing {
     }
 }
 
-impl Drop for BufRing {
-    fn drop(&mut self) {
-        // SAFETY: both blocks were allocated in `new` with these layouts; the driver drops the ring only when
-        // the kernel no longer uses it (see the module docs).
-        unsafe {
-            alloc::dealloc(self.ring.as_ptr().cast(), self.ring_layout);
-            alloc::dealloc(self.mem.as_ptr(), self.mem_layout);
+/// An anonymous private mapping of `len` bytes (page-aligned, zero-filled on first touch), unmapped on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh anonymous mapping at an address of the kernel's choice: it aliases nothing.
+        let ptr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
         }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `new`, unmapped once, here. The `BufRing` that
+        // owns it drops only when the kernel no longer uses the ring (see the module docs).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
