@@ -187,7 +187,6 @@ pub(crate) mod peer_cred;
 #[cfg(unix)]
 mod readiness;
 mod sockets;
-#[cfg(unix)]
 mod wakers;
 
 #[cfg(unix)]

@@ -1,13 +1,16 @@
 //! What the engines' readiness code shares: [`Wakers`], the tasks waiting for one direction of one descriptor,
-//! and [`ReadyState`], a descriptor's readiness per direction with its waiters.
+//! and (Unix) `ReadyState`, a descriptor's readiness per direction with its waiters.
 
+#[cfg(unix)]
 use std::cell::{Cell, RefCell};
 use std::task::Waker;
 
+#[cfg(unix)]
 use super::Direction;
 
-/// The tasks waiting for one direction. Usually one task (no allocation); several tasks sharing a socket (a UDP
-/// socket in an `Rc`, an `AsyncFd` shared by reference) all get woken and retry their syscall.
+/// The tasks waiting for one direction (or one side of a libuv UDP socket). Usually one task (no allocation);
+/// several tasks sharing a socket (a UDP socket in an `Rc`, an `AsyncFd` shared by reference) all get woken and
+/// retry their syscall.
 #[derive(Default)]
 pub(crate) struct Wakers {
     first: Option<Waker>,
@@ -52,6 +55,7 @@ impl Wakers {
 
 /// What an engine reported for one direction of a descriptor: it became ready, or closed (hang-up, error: the
 /// next syscall says which), which makes it ready for good.
+#[cfg(unix)]
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Report {
     pub(crate) ready: bool,
@@ -65,12 +69,14 @@ pub(crate) struct Report {
 /// A direction is ready from an event until the user clears it (after `WouldBlock`), or for good once it is
 /// closed: no further event comes for a closed direction, and a read that returns data before the end of the
 /// stream must not make the next read wait for one (tokio keeps its closed bits the same way).
+#[cfg(unix)]
 pub(crate) struct ReadyState {
     ready: [Cell<bool>; 2],
     closed: [Cell<bool>; 2],
     waiting: [RefCell<Wakers>; 2],
 }
 
+#[cfg(unix)]
 impl ReadyState {
     /// Both directions ready (`true`: the first operations try their syscalls), or waiting for a first event.
     pub(crate) fn new(ready: bool) -> ReadyState {
