@@ -32,7 +32,8 @@ impl Wakers {
         false
     }
 
-    /// Whether no task waits.
+    /// Whether no task waits (asked by the readiness code, Unix only).
+    #[cfg(unix)]
     pub(crate) fn is_empty(&self) -> bool {
         self.first.is_none()
     }
