@@ -1,17 +1,20 @@
-//! Async TCP tests on loopback: echo, many concurrent tasks, half-close, split halves, cancellation of
-//! reads/writes/accepts/connects mid-flight, errors.
+//! Async TCP tests on loopback: echo over IPv4 and IPv6, names, many concurrent tasks, resets, errors, bounded
+//! writes; and, through `stream_kind_tests!`, every test Unix streams share (large transfers, half-close, split
+//! halves, cancellation of reads/accepts/connects mid-flight, drop with queued writes, std hand-overs).
 use std::cell::Cell;
 use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use uvio::net::{lookup_host, TcpListener, TcpStream};
 use uvio::spawn_local;
 use uvio::time::{sleep, timeout};
 
 mod common;
-use common::{accepted_ahead_by, client_ids, read_all, spawn_echo};
+use common::{read_all, spawn_echo};
+
+stream_kind_tests!(Tcp);
 
 rt_test! {
     async fn echo_round_trip_v4() {
@@ -58,22 +61,6 @@ rt_test! {
         c.read_exact(&mut b).await.unwrap();
         let addrs: Vec<_> = lookup_host(("localhost", 443)).await.unwrap().collect();
         assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 443));
-    }
-}
-
-rt_test! {
-    async fn large_transfer_is_byte_exact() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        spawn_echo(listener);
-        let data: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        let c = TcpStream::connect(addr).await.unwrap();
-        let (mut r, mut w) = c.into_split();
-        let expected = data.clone();
-        let reader = spawn_local(async move { read_all(&mut r).await == expected });
-        w.write_all(&data).await.unwrap();
-        w.close().await.unwrap(); // half-close: the echo server sees EOF and closes its side
-        assert!(reader.await.unwrap(), "echoed bytes differ");
     }
 }
 
@@ -137,33 +124,6 @@ rt_test! {
 }
 
 rt_test! {
-    async fn incoming_stream_yields_connections() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = spawn_local(async move {
-            let mut n = 0;
-            let mut incoming = listener.incoming();
-            while let Some(conn) = incoming.next().await {
-                let mut conn = conn.unwrap();
-                conn.write_all(b"!").await.unwrap();
-                n += 1;
-                if n == 3 {
-                    break;
-                }
-            }
-            n
-        });
-        for _ in 0..3 {
-            let mut c = TcpStream::connect(addr).await.unwrap();
-            let mut b = [0u8; 1];
-            c.read_exact(&mut b).await.unwrap();
-            assert_eq!(&b, b"!");
-        }
-        assert_eq!(server.await.unwrap(), 3);
-    }
-}
-
-rt_test! {
     async fn connect_refused_is_an_error() {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -188,63 +148,6 @@ rt_test! {
         let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let err = TcpListener::bind(a.local_addr().unwrap()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AddrInUse);
-    }
-}
-
-rt_test! {
-    async fn dropped_read_and_accept_futures_leave_things_usable() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        // An accept that times out (dropped mid-flight) and then a real one.
-        assert!(timeout(Duration::from_millis(5), listener.accept()).await.is_err());
-        let client = spawn_local(async move { TcpStream::connect(addr).await.unwrap() });
-        let (mut conn, _) = listener.accept().await.unwrap();
-        let mut client = client.await.unwrap();
-        // A read dropped mid-flight, then data arrives and a new read gets all of it.
-        let mut buf = [0u8; 4];
-        assert!(timeout(Duration::from_millis(5), conn.read(&mut buf)).await.is_err());
-        client.write_all(b"late").await.unwrap();
-        conn.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"late");
-    }
-}
-
-rt_test! {
-    async fn dropped_connect_future_is_cancelled_cleanly() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        for _ in 0..50 {
-            let fut = TcpStream::connect(addr);
-            let mut fut = Box::pin(fut);
-            let _ = futures::poll!(fut.as_mut()); // the connect request is in flight
-            drop(fut);
-        }
-        // Abandoned connections the kernel completed read as closed; a real one still echoes.
-        spawn_echo(listener);
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"still here").await.unwrap();
-        let mut back = [0u8; 10];
-        c.read_exact(&mut back).await.unwrap();
-        assert_eq!(&back, b"still here");
-    }
-}
-
-rt_test! {
-    async fn dropping_a_stream_with_queued_writes_still_delivers_them() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| i as u8).collect();
-        let expected = data.clone();
-        let server = spawn_local(async move {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            sleep(Duration::from_millis(20)).await; // let the client's writes pile up in user space
-            read_all(&mut conn).await == expected
-        });
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        // write_all returns once every byte is accepted (most of it queued in libuv), then we drop at once.
-        c.write_all(&data).await.unwrap();
-        drop(c);
-        assert!(server.await.unwrap(), "bytes accepted by write_all were lost on drop");
     }
 }
 
@@ -278,121 +181,6 @@ rt_test! {
             sleep(Duration::from_millis(1)).await;
         }
         assert!(failed);
-    }
-}
-
-rt_test! {
-    async fn split_halves_work_in_separate_tasks_and_reunite() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        spawn_echo(listener);
-        let c = TcpStream::connect(addr).await.unwrap();
-        let (mut r, mut w) = c.into_split();
-        let writer = spawn_local(async move {
-            for i in 0..100u8 {
-                w.write_all(&[i; 100]).await.unwrap();
-            }
-            w
-        });
-        let mut got = vec![0u8; 100 * 100];
-        r.read_exact(&mut got).await.unwrap();
-        assert!(got.chunks(100).enumerate().all(|(i, c)| c.iter().all(|&b| b == i as u8)));
-        let w = writer.await.unwrap();
-        let s = r.reunite(w).unwrap();
-        assert_eq!(s.peer_addr().unwrap(), addr);
-    }
-}
-
-rt_test! {
-    async fn std_conversions_and_options() {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        let listener = TcpListener::from_std(std_listener).unwrap();
-        spawn_echo(listener);
-        let std_stream = std::net::TcpStream::connect(addr).unwrap();
-        let mut s = TcpStream::from_std(std_stream).unwrap();
-        s.set_nodelay(true).unwrap();
-        s.set_keepalive(Some(Duration::from_secs(30))).unwrap();
-        s.set_keepalive(None).unwrap();
-        s.write_all(b"std").await.unwrap();
-        let mut b = [0u8; 3];
-        s.read_exact(&mut b).await.unwrap();
-        assert_eq!(&b, b"std");
-        assert!(s.local_addr().unwrap().ip().is_loopback());
-    }
-}
-
-rt_test! {
-    fn into_std_hands_over_the_connections_accepted_ahead_and_the_backlog() {
-        const CLIENTS: usize = 5;
-        let rt = common::rt::runtime(ENGINE);
-        let expected_ahead = accepted_ahead_by(&rt, CLIENTS);
-        rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            // An accept that gives up leaves the engine accepting (io_uring's multishot stays armed).
-            assert!(timeout(Duration::from_millis(10), listener.accept()).await.is_err());
-            // Each client connects (the kernel completes the handshake) and says who it is.
-            let clients: Vec<std::net::TcpStream> = (0..CLIENTS as u8)
-                .map(|id| {
-                    let mut c = std::net::TcpStream::connect(addr).unwrap();
-                    std::io::Write::write_all(&mut c, &[id]).unwrap();
-                    c
-                })
-                .collect();
-            sleep(Duration::from_millis(100)).await; // the engine accepts ahead what it will
-            let (std_listener, ahead) = listener.into_std().unwrap();
-            let n = ahead.len();
-            assert!(expected_ahead.contains(&n), "{n} accepted ahead, expected {expected_ahead:?}");
-            // Every client arrives exactly once: first those accepted ahead, then the kernel's backlog.
-            let backlog = (ahead.len()..CLIENTS).map(|_| std_listener.accept().unwrap().0);
-            let ids = client_ids(ahead.into_iter().chain(backlog));
-            assert_eq!(ids, (0..CLIENTS as u8).collect::<Vec<_>>());
-            // A connection made after the hand-over reaches the std listener too.
-            let _late = std::net::TcpStream::connect(addr).unwrap();
-            let (_conn, peer) = std_listener.accept().unwrap();
-            assert!(peer.ip().is_loopback());
-            drop(clients);
-        });
-        rt.close().expect("runtime closes cleanly");
-    }
-}
-
-rt_test! {
-    async fn a_listener_handed_to_std_can_come_back() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (std_listener, ahead) = listener.into_std().unwrap();
-        assert!(ahead.is_empty(), "nobody connected");
-        assert_eq!(std_listener.local_addr().unwrap(), addr);
-        spawn_echo(TcpListener::from_std(std_listener).unwrap());
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"back").await.unwrap();
-        let mut b = [0u8; 4];
-        s.read_exact(&mut b).await.unwrap();
-        assert_eq!(&b, b"back");
-    }
-}
-
-rt_test! {
-    async fn shutdown_makes_the_peer_read_eof_while_reading_continues() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = spawn_local(async move {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            let mut all = Vec::new();
-            conn.read_to_end(&mut all).await.unwrap(); // ends at the client's shutdown
-            conn.write_all(b"bye").await.unwrap();
-            all
-        });
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"request").await.unwrap();
-        c.shutdown().await.unwrap();
-        assert!(c.write_all(b"more").await.is_err(), "writing after shutdown is an error");
-        let mut reply = Vec::new();
-        c.read_to_end(&mut reply).await.unwrap();
-        assert_eq!(reply, b"bye");
-        assert_eq!(server.await.unwrap(), b"request");
     }
 }
 
@@ -450,15 +238,6 @@ rt_test! {
         writer.join().unwrap();
         // 65 536 reads with a budget of 128 per poll: the reader yields at least 512 times.
         assert!(other_ran >= 100, "another task ran only {other_ran} times while {TOTAL} bytes were read");
-    }
-}
-
-rt_test! {
-    async fn a_stream_handed_to_std_keeps_unread_bytes_and_flushes_writes() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        common::check_stream_into_std(client, server, TcpStream::into_std).await;
     }
 }
 

@@ -79,7 +79,9 @@
 //! - libuv: a `uv_poll_t`, armed only for the directions some task waits for (it is level-triggered, so an
 //!   armed idle watcher would fire every iteration), re-armed after each event for what is still awaited.
 //!   epoll: an edge-triggered registration in the runtime's epoll set (the sockets' readiness flags, starting
-//!   clear). io_uring: the epoll engine's code (as UDP; see below for why).
+//!   clear). io_uring: the epoll engine's code (as UDP; see below for why). libuv's and epoll's keep the same
+//!   state, `wakers::ReadyState` (a ready flag, a sticky closed flag and the waiting tasks per direction); they
+//!   differ only in what feeds it.
 //!
 //! ### Adding an engine
 //! 1. A folder `engine/<name>/` with `mod.rs` (the engine's per-runtime state) and one file per role
@@ -89,11 +91,15 @@
 //!    in `Engine::socket_engine` — all in `engine/mod.rs`.
 //! 3. One variant and one match arm per method in each role's dispatch (`AnyStream`, `AnyListener`,
 //!    `AnyDatagram`), all in `engine/sockets.rs`.
-//! 4. For files, if the engine carries any: its arm in each operation of `engine/files.rs`; an operation it
+//! 4. On Unix, its arm in `AnyReadiness::new` (`engine/readiness.rs`, a match on `SocketEngine`): its own
+//!    `Readiness`, or another engine's (io_uring uses epoll's).
+//! 5. For files, if the engine carries any: its arm in each operation of `engine/files.rs`; an operation it
 //!    does not carry falls back to libuv there.
+//! 6. The lists of engines to test on, which the compiler does not check: `engines_to_test` in
+//!    `macro_support.rs` (what `#[uvio::test]` runs on) and `ENGINES`/`rt_test!` in `tests/common/rt.rs`.
 //!
-//! That is two files outside the folder for sockets (`mod.rs` and `sockets.rs`), three with files; `net/` and
-//! `fs/` do not change.
+//! That is three files of `src/` outside the folder for sockets (`mod.rs`, `sockets.rs`, `readiness.rs`), four
+//! with files, plus `macro_support.rs` and the tests' list; `net/` and `fs/` do not change.
 //!
 //! ## Choosing
 //! [`Backend::Auto`] (the default) picks the fastest engine that works here and logs (`log`, target `uvio`) what
@@ -181,7 +187,6 @@ pub(crate) mod peer_cred;
 #[cfg(unix)]
 mod readiness;
 mod sockets;
-#[cfg(unix)]
 mod wakers;
 
 #[cfg(unix)]

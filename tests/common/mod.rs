@@ -19,6 +19,8 @@ pub mod epoll;
 #[cfg(target_os = "linux")]
 pub mod ring;
 pub mod rt;
+pub mod stream_tests;
+pub mod streams;
 pub mod udp;
 
 /// Echoes everything `conn` reads back to it until EOF or an error, then closes it.
@@ -38,23 +40,10 @@ pub async fn echo<S: futures::AsyncRead + futures::AsyncWrite + Unpin>(mut conn:
     let _ = conn.close().await;
 }
 
-/// Echoes every connection `listener` accepts, each on a task of its own, until EOF.
+/// Echoes every connection a TCP `listener` accepts, each on a task of its own, until EOF (any kind of stream:
+/// [`StreamKind::spawn_echo`](streams::StreamKind::spawn_echo)).
 pub fn spawn_echo(listener: uvio::net::TcpListener) {
-    uvio::spawn_local(async move {
-        while let Ok((conn, _)) = listener.accept().await {
-            uvio::spawn_local(echo(conn));
-        }
-    });
-}
-
-/// [`spawn_echo`] for a Unix socket listener.
-#[cfg(unix)]
-pub fn spawn_unix_echo(listener: uvio::net::UnixListener) {
-    uvio::spawn_local(async move {
-        while let Ok((conn, _)) = listener.accept().await {
-            uvio::spawn_local(echo(conn));
-        }
-    });
+    <streams::Tcp as streams::StreamKind>::spawn_echo(listener)
 }
 
 /// Reads to end-of-stream in 64 KiB chunks (`read_to_end` zero-fills its buffer a byte at a time, which is
@@ -243,39 +232,4 @@ pub fn in_child(name: &str) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     false
-}
-
-/// The hand-over of a connected stream to std (`into_std`), for TCP and Unix sockets alike: `server` has read
-/// part of what `client` sent and queued writes of its own; `into_std` gives back the blocking std stream and
-/// the bytes the engine had already taken in. Checked: every byte `client` sent arrives once, in order (the
-/// unread ones, then the std stream's), and `client` gets what was queued before the hand-over and then what
-/// std writes.
-pub async fn check_stream_into_std<S, Std, Fut>(mut client: S, mut server: S, into_std: impl FnOnce(S) -> Fut)
-where
-    S: futures::AsyncRead + futures::AsyncWrite + Unpin,
-    Std: std::io::Read + std::io::Write,
-    Fut: std::future::Future<Output = std::io::Result<(Std, Vec<u8>)>>,
-{
-    use futures::{AsyncReadExt, AsyncWriteExt};
-    client.write_all(b"hello world").await.unwrap();
-    client.flush().await.unwrap();
-    let mut first = [0u8; 5];
-    server.read_exact(&mut first).await.unwrap();
-    assert_eq!(&first, b"hello");
-    uvio::time::sleep(std::time::Duration::from_millis(20)).await; // the rest arrives, and the engine may take it in
-                                                                   // Bytes written through uvio just before the hand-over still reach the peer.
-    server.write_all(&[b'x'; 4_000]).await.unwrap();
-    let (mut std_server, unread) = into_std(server).await.unwrap();
-    client.write_all(b" and more").await.unwrap();
-    client.close().await.unwrap();
-    let mut rest = Vec::new();
-    std_server.read_to_end(&mut rest).unwrap(); // blocking mode
-    assert_eq!([unread, rest].concat(), b" world and more", "every byte once, in order");
-    std_server.write_all(b"!").unwrap();
-    drop(std_server);
-    let mut echoed = Vec::new();
-    client.read_to_end(&mut echoed).await.unwrap();
-    assert_eq!(echoed.len(), 4_001);
-    assert!(echoed[..4_000].iter().all(|&b| b == b'x'));
-    assert_eq!(echoed[4_000], b'!');
 }

@@ -7,7 +7,8 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::{retry, Dir, Reactor, Registration};
+use super::{retry, Reactor, Registration};
+use crate::engine::Direction;
 use crate::error::Error;
 use crate::uv::Membership;
 
@@ -79,7 +80,7 @@ impl Datagram {
     /// Receives one datagram into `buf` (truncated to its length, the rest discarded), with its sender; waits
     /// for readability when none is queued in the kernel.
     pub(crate) fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
-        self.reg.poll_io(cx, Dir::Read, || self.sock.recv_from(buf))
+        self.reg.poll_io(cx, Direction::Read, || self.sock.recv_from(buf))
     }
 
     /// Receives one datagram now, or `WouldBlock`.
@@ -96,7 +97,7 @@ impl Datagram {
         target: Option<SocketAddr>,
     ) -> Poll<io::Result<usize>> {
         self.check_target(target)?;
-        self.reg.poll_io(cx, Dir::Write, || self.send_now(buf, target))
+        self.reg.poll_io(cx, Direction::Write, || self.send_now(buf, target))
     }
 
     /// Joins or leaves a multicast group, reading `interface` as libuv does (see [`membership`]).

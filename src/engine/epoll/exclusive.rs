@@ -24,6 +24,7 @@ use std::os::unix::net::UnixDatagram;
 use std::rc::{Rc, Weak};
 
 use super::Reactor;
+use crate::engine::wakers::Report;
 use crate::uv::{self, PollEvents};
 
 /// The reactor's door into libuv's epoll set for shared listeners.
@@ -131,7 +132,7 @@ impl Reactor {
         for key in ex.take_fired() {
             let state = self.sources.borrow().get(key).cloned();
             if let Some(state) = state {
-                state.ready(self, true, false);
+                self.report(&state, Report { ready: true, closed: false }, Report::default());
             }
         }
     }

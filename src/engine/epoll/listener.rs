@@ -8,7 +8,8 @@ use std::task::{Context, Poll};
 
 use socket2::{SockAddr, Socket, Type};
 
-use super::{Dir, Reactor, Registration, Stream};
+use super::{Reactor, Registration, Stream};
+use crate::engine::Direction;
 
 /// A non-blocking listening socket in the runtime's epoll set.
 pub(crate) struct Listener {
@@ -71,8 +72,8 @@ impl Listener {
     pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Stream, SockAddr)>> {
         loop {
             // A wake-up since the task last waited: the syscall below is its accept.
-            let woken = self.waited.get() && self.reg.state.may_be_ready(Dir::Read);
-            let Poll::Ready(res) = self.reg.poll_io(cx, Dir::Read, || self.sock.accept()) else {
+            let woken = self.waited.get() && self.reg.state.may_be_ready(Direction::Read);
+            let Poll::Ready(res) = self.reg.poll_io(cx, Direction::Read, || self.sock.accept()) else {
                 if woken {
                     self.empty_wakeups.set(self.empty_wakeups.get() + 1);
                 }

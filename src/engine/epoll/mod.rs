@@ -28,7 +28,8 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::wakers::Wakers;
+use super::wakers::{ReadyState, Report, Wakers};
+use super::Direction;
 use crate::uv::{self, PollEvents};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
@@ -55,7 +56,7 @@ pub(crate) struct Reactor {
     watcher: uv::Poll,
     poll: RefCell<mio::Poll>,
     events: RefCell<Events>,
-    sources: RefCell<Slab<Rc<IoState>>>,
+    sources: RefCell<Slab<Rc<ReadyState>>>,
     /// How many (socket, direction) pairs have a task waiting: the watcher keeps the loop alive only then, as a
     /// libuv stream does only while it reads or writes.
     waiting: Cell<usize>,
@@ -98,7 +99,7 @@ impl Reactor {
     }
 
     /// Adds `fd` to the set (edge-triggered, readable and writable); the returned key removes it.
-    fn register(&self, fd: RawFd, state: Rc<IoState>) -> io::Result<usize> {
+    fn register(&self, fd: RawFd, state: Rc<ReadyState>) -> io::Result<usize> {
         let key = self.sources.borrow_mut().insert(state);
         let res = self.poll.borrow().registry().register(
             &mut SourceFd(&fd),
@@ -123,10 +124,9 @@ impl Reactor {
         }
         let state = self.sources.borrow_mut().try_remove(key);
         if let Some(state) = state {
-            let readers = state.readers.borrow_mut().take();
-            let writers = state.writers.borrow_mut().take();
-            self.waiters_gone(&readers);
-            self.waiters_gone(&writers);
+            for d in [Direction::Read, Direction::Write] {
+                self.waiters_gone(&state.take_waiters(d));
+            }
         }
     }
 
@@ -141,6 +141,17 @@ impl Reactor {
     fn waiters_gone(&self, taken: &Wakers) {
         if !taken.is_empty() && self.waiting.replace(self.waiting.get() - 1) == 1 {
             uv::Handle::unref(&self.watcher);
+        }
+    }
+
+    /// An event for the socket of `state`: marks what it reports and wakes who waits for it.
+    fn report(&self, state: &ReadyState, read: Report, write: Report) {
+        let woken = state.report(read, write);
+        for taken in &woken {
+            self.waiters_gone(taken);
+        }
+        for w in woken {
+            w.wake();
         }
     }
 
@@ -163,16 +174,10 @@ impl Reactor {
                 // socket try a syscall that says EAGAIN.
                 if let Some(state) = state {
                     let err = ev.is_error();
-                    if ev.is_read_closed() || err {
-                        state.read_closed.set(true);
-                    }
-                    if ev.is_write_closed() || err {
-                        state.write_closed.set(true);
-                    }
-                    state.ready(
-                        self,
-                        ev.is_readable() || ev.is_read_closed() || err,
-                        ev.is_writable() || ev.is_write_closed() || err,
+                    self.report(
+                        &state,
+                        Report { ready: ev.is_readable(), closed: ev.is_read_closed() || err },
+                        Report { ready: ev.is_writable(), closed: ev.is_write_closed() || err },
                     );
                 }
             }
@@ -183,105 +188,32 @@ impl Reactor {
     }
 }
 
-/// One socket's readiness as the epoll set last reported it, and who waits for it.
-struct IoState {
-    /// No `EAGAIN` seen since the last readable edge (true at first: the first read tries the syscall).
-    readable: Cell<bool>,
-    writable: Cell<bool>,
-    /// The peer's end-of-stream or a socket error was reported: sticky, because no further edge will come, and
-    /// a read that returns data before the end-of-stream must not make the next read wait for one (tokio keeps
-    /// its closed bits the same way).
-    read_closed: Cell<bool>,
-    write_closed: Cell<bool>,
-    readers: RefCell<Wakers>,
-    writers: RefCell<Wakers>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    Read,
-    Write,
-}
-
-impl IoState {
-    /// A socket's state: both directions may be ready (its first operations try their syscalls).
-    fn new() -> Rc<IoState> {
-        IoState::with_flags(true)
-    }
-
-    /// `ready`: whether both directions start as maybe ready (else they wait for the first edges, which the
-    /// registration reports at once for what is ready then).
-    fn with_flags(ready: bool) -> Rc<IoState> {
-        Rc::new(IoState {
-            readable: Cell::new(ready),
-            writable: Cell::new(ready),
-            read_closed: Cell::new(false),
-            write_closed: Cell::new(false),
-            readers: RefCell::default(),
-            writers: RefCell::default(),
-        })
-    }
-
-    fn flag(&self, dir: Dir) -> &Cell<bool> {
-        match dir {
-            Dir::Read => &self.readable,
-            Dir::Write => &self.writable,
-        }
-    }
-
-    /// Whether an operation in `dir` should try its syscall (it may be ready, or the direction is closed).
-    fn may_be_ready(&self, dir: Dir) -> bool {
-        match dir {
-            Dir::Read => self.readable.get() || self.read_closed.get(),
-            Dir::Write => self.writable.get() || self.write_closed.get(),
-        }
-    }
-
-    fn waiting(&self, dir: Dir) -> &RefCell<Wakers> {
-        match dir {
-            Dir::Read => &self.readers,
-            Dir::Write => &self.writers,
-        }
-    }
-
-    /// An edge: marks the directions ready and wakes their waiters.
-    fn ready(&self, reactor: &Reactor, readable: bool, writable: bool) {
-        let mut woken = [None, None];
-        for (dir, yes) in [(Dir::Read, readable), (Dir::Write, writable)] {
-            if yes {
-                self.flag(dir).set(true);
-                let taken = self.waiting(dir).borrow_mut().take();
-                reactor.waiters_gone(&taken);
-                woken[dir as usize] = Some(taken);
-            }
-        }
-        for w in woken.into_iter().flatten() {
-            w.wake();
-        }
-    }
-
-    /// Stores the task's waker for `dir`'s next edge.
-    fn register(&self, reactor: &Reactor, cx: &Context<'_>, dir: Dir) {
-        if self.waiting(dir).borrow_mut().register(cx.waker()) {
-            reactor.waiter_added();
-        }
-    }
-}
-
 impl Registration {
+    /// Stores the task's waker for `dir`'s next edge.
+    fn wait_for_edge(&self, cx: &Context<'_>, dir: Direction) {
+        if self.state.add_waiter(dir, cx.waker()) {
+            self.reactor.waiter_added();
+        }
+    }
+
     /// Marks `dir` not ready and waits for its next edge.
-    fn wait(&self, cx: &Context<'_>, dir: Dir) {
-        self.state.flag(dir).set(false);
-        self.state.register(&self.reactor, cx, dir);
+    fn wait(&self, cx: &Context<'_>, dir: Direction) {
+        self.state.clear(dir);
+        self.wait_for_edge(cx, dir);
     }
 
     /// Runs `op` (retrying while interrupted) unless `dir` is known not ready; `WouldBlock` waits for its edge.
-    fn poll_io<R>(&self, cx: &Context<'_>, dir: Dir, mut op: impl FnMut() -> io::Result<R>) -> Poll<io::Result<R>> {
+    fn poll_io<R>(
+        &self,
+        cx: &Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
         if self.reactor.gone.get() {
             return Poll::Ready(Err(crate::error::runtime_gone()));
         }
         if !self.state.may_be_ready(dir) {
-            self.state.register(&self.reactor, cx, dir);
+            self.wait_for_edge(cx, dir);
             return Poll::Pending;
         }
         loop {
@@ -301,7 +233,9 @@ impl Registration {
 /// owner guarantees by declaring this field before the socket.
 struct Registration {
     reactor: Rc<Reactor>,
-    state: Rc<IoState>,
+    /// Readiness as the set last reported it (both directions start ready: the first operations try their
+    /// syscalls), and who waits for it.
+    state: Rc<ReadyState>,
     key: usize,
     fd: RawFd,
     /// A shared listener: watched through libuv's epoll set while armed, never in the reactor's.
@@ -310,10 +244,10 @@ struct Registration {
 
 impl Registration {
     fn new(reactor: &Rc<Reactor>, fd: RawFd) -> io::Result<Registration> {
-        Registration::with_state(reactor, fd, IoState::new())
+        Registration::with_state(reactor, fd, Rc::new(ReadyState::new(true)))
     }
 
-    fn with_state(reactor: &Rc<Reactor>, fd: RawFd, state: Rc<IoState>) -> io::Result<Registration> {
+    fn with_state(reactor: &Rc<Reactor>, fd: RawFd, state: Rc<ReadyState>) -> io::Result<Registration> {
         let key = reactor.register(fd, state.clone())?;
         Ok(Registration { reactor: reactor.clone(), state, key, fd, exclusive: None })
     }
@@ -322,7 +256,7 @@ impl Registration {
     /// libuv's, woken exclusively, while a task waits to accept.
     fn new_exclusive(reactor: &Rc<Reactor>, lp: &uv::Loop, fd: RawFd) -> io::Result<Registration> {
         let exclusive = reactor.exclusive(lp)?;
-        let state = IoState::new();
+        let state = Rc::new(ReadyState::new(true));
         let key = reactor.sources.borrow_mut().insert(state.clone());
         Ok(Registration { reactor: reactor.clone(), state, key, fd, exclusive: Some(exclusive) })
     }

@@ -5,7 +5,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::{Dir, IoState, Reactor, Registration};
+use super::{Reactor, Registration};
+use crate::engine::wakers::ReadyState;
 use crate::engine::Direction;
 
 /// A descriptor's readiness from the runtime's epoll set: set by an edge, kept until the user clears it.
@@ -19,19 +20,15 @@ pub(crate) struct Readiness {
     _fd: OwnedFd,
 }
 
-fn dir(d: Direction) -> Dir {
-    match d {
-        Direction::Read => Dir::Read,
-        Direction::Write => Dir::Write,
-    }
-}
-
 impl Readiness {
     /// Watches (a duplicate of) `fd` on `reactor`; nothing is ready until the set reports it (at once for what
     /// is ready now: an edge-triggered registration reports the current state).
     pub(crate) fn new(reactor: &Rc<Reactor>, fd: BorrowedFd<'_>) -> io::Result<Readiness> {
         let fd = fd.try_clone_to_owned()?;
-        Ok(Readiness { reg: Registration::with_state(reactor, fd.as_raw_fd(), IoState::with_flags(false))?, _fd: fd })
+        Ok(Readiness {
+            reg: Registration::with_state(reactor, fd.as_raw_fd(), Rc::new(ReadyState::new(false)))?,
+            _fd: fd,
+        })
     }
 
     /// Ready when the direction's last edge was not cleared, or it is closed (hang-up, error: sticky, since no
@@ -40,16 +37,16 @@ impl Readiness {
         if self.reg.reactor.gone.get() {
             return Poll::Ready(Err(crate::error::runtime_gone()));
         }
-        if self.reg.state.may_be_ready(dir(d)) {
+        if self.reg.state.may_be_ready(d) {
             return Poll::Ready(Ok(()));
         }
-        self.reg.state.register(&self.reg.reactor, cx, dir(d));
+        self.reg.wait_for_edge(cx, d);
         Poll::Pending
     }
 
     /// Forgets the direction's readiness (the user saw `WouldBlock`). An edge that arrives later sets it again:
     /// everything runs on the loop's thread, so none can slip between the user's syscall and this.
     pub(crate) fn clear(&self, d: Direction) {
-        self.reg.state.flag(dir(d)).set(false);
+        self.reg.state.clear(d);
     }
 }

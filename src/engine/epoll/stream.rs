@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 
 use socket2::{SockAddr, Socket, Type};
 
-use super::{Dir, Reactor, Registration};
+use super::{Reactor, Registration};
+use crate::engine::Direction;
 
 #[cfg(feature = "tokio-io")]
 /// Bytes the tokio read path reads at most per call (through a per-thread scratch buffer, see
@@ -47,11 +48,11 @@ impl Stream {
         if out.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let n = std::task::ready!(self.reg.poll_io(cx, Dir::Read, || (&self.sock).read(out)))?;
+        let n = std::task::ready!(self.reg.poll_io(cx, Direction::Read, || (&self.sock).read(out)))?;
         if n > 0 && n < out.len() {
             // A short read drained the socket: the next byte to arrive makes an edge, so wait for it without
             // an EAGAIN syscall. (Not on end-of-stream, which makes no further edge.)
-            self.reg.state.readable.set(false);
+            self.reg.state.clear(Direction::Read);
         }
         Poll::Ready(Ok(n))
     }
@@ -64,7 +65,7 @@ impl Stream {
         }
         // No `readable.set(false)` on a short count, unlike `poll_read`: the bytes stay queued, so no edge
         // would come for them.
-        self.reg.poll_io(cx, Dir::Read, || {
+        self.reg.poll_io(cx, Direction::Read, || {
             // SAFETY: `out` is a valid, writable slice of `out.len()` bytes for the duration of the call, and
             // the fd is open (owned by `self.sock`, which outlives the call).
             let n = unsafe {
@@ -106,7 +107,7 @@ impl Stream {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        self.reg.poll_io(cx, Dir::Write, || self.sock.send_with_flags(data, libc::MSG_NOSIGNAL))
+        self.reg.poll_io(cx, Direction::Write, || self.sock.send_with_flags(data, libc::MSG_NOSIGNAL))
     }
 
     /// Nothing to flush: written bytes are already the kernel's.
@@ -154,7 +155,7 @@ impl Stream {
         match self.sock.peer_addr() {
             Ok(_) => Poll::Ready(Ok(())),
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                self.reg.wait(cx, Dir::Write);
+                self.reg.wait(cx, Direction::Write);
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e)),

@@ -4,14 +4,14 @@
 #![allow(unsafe_code)] // one call: uv::Poll::new on the duplicate this type owns
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
 use super::Lingering;
-use crate::engine::wakers::Wakers;
+use crate::engine::wakers::{ReadyState, Report};
 use crate::engine::Direction;
 use crate::uv::{self, PollEvents};
 
@@ -32,41 +32,21 @@ pub(crate) struct Readiness {
     _fd: OwnedFd,
 }
 
-#[derive(Default)]
+/// The readiness flags and waiters, and what the watcher is armed for.
 struct State {
-    readable: Cell<bool>,
-    writable: Cell<bool>,
-    /// Hang-up or an error on the descriptor: sticky, since it stays so (the next syscall reports it).
-    read_closed: Cell<bool>,
-    write_closed: Cell<bool>,
-    readers: RefCell<Wakers>,
-    writers: RefCell<Wakers>,
+    ready: ReadyState,
     /// The events the watcher is started for (empty: stopped).
     armed: Cell<PollEvents>,
 }
 
 impl State {
-    fn ready(&self, d: Direction) -> bool {
-        match d {
-            Direction::Read => self.readable.get() || self.read_closed.get(),
-            Direction::Write => self.writable.get() || self.write_closed.get(),
-        }
-    }
-
-    fn waiting(&self, d: Direction) -> &RefCell<Wakers> {
-        match d {
-            Direction::Read => &self.readers,
-            Direction::Write => &self.writers,
-        }
-    }
-
     /// The events to watch: the directions some task waits for.
     fn wanted(&self) -> PollEvents {
         let mut events = PollEvents::EMPTY;
-        if !self.readers.borrow().is_empty() {
+        if self.ready.has_waiters(Direction::Read) {
             events |= PollEvents::READABLE | PollEvents::DISCONNECT;
         }
-        if !self.writers.borrow().is_empty() {
+        if self.ready.has_waiters(Direction::Write) {
             events |= PollEvents::WRITABLE;
         }
         events
@@ -89,27 +69,14 @@ impl State {
     /// The watcher's callback: marks what is ready, wakes who waits for it, re-arms for the rest.
     fn on_event(&self, poll: &uv::Poll, res: crate::Result<PollEvents>) {
         let (read, write) = match res {
-            Ok(ev) => {
-                if ev.contains(PollEvents::DISCONNECT) {
-                    self.read_closed.set(true);
-                }
-                (ev.contains(PollEvents::READABLE), ev.contains(PollEvents::WRITABLE))
-            }
+            Ok(ev) => (
+                Report { ready: ev.contains(PollEvents::READABLE), closed: ev.contains(PollEvents::DISCONNECT) },
+                Report { ready: ev.contains(PollEvents::WRITABLE), closed: false },
+            ),
             // The descriptor is in error: the next syscalls say which. No more events come from the watcher.
-            Err(_) => {
-                self.read_closed.set(true);
-                self.write_closed.set(true);
-                (true, true)
-            }
+            Err(_) => (Report { ready: true, closed: true }, Report { ready: true, closed: true }),
         };
-        self.readable.set(self.readable.get() || read);
-        self.writable.set(self.writable.get() || write);
-        let mut woken = Vec::with_capacity(2);
-        for d in [Direction::Read, Direction::Write] {
-            if self.ready(d) {
-                woken.push(self.waiting(d).borrow_mut().take());
-            }
-        }
+        let woken = self.ready.report(read, write);
         // Stopping cannot fail, nor can restarting an open watcher with known events: nothing to handle.
         let _ = self.arm(poll);
         for w in woken {
@@ -125,7 +92,7 @@ impl Readiness {
         // SAFETY: `fd` is owned by the Readiness this watcher goes into, whose field order drops (closes) the
         // watcher before the descriptor.
         let poll = unsafe { uv::Poll::new(lp, fd.as_raw_fd())? };
-        let state = Rc::new(State::default());
+        let state = Rc::new(State { ready: ReadyState::new(false), armed: Cell::new(PollEvents::EMPTY) });
         let weak = Rc::downgrade(&state);
         // Started with no events: this only gives the watcher its callback (it stays stopped).
         poll.start(PollEvents::EMPTY, move |p, res| {
@@ -142,12 +109,12 @@ impl Readiness {
         if Lingering::is_gone(&self.lingering) {
             return Poll::Ready(Err(crate::error::runtime_gone()));
         }
-        if self.state.ready(d) {
+        if self.state.ready.may_be_ready(d) {
             return Poll::Ready(Ok(()));
         }
-        self.state.waiting(d).borrow_mut().register(cx.waker());
+        self.state.ready.add_waiter(d, cx.waker());
         if let Err(e) = self.state.arm(&self.poll) {
-            self.state.waiting(d).borrow_mut().take();
+            self.state.ready.take_waiters(d);
             return Poll::Ready(Err(e));
         }
         Poll::Pending
@@ -156,9 +123,6 @@ impl Readiness {
     /// Forgets the direction's readiness (the user saw `WouldBlock`); the next wait arms the level-triggered
     /// watcher, which reports the descriptor's state then, so no readiness can be lost in between.
     pub(crate) fn clear(&self, d: Direction) {
-        match d {
-            Direction::Read => self.state.readable.set(false),
-            Direction::Write => self.state.writable.set(false),
-        }
+        self.state.ready.clear(d);
     }
 }

@@ -18,9 +18,10 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use super::Lingering;
+use crate::engine::wakers::Wakers;
 use crate::error::Error;
 use crate::reply::{reply, Reply};
 use crate::uv::{self, RecvFlags, UdpBindFlags};
@@ -68,24 +69,6 @@ struct SendState {
     /// The error of a send queued by `poll_send`, for the next send.
     err: Option<Error>,
     wakers: Wakers,
-}
-
-/// The tasks waiting on one side of the socket (several tasks may share a socket through an `Rc`).
-#[derive(Default)]
-struct Wakers(Vec<Waker>);
-
-impl Wakers {
-    fn register(&mut self, cx: &Context<'_>) {
-        if !self.0.iter().any(|w| w.will_wake(cx.waker())) {
-            self.0.push(cx.waker().clone());
-        }
-    }
-
-    fn wake_all(&mut self) {
-        for w in self.0.drain(..) {
-            w.wake();
-        }
-    }
 }
 
 /// What a send did: went out at once, or was queued (with the reply of its completion, if asked for).
@@ -206,7 +189,7 @@ impl Datagram {
             rx.receiving = false;
             let _ = udp.recv_stop();
         }
-        rx.wakers.wake_all();
+        rx.wakers.take().wake();
     }
 
     /// The next queued datagram; else registers `cx` (if any) and makes sure receiving runs.
@@ -238,7 +221,7 @@ impl Datagram {
             return Poll::Ready(out);
         }
         if let Some(cx) = cx {
-            rx.wakers.register(cx);
+            rx.wakers.register(cx.waker());
         }
         let start = !rx.receiving;
         drop(rx);
@@ -277,7 +260,7 @@ impl Datagram {
         if tx.count == 0 {
             return Poll::Ready(());
         }
-        tx.wakers.register(cx);
+        tx.wakers.register(cx.waker());
         Poll::Pending
     }
 
@@ -308,7 +291,7 @@ impl Datagram {
             return Poll::Ready(Err(e.into()));
         }
         if tx.bytes >= SEND_HIGH {
-            tx.wakers.register(cx);
+            tx.wakers.register(cx.waker());
             return Poll::Pending;
         }
         if tx.count == 0 {
@@ -350,7 +333,7 @@ impl Datagram {
         if let (Err(e), true) = (res, keep_err) {
             tx.err.get_or_insert(e);
         }
-        tx.wakers.wake_all();
+        tx.wakers.take().wake();
         let idle = tx.count == 0;
         drop(tx);
         if idle {
