@@ -146,6 +146,8 @@ rt_test! {
 }
 
 rt_test! {
+    // On Windows (run under Wine) the libuv request path hangs here: a known bug, cause not yet found.
+    #[cfg_attr(windows, ignore = "hangs on Windows: a libuv fs request in flight as its runtime drops")]
     fn a_call_outliving_its_runtime_fails() {
         let dir = TempDir::new("paths-outlive");
         let rt = common::rt::runtime(ENGINE);
